@@ -1,0 +1,41 @@
+# The two commands: `make run` and `make test`. Both set up what a fresh
+# machine lacks first, and are safe to run again.
+
+CARGO ?= cargo
+GUEST_TARGET := wasm32-wasip2
+# Every guest crate of the workspace (commands, and the hostile test guest).
+GUESTS := $(shell sed -n 's/^name = "\(sandbot-guest-[a-z_-]*\)"/\1/p' guests/*/Cargo.toml tests/guests/*/Cargo.toml)
+
+.PHONY: run test build setup guests runtime bench lint clean
+
+## Sets up, builds, and starts the bot (the local console without DISCORD_TOKEN).
+run: build
+	./target/release/sandbot run
+
+## Sets up, builds, and runs every test.
+test: build
+	$(CARGO) test --release --workspace --exclude sandbot-sdk $(addprefix --exclude ,$(GUESTS))
+	$(CARGO) test --release -p sandbot-sdk --lib --target $(shell rustc -vV | sed -n 's/host: //p')
+
+## Sets up and builds: target/release/sandbot and the guests where config/sandbot.toml points.
+build: setup guests runtime
+
+setup:
+	@./scripts/setup.sh
+
+guests:
+	$(CARGO) build --profile guest --target $(GUEST_TARGET) $(addprefix -p ,$(GUESTS))
+
+runtime:
+	$(CARGO) build --release -p sandbot
+
+bench: build
+	$(CARGO) bench -p sandbot
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --all-targets -p sandbot -- -D warnings
+	$(CARGO) clippy --profile guest --target $(GUEST_TARGET) $(addprefix -p ,$(GUESTS)) -p sandbot-sdk -- -D warnings
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,327 @@
+//! The resolved configuration: every value checked, defaults filled in,
+//! grants compiled and granted folders opened as capability handles.
+//!
+//! Relative paths in `sandbot.toml` are relative to the file itself, so the
+//! bot behaves the same whatever directory it is started from. A bad value
+//! is reported with the file, the key and the reason, and the bot does not
+//! start.
+
+mod grants;
+mod raw;
+
+use std::collections::{BTreeMap, HashSet};
+use std::num::NonZeroU32;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use grants::{Grants, HostFn, UnknownGrant};
+use raw::{RawConfig, RawLimits};
+
+use crate::services::files::Root;
+
+/// Commands that touch the bot's data: operators only unless the config
+/// says otherwise (SPEC: "Who may run what").
+const OPERATORS_ONLY_BY_DEFAULT: &[&str] = &["train", "archive", "select_dataset", "getfile"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read it: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("{path}: `{key}`: {reason}")]
+    Invalid { path: PathBuf, key: String, reason: String },
+}
+
+/// Per-invocation limits of one command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Linear memory a guest may grow to.
+    pub memory_bytes: usize,
+    /// Wall-clock time for one invocation, host calls included.
+    pub deadline: Duration,
+    /// Bytes a guest may pass to the host in one call.
+    pub hostcall_bytes: usize,
+    /// Messages one invocation may send (after splitting long texts).
+    pub messages: u32,
+    /// Size of one file sent, read or downloaded.
+    pub file_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 64 << 20,
+            deadline: Duration::from_secs(5),
+            hostcall_bytes: 16 << 20,
+            messages: 10,
+            file_bytes: 8 << 20,
+        }
+    }
+}
+
+/// One command as the operator configured it.
+#[derive(Debug, Clone)]
+pub struct CommandConfig {
+    pub name: String,
+    pub wasm: PathBuf,
+    pub grants: Grants,
+    /// The roots `files.*` may read.
+    pub read: Vec<String>,
+    pub operators_only: bool,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Operators {
+    pub users: HashSet<String>,
+    pub roles: HashSet<String>,
+}
+
+impl Operators {
+    pub fn includes(&self, user_id: &str, roles: &[String]) -> bool {
+        self.users.contains(user_id) || roles.iter().any(|r| self.roles.contains(r))
+    }
+}
+
+/// At most `messages` per `per`, per user; operators are exempt.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    pub messages: NonZeroU32,
+    pub per: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from, for messages.
+    pub path: PathBuf,
+    pub prefix: String,
+    pub data_dir: PathBuf,
+    pub guests_dir: PathBuf,
+    /// The command that answers messages that are not commands.
+    pub default_handler: Option<String>,
+    pub ignore_bots: bool,
+    pub operators: Operators,
+    pub rate_limit: Option<RateLimit>,
+    /// Instances that may run at once; the size of the instance pool.
+    pub max_concurrency: u32,
+    pub roots: BTreeMap<String, Arc<Root>>,
+    pub commands: BTreeMap<String, CommandConfig>,
+}
+
+impl Config {
+    /// Reads, parses and checks a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Config::from_toml(path, &text)
+    }
+
+    /// Parses and checks `text` as if read from `path`.
+    pub fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(e) })?;
+        Resolver { path, base: path.parent().unwrap_or(Path::new(".")) }.resolve(raw)
+    }
+
+    /// The largest memory limit of any command: the pool's slot size.
+    pub fn max_memory_bytes(&self) -> usize {
+        self.commands.values().map(|c| c.limits.memory_bytes).max().unwrap_or(Limits::default().memory_bytes)
+    }
+}
+
+struct Resolver<'a> {
+    path: &'a Path,
+    base: &'a Path,
+}
+
+impl Resolver<'_> {
+    fn invalid(&self, key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid { path: self.path.to_path_buf(), key: key.into(), reason: reason.into() }
+    }
+
+    /// `p` made absolute against the config's folder, with `.` and `..`
+    /// resolved lexically so paths in logs and effects read well.
+    fn relative(&self, p: &Path) -> PathBuf {
+        let joined = std::path::absolute(self.base.join(p)).unwrap_or_else(|_| self.base.join(p));
+        let mut clean = PathBuf::new();
+        for part in joined.components() {
+            match part {
+                Component::CurDir => {}
+                Component::ParentDir => {
+                    clean.pop();
+                }
+                other => clean.push(other),
+            }
+        }
+        clean
+    }
+
+    fn resolve(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let prefix = raw.prefix.unwrap_or_else(|| "!".to_string());
+        if prefix.is_empty() || prefix.chars().any(char::is_whitespace) {
+            return Err(self.invalid("prefix", "must be non-empty and contain no spaces"));
+        }
+        let data_dir = self.relative(&raw.data_dir.unwrap_or_else(|| "data".into()));
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|e| self.invalid("data_dir", format!("cannot create {}: {e}", data_dir.display())))?;
+
+        let guests_dir = self.relative(&raw.guests_dir.unwrap_or_else(|| "guests".into()));
+        let defaults = self.limits("limits", &raw.limits, &Limits::default())?;
+
+        let mut roots = BTreeMap::new();
+        for (name, path) in &raw.roots {
+            let path = self.relative(path);
+            if !path.exists() && path.starts_with(&data_dir) {
+                // Folders inside the data area are the bot's own: make them.
+                std::fs::create_dir_all(&path)
+                    .map_err(|e| self.invalid(format!("roots.{name}"), format!("cannot create {}: {e}", path.display())))?;
+            }
+            let root = Root::open(&path)
+                .map_err(|e| self.invalid(format!("roots.{name}"), format!("cannot open {}: {e}", path.display())))?;
+            roots.insert(name.clone(), Arc::new(root));
+        }
+
+        let mut commands = BTreeMap::new();
+        for (name, raw_cmd) in raw.commands {
+            let key = format!("commands.{name}");
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                return Err(self.invalid(key, "a command name is letters, digits, `_` and `-` only"));
+            }
+            // Whether the file exists and fits the world is checked when the
+            // registry loads it, so `sandbot export` works without guests.
+            let wasm = guests_dir.join(&raw_cmd.wasm);
+            let grants = Grants::parse(&raw_cmd.grants).map_err(|UnknownGrant(g)| {
+                self.invalid(format!("{key}.grants"), format!("unknown grant `{g}`; known: {}", Grants::known_names()))
+            })?;
+            for root in &raw_cmd.read {
+                if !roots.contains_key(root) {
+                    return Err(self.invalid(format!("{key}.read"), format!("no root `{root}` in [roots]")));
+                }
+            }
+            let limits = self.limits(&format!("{key}.limits"), &raw_cmd.limits, &defaults)?;
+            let operators_only = raw_cmd.operators_only.unwrap_or(OPERATORS_ONLY_BY_DEFAULT.contains(&name.as_str()));
+            commands.insert(
+                name.clone(),
+                CommandConfig { name, wasm, grants, read: raw_cmd.read, operators_only, limits },
+            );
+        }
+
+        if let Some(handler) = &raw.default_handler {
+            if !commands.contains_key(handler) {
+                return Err(self.invalid("default_handler", format!("no command `{handler}` in [commands]")));
+            }
+        }
+
+        let rate_limit = match (raw.rate_limit.messages, raw.rate_limit.per_seconds) {
+            (Some(0), _) => None,
+            (messages, per) => {
+                let per = per.unwrap_or(10);
+                if per == 0 {
+                    return Err(self.invalid("rate_limit.per_seconds", "must be at least 1"));
+                }
+                NonZeroU32::new(messages.unwrap_or(5)).map(|messages| RateLimit { messages, per: Duration::from_secs(per) })
+            }
+        };
+
+        let max_concurrency = raw.sandbox.max_concurrency.unwrap_or(32);
+        if !(1..=1000).contains(&max_concurrency) {
+            return Err(self.invalid("sandbox.max_concurrency", "must be between 1 and 1000"));
+        }
+
+        Ok(Config {
+            path: self.path.to_path_buf(),
+            prefix,
+            data_dir,
+            guests_dir,
+            default_handler: raw.default_handler,
+            ignore_bots: raw.ignore_bots.unwrap_or(true),
+            operators: Operators {
+                users: raw.operators.users.into_iter().collect(),
+                roles: raw.operators.roles.into_iter().collect(),
+            },
+            rate_limit,
+            max_concurrency,
+            roots,
+            commands,
+        })
+    }
+
+    fn limits(&self, key: &str, raw: &RawLimits, defaults: &Limits) -> Result<Limits, ConfigError> {
+        let positive = |field: &str, v: Option<u64>, max: u64| -> Result<Option<u64>, ConfigError> {
+            match v {
+                Some(v) if v == 0 || v > max => {
+                    Err(self.invalid(format!("{key}.{field}"), format!("must be between 1 and {max}")))
+                }
+                other => Ok(other),
+            }
+        };
+        let memory_mib = positive("memory_mib", raw.memory_mib, 4096)?;
+        let deadline_ms = positive("deadline_ms", raw.deadline_ms, 3_600_000)?;
+        let hostcall_kib = positive("hostcall_kib", raw.hostcall_kib, 1 << 20)?;
+        let messages = positive("messages", raw.messages.map(u64::from), 1000)?;
+        let file_mib = positive("file_mib", raw.file_mib, 1024)?;
+        Ok(Limits {
+            memory_bytes: memory_mib.map_or(defaults.memory_bytes, |m| (m as usize) << 20),
+            deadline: deadline_ms.map_or(defaults.deadline, Duration::from_millis),
+            hostcall_bytes: hostcall_kib.map_or(defaults.hostcall_bytes, |k| (k as usize) << 10),
+            messages: messages.map_or(defaults.messages, |m| m as u32),
+            file_bytes: file_mib.map_or(defaults.file_bytes, |m| m << 20),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        Config::from_toml(&dir.path().join("sandbot.toml"), text)
+    }
+
+    #[test]
+    fn defaults_are_deny_everything() {
+        let config = load("[commands.hi]\nwasm = \"hi.wasm\"\n").unwrap();
+        let hi = &config.commands["hi"];
+        assert!(HostFn::ALL.iter().all(|f| !hi.grants.allows(*f)));
+        assert_eq!(hi.limits, Limits::default());
+        assert_eq!(config.prefix, "!");
+        assert!(!hi.operators_only);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = load("[commands.hi]\nwasm = \"hi.wasm\"\ngrants = [\"chta\"]\n").unwrap_err().to_string();
+        assert!(err.contains("`commands.hi.grants`") && err.contains("unknown grant `chta`"), "{err}");
+
+        let err = load("prefx = \"?\"\n").unwrap_err().to_string();
+        assert!(err.contains("sandbot.toml") && err.contains("prefx"), "{err}");
+
+        let err = load("[limits]\nmemory_mib = 0\n").unwrap_err().to_string();
+        assert!(err.contains("`limits.memory_mib`"), "{err}");
+
+        let err = load("default_handler = \"chat\"\n").unwrap_err().to_string();
+        assert!(err.contains("`default_handler`"), "{err}");
+
+        let err = load("[commands.hi]\nwasm = \"hi.wasm\"\nread = [\"shared\"]\n").unwrap_err().to_string();
+        assert!(err.contains("`commands.hi.read`") && err.contains("no root `shared`"), "{err}");
+    }
+
+    #[test]
+    fn command_limits_override_defaults() {
+        let config =
+            load("[limits]\ndeadline_ms = 100\n[commands.hi]\nwasm = \"hi.wasm\"\nlimits = { memory_mib = 8 }\n").unwrap();
+        let limits = &config.commands["hi"].limits;
+        assert_eq!(limits.deadline, Duration::from_millis(100));
+        assert_eq!(limits.memory_bytes, 8 << 20);
+    }
+
+    #[test]
+    fn data_commands_are_for_operators_by_default() {
+        let config = load("[commands.getfile]\nwasm = \"hi.wasm\"\n").unwrap();
+        assert!(config.commands["getfile"].operators_only);
+        let config = load("[commands.getfile]\nwasm = \"hi.wasm\"\noperators_only = false\n").unwrap();
+        assert!(!config.commands["getfile"].operators_only);
+    }
+}

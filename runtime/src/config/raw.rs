@@ -1,0 +1,74 @@
+//! A serde mirror of `sandbot.toml`: what the operator typed, no logic.
+//! [`super::Config`] is built from it and owns the validated form.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub prefix: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub guests_dir: Option<PathBuf>,
+    pub default_handler: Option<String>,
+    pub ignore_bots: Option<bool>,
+    #[serde(default)]
+    pub operators: RawOperators,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub rate_limit: RawRateLimit,
+    #[serde(default)]
+    pub sandbox: RawSandbox,
+    #[serde(default)]
+    pub roots: BTreeMap<String, PathBuf>,
+    #[serde(default)]
+    pub commands: BTreeMap<String, RawCommand>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOperators {
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub memory_mib: Option<u64>,
+    pub deadline_ms: Option<u64>,
+    pub hostcall_kib: Option<u64>,
+    pub messages: Option<u32>,
+    pub file_mib: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    pub messages: Option<u32>,
+    pub per_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSandbox {
+    pub max_concurrency: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCommand {
+    pub wasm: PathBuf,
+    #[serde(default)]
+    pub grants: Vec<String>,
+    #[serde(default)]
+    pub read: Vec<String>,
+    pub operators_only: Option<bool>,
+    #[serde(default)]
+    pub limits: RawLimits,
+}

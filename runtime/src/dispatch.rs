@@ -1,0 +1,245 @@
+//! The path of one message, end to end. Read this file first.
+//!
+//! ```text
+//! adapter (console | discord) ──Event──▶ Dispatcher::dispatch
+//!   1. ignore bots (configurable)
+//!   2. `!name args` → registry lookup; anything else → the default handler
+//!   3. operators-only check, per-user rate limit
+//!   4. sandbox: fresh instance, limits, guest.handle(invocation)
+//!        └─ host functions (checked against grants) → platform, services
+//!   5. a failure → a short reply for the user + a log line for the operator
+//! ```
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::Instrument;
+
+use crate::bindings::types;
+use crate::config::Config;
+use crate::error::InvokeError;
+use crate::host::GuestCtx;
+use crate::platform::{Event, Message, Outgoing};
+use crate::ratelimit::UserRateLimiter;
+use crate::registry::{LoadedCommand, Registry};
+use crate::sandbox::{EngineSettings, Sandbox};
+use crate::services::files::Root;
+use crate::services::store::SqliteStore;
+use crate::services::Services;
+
+/// What became of one message; the adapters only need it for tests and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not for the bot (a bot's message, or no default handler).
+    Ignored,
+    /// The command ran to the end.
+    Handled,
+    /// `!name` that no command has.
+    Unknown,
+    /// Operators-only command from someone else.
+    Refused,
+    /// Over the user's rate limit.
+    RateLimited,
+    /// The guest failed; the user was told why.
+    Failed,
+}
+
+/// Everything a message needs on its way: built once at start-up.
+pub struct Dispatcher {
+    config: Arc<Config>,
+    registry: Registry,
+    sandbox: Sandbox,
+    services: Services,
+    rate_limiter: Option<UserRateLimiter>,
+}
+
+impl Dispatcher {
+    /// Opens the database, builds the sandbox and loads every command.
+    pub async fn start(config: Config) -> anyhow::Result<Dispatcher> {
+        let store = SqliteStore::open(&config.data_dir.join("sandbot.db"))?;
+        let services = Services {
+            store: Arc::new(store),
+            roots: Arc::new(config.roots.iter().map(|(k, v)| (k.clone(), Arc::<Root>::clone(v))).collect()),
+        };
+        let sandbox = Sandbox::new(EngineSettings {
+            max_concurrency: config.max_concurrency,
+            max_memory_bytes: config.max_memory_bytes(),
+        })?;
+        let registry = Registry::default();
+        registry.load_all(&config, &sandbox, &services).await?;
+        tracing::info!(commands = registry.snapshot().len(), "ready");
+        Ok(Dispatcher {
+            rate_limiter: config.rate_limit.map(UserRateLimiter::new),
+            config: Arc::new(config),
+            registry,
+            sandbox,
+            services,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Handles one incoming message from start to end.
+    pub async fn dispatch(&self, event: Event) -> Outcome {
+        let message = &event.message;
+        let span = tracing::info_span!(
+            "message",
+            id = %message.id,
+            author = %message.author.id,
+            channel = %message.channel,
+        );
+        self.route(&event).instrument(span).await
+    }
+
+    async fn route(&self, event: &Event) -> Outcome {
+        let message = &event.message;
+        let author = &message.author;
+        if author.is_bot && self.config.ignore_bots {
+            tracing::debug!("ignored: the author is a bot");
+            return Outcome::Ignored;
+        }
+        let prefix = &self.config.prefix;
+        let (name, args) = match parse_command(prefix, &message.content) {
+            Some((name, args)) => (name, args),
+            None => match &self.config.default_handler {
+                Some(handler) => (handler.clone(), message.content.trim()),
+                None => return Outcome::Ignored,
+            },
+        };
+        let Some(command) = self.registry.get(&name) else {
+            tracing::info!(command = %name, "unknown command");
+            self.reply(event, format!("Unknown command `{prefix}{name}`. Try `{prefix}help`.")).await;
+            return Outcome::Unknown;
+        };
+        let is_operator = author.platform_operator || self.config.operators.includes(&author.id, &author.roles);
+        if command.config.operators_only && !is_operator {
+            tracing::info!(command = %name, "refused: operators only");
+            self.reply(event, format!("Sorry, `{prefix}{name}` is for operators only.")).await;
+            return Outcome::Refused;
+        }
+        if let Some(limiter) = &self.rate_limiter {
+            if !is_operator && !limiter.check(&author.id) {
+                tracing::info!(command = %name, "refused: rate limited");
+                self.reply(event, "You are sending messages too fast; please wait a few seconds.".to_string()).await;
+                return Outcome::RateLimited;
+            }
+        }
+        self.invoke(event, command, args, is_operator).await
+    }
+
+    async fn invoke(&self, event: &Event, command: Arc<LoadedCommand>, args: &str, is_operator: bool) -> Outcome {
+        let name = command.config.name.as_str();
+        let invocation = types::Invocation {
+            command: name.to_string(),
+            args: args.to_string(),
+            prefix: self.config.prefix.clone(),
+            message: wit_message(&event.message, is_operator),
+        };
+        let guest = GuestCtx {
+            command: command.config.clone(),
+            message: event.message.clone(),
+            conversation: event.conversation.clone(),
+            services: self.services.clone(),
+            registry: self.registry.clone(),
+            messages_sent: 0,
+            log_lines: 0,
+        };
+        let started = Instant::now();
+        let result = self.sandbox.handle(&command.pre, guest, &invocation).await;
+        let micros = started.elapsed().as_micros() as u64;
+        let user = event.message.author.id.as_str();
+        match result {
+            Ok(()) => {
+                tracing::info!(command = name, user, micros, "handled");
+                Outcome::Handled
+            }
+            Err(error) => {
+                match &error {
+                    InvokeError::Guest(_) => tracing::info!(command = name, user, micros, cause = %error.cause(), "failed"),
+                    _ => tracing::warn!(command = name, user, micros, cause = %error.cause(), "failed"),
+                }
+                let what = if self.config.default_handler.as_deref() == Some(name) && !event.message.content.starts_with(self.config.prefix.as_str()) {
+                    "Answering that".to_string()
+                } else {
+                    format!("`{}{name}`", self.config.prefix)
+                };
+                self.reply(event, error.user_reply(&what)).await;
+                Outcome::Failed
+            }
+        }
+    }
+
+    /// The host's own replies (refusals, failures): best effort, logged.
+    async fn reply(&self, event: &Event, text: String) {
+        let max = event.conversation.max_message_chars();
+        let content: String = text.chars().take(max).collect();
+        if let Err(e) = event.conversation.send(Outgoing { content, files: Vec::new() }).await {
+            tracing::warn!(error = %e, "could not send a reply");
+        }
+    }
+}
+
+/// `!name args` → `(name, args)`, the name lower-cased. `None` when the
+/// text is not a command: no prefix, or no name right after it.
+fn parse_command<'a>(prefix: &str, content: &'a str) -> Option<(String, &'a str)> {
+    let rest = content.trim_start().strip_prefix(prefix)?;
+    let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    let name = &rest[..end];
+    if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+        return None;
+    }
+    Some((name.to_lowercase(), rest[end..].trim()))
+}
+
+fn wit_message(message: &Message, is_operator: bool) -> types::Message {
+    types::Message {
+        id: message.id.clone(),
+        channel: message.channel.clone(),
+        guild: message.guild.clone(),
+        author: types::Author {
+            id: message.author.id.clone(),
+            name: message.author.name.clone(),
+            is_operator,
+            roles: message.author.roles.clone(),
+            voice_channel: message.author.voice_channel.clone(),
+        },
+        content: message.content.clone(),
+        attachments: message
+            .attachments
+            .iter()
+            .map(|a| types::Attachment {
+                id: a.id.clone(),
+                filename: a.filename.clone(),
+                content_type: a.content_type.clone(),
+                size: a.size,
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_command;
+
+    #[test]
+    fn parses_commands() {
+        assert_eq!(parse_command("!", "!hi"), Some(("hi".into(), "")));
+        assert_eq!(parse_command("!", "  !GetFile  a b "), Some(("getfile".into(), "a b")));
+        assert_eq!(parse_command("!", "!correct 12\nline two"), Some(("correct".into(), "12\nline two")));
+        assert_eq!(parse_command("?", "?help"), Some(("help".into(), "")));
+    }
+
+    #[test]
+    fn plain_text_is_not_a_command() {
+        assert_eq!(parse_command("!", "hello"), None);
+        assert_eq!(parse_command("!", "! hi"), None);
+        assert_eq!(parse_command("!", "!!!"), None);
+        assert_eq!(parse_command("!", ""), None);
+    }
+}

@@ -1,0 +1,56 @@
+//! `store`: corrections and feedback, with who, where and when taken from
+//! the invocation (never from the guest), committed before returning.
+
+use crate::bindings::store;
+use crate::config::HostFn;
+use crate::host::{GuestCtx, HostError};
+use crate::services::store::{Correction, Feedback, Provenance};
+
+/// Longest text stored per field; longer is refused, not cut.
+const MAX_TEXT_CHARS: usize = 8000;
+
+impl GuestCtx {
+    fn provenance(&self) -> Provenance {
+        let m = &self.message;
+        Provenance {
+            author_id: m.author.id.clone(),
+            author_name: m.author.name.clone(),
+            channel: m.channel.clone(),
+            guild: m.guild.clone(),
+            message_id: m.id.clone(),
+        }
+    }
+}
+
+fn checked(field: &str, text: &str) -> Result<(), HostError> {
+    if text.trim().is_empty() {
+        return Err(HostError::Invalid(format!("the {field} is empty")));
+    }
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return Err(HostError::TooLarge(format!("the {field} is over {MAX_TEXT_CHARS} characters")));
+    }
+    Ok(())
+}
+
+impl store::Host for GuestCtx {
+    async fn log_correction(&mut self, message_id: String, original: String, correction: String) -> Result<u64, HostError> {
+        self.check(HostFn::StoreLogCorrection)?;
+        checked("correction", &correction)?;
+        checked("message id", &message_id)?;
+        if original.chars().count() > MAX_TEXT_CHARS {
+            return Err(HostError::TooLarge("the original text is too long".into()));
+        }
+        let correction = Correction { from: self.provenance(), corrected_message_id: message_id, original, correction };
+        let id = self.services.store.log_correction(correction).await?;
+        tracing::info!(command = %self.command.name, id, "correction stored");
+        Ok(id)
+    }
+
+    async fn log_feedback(&mut self, text: String) -> Result<u64, HostError> {
+        self.check(HostFn::StoreLogFeedback)?;
+        checked("feedback", &text)?;
+        let id = self.services.store.log_feedback(Feedback { from: self.provenance(), text }).await?;
+        tracing::info!(command = %self.command.name, id, "feedback stored");
+        Ok(id)
+    }
+}

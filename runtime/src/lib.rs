@@ -1,0 +1,32 @@
+//! sandbot: a Discord bot runtime whose every command is a sandboxed
+//! WebAssembly component.
+//!
+//! Where a message goes, in the order it travels:
+//!
+//! | module       | job                                                                  |
+//! |--------------|----------------------------------------------------------------------|
+//! | [`platform`] | adapters (console; Discord later) turn chat events into [`platform::Event`]s |
+//! | [`dispatch`] | **the message path, end to end — read this first**                   |
+//! | [`registry`] | command name → loaded component, grants and limits                   |
+//! | [`sandbox`]  | one wasmtime engine; a fresh, limited instance per message           |
+//! | [`host`]     | the WIT host interfaces, one file each, checked against grants       |
+//! | [`services`] | what host functions reach: the database, the granted folders         |
+//! | [`error`]    | the one place that turns failures into user replies and log causes   |
+//! | [`config`]   | `sandbot.toml`: raw form, then resolved and validated                |
+//!
+//! `bindings` holds the single `bindgen!` over `../wit`.
+
+pub mod bindings;
+pub mod config;
+pub mod dispatch;
+pub mod error;
+pub mod host;
+pub mod platform;
+pub mod ratelimit;
+pub mod registry;
+pub mod sandbox;
+pub mod services;
+pub mod text;
+
+pub use config::Config;
+pub use dispatch::{Dispatcher, Outcome};

@@ -1,0 +1,109 @@
+//! The `sandbot` binary: parse the command line, set up logging, load the
+//! config, pick the adapter, run. The exit code is decided here only.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sandbot::platform::console::{Console, Mode};
+use sandbot::services::store::{SqliteStore, Store, Table};
+use sandbot::{Config, Dispatcher};
+
+#[derive(Parser)]
+#[command(name = "sandbot", version, about = "A Discord bot whose every command is a sandboxed WebAssembly component")]
+struct Cli {
+    /// The configuration file.
+    #[arg(long, short, env = "SANDBOT_CONFIG", default_value = "config/sandbot.toml", global = true)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the bot: on Discord when DISCORD_TOKEN is set, else the local console.
+    Run,
+    /// Talks to the bot in this terminal, or drives it with JSON lines.
+    Console {
+        /// One JSON object per input line; one JSON object per effect out.
+        #[arg(long)]
+        jsonl: bool,
+        /// Where files the bot sends are written [default: <data_dir>/console].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Prints stored corrections or feedback as JSON lines.
+    Export {
+        #[arg(value_enum)]
+        table: Table,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(&cli.config)?;
+    match cli.command {
+        Command::Run => {
+            if std::env::var("DISCORD_TOKEN").is_ok_and(|t| !t.trim().is_empty()) {
+                anyhow::bail!(
+                    "DISCORD_TOKEN is set, but this build has no Discord adapter yet; \
+                     unset it to talk to the bot in the local console"
+                );
+            }
+            tracing::info!("no DISCORD_TOKEN: starting the local console");
+            console(config, false, None).await
+        }
+        Command::Console { jsonl, out } => console(config, jsonl, out).await,
+        Command::Export { table } => {
+            let store = SqliteStore::open(&config.data_dir.join("sandbot.db"))?;
+            let mut stdout = std::io::stdout().lock();
+            let count = store.export(table, &mut stdout)?;
+            tracing::info!(rows = count, "exported");
+            Ok(())
+        }
+    }
+}
+
+async fn console(config: Config, jsonl: bool, out: Option<PathBuf>) -> anyhow::Result<()> {
+    let out_dir = out.unwrap_or_else(|| config.data_dir.join("console"));
+    let prefix = config.prefix.clone();
+    let dispatcher = Dispatcher::start(config).await?;
+    let mode = if jsonl { Mode::JsonLines } else { Mode::Interactive };
+    let console = Console::new(Box::new(std::io::stdout()), mode, &out_dir)
+        .with_context(|| format!("cannot create the output folder {}", out_dir.display()))?;
+    if mode == Mode::Interactive && std::io::stdin().is_terminal() {
+        eprintln!("sandbot console: type a message, or {prefix}help. Ctrl-D quits.");
+    }
+    let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+    tokio::select! {
+        result = console.run(&dispatcher, stdin) => result?,
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
+    }
+    Ok(())
+}

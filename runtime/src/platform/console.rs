@@ -1,0 +1,365 @@
+//! The local console: the embedded default when there is no Discord token.
+//!
+//! Two faces over one engine:
+//! - **interactive**, for a person: type a message, read the bot's answers;
+//! - **JSON lines** (`--jsonl`), for scripts: one input object a line, one
+//!   output object per effect, each tagged with the input line that caused
+//!   it, and a `done` line after the last effect of every input.
+//!
+//! Files the bot sends are written under the output folder and reported by
+//! path. Voice is simulated: an input's `voice_channel` says where its
+//! author is; joining and leaving are reported as effects.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+
+use super::{Attachment, Author, Conversation, Event, FetchedMessage, JoinOutcome, Message, Outgoing, PlatformError};
+use crate::dispatch::Dispatcher;
+
+/// The console's own user: an operator, whatever the config says.
+pub const DEFAULT_AUTHOR_ID: &str = "1";
+/// Messages remembered for `fetch-message`.
+const REMEMBERED_MESSAGES: usize = 10_000;
+
+/// One line of JSON input.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputLine {
+    pub content: String,
+    #[serde(default = "default_author")]
+    pub author: String,
+    #[serde(default = "default_author_id")]
+    pub author_id: String,
+    #[serde(default = "default_channel")]
+    pub channel: String,
+    /// `null` for a direct message.
+    #[serde(default = "default_guild")]
+    pub guild: Option<String>,
+    #[serde(default)]
+    pub attachments: Vec<PathBuf>,
+    #[serde(default)]
+    pub voice_channel: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Pretend the author is a bot (to see that bots are ignored).
+    #[serde(default)]
+    pub bot: bool,
+}
+
+fn default_author() -> String {
+    "you".into()
+}
+fn default_author_id() -> String {
+    DEFAULT_AUTHOR_ID.into()
+}
+fn default_channel() -> String {
+    "console".into()
+}
+fn default_guild() -> Option<String> {
+    Some("local".into())
+}
+
+impl InputLine {
+    /// A plain line typed by the console's user.
+    pub fn text(content: impl Into<String>) -> InputLine {
+        InputLine {
+            content: content.into(),
+            author: default_author(),
+            author_id: default_author_id(),
+            channel: default_channel(),
+            guild: default_guild(),
+            attachments: Vec::new(),
+            voice_channel: None,
+            roles: Vec::new(),
+            bot: false,
+        }
+    }
+}
+
+/// One output line of the JSON-lines mode.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Effect<'a> {
+    Message { input: u64, channel: &'a str, id: &'a str, content: &'a str, files: Vec<FileEffect> },
+    VoiceJoin { input: u64, channel: &'a str },
+    VoiceLeave { input: u64 },
+    Error { input: u64, message: &'a str },
+    Done { input: u64 },
+}
+
+#[derive(Debug, Serialize)]
+struct FileEffect {
+    name: String,
+    path: PathBuf,
+    bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Interactive,
+    JsonLines,
+}
+
+/// A message the console has seen, for `fetch-message`.
+struct Remembered {
+    channel: String,
+    message: FetchedMessage,
+}
+
+/// The console's shared state; each input line gets a [`ConsoleConversation`].
+pub struct Console {
+    out: Mutex<Box<dyn Write + Send>>,
+    mode: Mode,
+    out_dir: PathBuf,
+    next_id: AtomicU64,
+    remembered: Mutex<(HashMap<String, Remembered>, VecDeque<String>)>,
+    /// guild → voice channel the bot is in.
+    voice: Mutex<HashMap<String, String>>,
+}
+
+impl Console {
+    /// `out` receives the effects; files go under `out_dir`.
+    pub fn new(out: Box<dyn Write + Send>, mode: Mode, out_dir: &Path) -> std::io::Result<Arc<Console>> {
+        std::fs::create_dir_all(out_dir)?;
+        Ok(Arc::new(Console {
+            out: Mutex::new(out),
+            mode,
+            out_dir: std::path::absolute(out_dir)?,
+            next_id: AtomicU64::new(1),
+            remembered: Mutex::new((HashMap::new(), VecDeque::new())),
+            voice: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// Reads input lines until the end, dispatching each in turn.
+    pub async fn run(self: &Arc<Self>, dispatcher: &Dispatcher, input: impl AsyncBufRead + Unpin) -> std::io::Result<()> {
+        let mut lines = input.lines();
+        let mut number: u64 = 0;
+        while let Some(line) = lines.next_line().await? {
+            if line.trim().is_empty() {
+                continue;
+            }
+            self.handle_line(dispatcher, number, &line).await;
+            number += 1;
+        }
+        Ok(())
+    }
+
+    /// Handles one input line: parse, dispatch, then `done`.
+    pub async fn handle_line(self: &Arc<Self>, dispatcher: &Dispatcher, number: u64, line: &str) {
+        let parsed = if self.mode == Mode::Interactive && !line.trim_start().starts_with('{') {
+            Ok(InputLine::text(line))
+        } else {
+            serde_json::from_str::<InputLine>(line).map_err(|e| format!("not a valid input line: {e}"))
+        };
+        match parsed.and_then(|input| self.event(number, input)) {
+            Ok(event) => {
+                dispatcher.dispatch(event).await;
+            }
+            Err(message) => self.emit(Effect::Error { input: number, message: &message }),
+        }
+        self.emit(Effect::Done { input: number });
+    }
+
+    /// Turns an input line into an event, with attachments read from disk.
+    pub fn event(self: &Arc<Self>, number: u64, input: InputLine) -> Result<Event, String> {
+        let mut attachments = Vec::new();
+        let mut paths = HashMap::new();
+        for path in &input.attachments {
+            let meta = std::fs::metadata(path).map_err(|e| format!("attachment {}: {e}", path.display()))?;
+            if !meta.is_file() {
+                return Err(format!("attachment {}: not a file", path.display()));
+            }
+            let id = self.new_id();
+            let filename = path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+            attachments.push(Attachment {
+                id: id.clone(),
+                content_type: content_type(&filename).map(str::to_string),
+                filename,
+                size: meta.len(),
+            });
+            paths.insert(id, path.clone());
+        }
+        let message = Message {
+            id: self.new_id(),
+            channel: input.channel.clone(),
+            guild: input.guild.clone(),
+            author: Author {
+                platform_operator: input.author_id == DEFAULT_AUTHOR_ID,
+                id: input.author_id,
+                name: input.author,
+                roles: input.roles,
+                is_bot: input.bot,
+                voice_channel: input.voice_channel,
+            },
+            content: input.content,
+            attachments,
+        };
+        self.remember(
+            &message.channel,
+            FetchedMessage {
+                id: message.id.clone(),
+                author_id: message.author.id.clone(),
+                author_name: message.author.name.clone(),
+                from_bot: false,
+                content: message.content.clone(),
+            },
+        );
+        let conversation = ConsoleConversation {
+            console: self.clone(),
+            input: number,
+            channel: message.channel.clone(),
+            guild: message.guild.clone(),
+            voice_channel: message.author.voice_channel.clone(),
+            attachments: paths,
+        };
+        Ok(Event { message: Arc::new(message), conversation: Arc::new(conversation) })
+    }
+
+    fn new_id(&self) -> String {
+        self.next_id.fetch_add(1, Ordering::Relaxed).to_string()
+    }
+
+    fn remember(&self, channel: &str, message: FetchedMessage) {
+        let mut guard = self.remembered.lock().unwrap_or_else(|p| p.into_inner());
+        let (by_id, order) = &mut *guard;
+        order.push_back(message.id.clone());
+        by_id.insert(message.id.clone(), Remembered { channel: channel.to_string(), message });
+        while order.len() > REMEMBERED_MESSAGES {
+            if let Some(old) = order.pop_front() {
+                by_id.remove(&old);
+            }
+        }
+    }
+
+    fn emit(&self, effect: Effect<'_>) {
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let written = match self.mode {
+            Mode::JsonLines => serde_json::to_writer(&mut *out, &effect)
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n")),
+            Mode::Interactive => write_human(&mut *out, &effect),
+        };
+        if let Err(e) = written.and_then(|()| out.flush()) {
+            tracing::error!(error = %e, "console output failed");
+        }
+    }
+}
+
+fn write_human(out: &mut dyn Write, effect: &Effect<'_>) -> std::io::Result<()> {
+    match effect {
+        Effect::Message { content, files, .. } => {
+            if !content.is_empty() {
+                writeln!(out, "bot › {}", content.replace('\n', "\n      "))?;
+            }
+            for file in files {
+                writeln!(out, "bot › [file] {} ({} bytes)", file.path.display(), file.bytes)?;
+            }
+            Ok(())
+        }
+        Effect::VoiceJoin { channel, .. } => writeln!(out, "bot › (joined voice channel {channel})"),
+        Effect::VoiceLeave { .. } => writeln!(out, "bot › (left the voice channel)"),
+        Effect::Error { message, .. } => writeln!(out, "error: {message}"),
+        Effect::Done { .. } => Ok(()),
+    }
+}
+
+/// A rough content type from a file name, as a chat platform would report it.
+fn content_type(filename: &str) -> Option<&'static str> {
+    let extension = filename.rsplit_once('.')?.1.to_ascii_lowercase();
+    Some(match extension.as_str() {
+        "txt" | "md" => "text/plain",
+        "json" => "application/json",
+        "jsonl" => "application/jsonl",
+        "csv" => "text/csv",
+        "wav" => "audio/wav",
+        "ogg" | "opus" => "audio/ogg",
+        "mp3" => "audio/mpeg",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "zip" => "application/zip",
+        _ => return None,
+    })
+}
+
+/// One input line's conversation: answers are tagged with its number.
+pub struct ConsoleConversation {
+    console: Arc<Console>,
+    input: u64,
+    channel: String,
+    guild: Option<String>,
+    voice_channel: Option<String>,
+    attachments: HashMap<String, PathBuf>,
+}
+
+#[async_trait]
+impl Conversation for ConsoleConversation {
+    async fn send(&self, message: Outgoing) -> Result<String, PlatformError> {
+        let console = &self.console;
+        let id = console.new_id();
+        let mut files = Vec::with_capacity(message.files.len());
+        for file in &message.files {
+            let path = console.out_dir.join(format!("{id}-{}", file.name));
+            tokio::fs::write(&path, &file.data)
+                .await
+                .map_err(|e| PlatformError::Failed(format!("writing {}: {e}", path.display())))?;
+            files.push(FileEffect { name: file.name.clone(), path, bytes: file.data.len() as u64 });
+        }
+        console.emit(Effect::Message { input: self.input, channel: &self.channel, id: &id, content: &message.content, files });
+        console.remember(
+            &self.channel,
+            FetchedMessage {
+                id: id.clone(),
+                author_id: "0".into(),
+                author_name: "sandbot".into(),
+                from_bot: true,
+                content: message.content,
+            },
+        );
+        Ok(id)
+    }
+
+    async fn fetch_message(&self, id: &str) -> Result<Option<FetchedMessage>, PlatformError> {
+        let guard = self.console.remembered.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(guard.0.get(id).filter(|r| r.channel == self.channel).map(|r| r.message.clone()))
+    }
+
+    async fn read_attachment(&self, id: &str, limit: u64) -> Result<Vec<u8>, PlatformError> {
+        let path = self.attachments.get(id).ok_or_else(|| PlatformError::NotFound(format!("attachment {id}")))?;
+        let size = tokio::fs::metadata(path).await.map_err(|e| PlatformError::Failed(e.to_string()))?.len();
+        if size > limit {
+            return Err(PlatformError::TooLarge { size, limit });
+        }
+        tokio::fs::read(path).await.map_err(|e| PlatformError::Failed(e.to_string()))
+    }
+
+    async fn join_voice(&self) -> Result<JoinOutcome, PlatformError> {
+        let guild = self.guild.clone().ok_or(PlatformError::Unsupported("voice channels exist only in servers"))?;
+        let channel = self.voice_channel.clone().ok_or_else(|| PlatformError::NotFound("the author's voice channel".into()))?;
+        let previous = {
+            let mut voice = self.console.voice.lock().unwrap_or_else(|p| p.into_inner());
+            voice.insert(guild, channel.clone())
+        };
+        if previous.as_deref() == Some(channel.as_str()) {
+            return Ok(JoinOutcome::AlreadyThere(channel));
+        }
+        self.console.emit(Effect::VoiceJoin { input: self.input, channel: &channel });
+        Ok(JoinOutcome::Joined(channel))
+    }
+
+    async fn leave_voice(&self) -> Result<bool, PlatformError> {
+        let Some(guild) = &self.guild else { return Ok(false) };
+        let left = self.console.voice.lock().unwrap_or_else(|p| p.into_inner()).remove(guild).is_some();
+        if left {
+            self.console.emit(Effect::VoiceLeave { input: self.input });
+        }
+        Ok(left)
+    }
+}

@@ -1,0 +1,110 @@
+//! Command name → loaded command: the compiled component, what it says
+//! about itself, and its configured grants and limits.
+//!
+//! The map sits behind an `ArcSwap`: readers take a snapshot without a
+//! lock, and a reload replaces the whole map at once, so an invocation
+//! that already started finishes on the version it started with.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::bindings::{types, CommandPre};
+use crate::config::{CommandConfig, Config, ConfigError};
+use crate::host::GuestCtx;
+use crate::platform::{self, Conversation};
+use crate::sandbox::{HostState, Sandbox};
+use crate::services::Services;
+
+/// One command, ready to instantiate.
+pub struct LoadedCommand {
+    pub config: Arc<CommandConfig>,
+    /// What `describe()` returned when it loaded.
+    pub info: types::CommandInfo,
+    pub pre: CommandPre<HostState>,
+}
+
+pub type CommandMap = BTreeMap<String, Arc<LoadedCommand>>;
+
+/// The loaded commands; cheap to clone, shared by every invocation.
+#[derive(Clone, Default)]
+pub struct Registry {
+    commands: Arc<ArcSwap<CommandMap>>,
+}
+
+impl Registry {
+    pub fn get(&self, name: &str) -> Option<Arc<LoadedCommand>> {
+        self.commands.load().get(name).cloned()
+    }
+
+    /// Every loaded command, as of now.
+    pub fn snapshot(&self) -> Arc<CommandMap> {
+        self.commands.load_full()
+    }
+
+    pub fn replace(&self, commands: CommandMap) {
+        self.commands.store(Arc::new(commands));
+    }
+
+    /// Compiles, checks and describes every command of the config, then
+    /// makes them live together. The first command that fails stops the
+    /// load with the config key and the reason.
+    pub async fn load_all(&self, config: &Config, sandbox: &Sandbox, services: &Services) -> Result<(), ConfigError> {
+        let mut commands = CommandMap::new();
+        for command in config.commands.values() {
+            let loaded = load(config, command, sandbox, services, self).await?;
+            commands.insert(command.name.clone(), Arc::new(loaded));
+        }
+        self.replace(commands);
+        Ok(())
+    }
+}
+
+async fn load(
+    config: &Config,
+    command: &CommandConfig,
+    sandbox: &Sandbox,
+    services: &Services,
+    registry: &Registry,
+) -> Result<LoadedCommand, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        path: config.path.clone(),
+        key: format!("commands.{}.wasm", command.name),
+        reason,
+    };
+    if !command.wasm.is_file() {
+        return Err(invalid(format!("{} does not exist (build the guests with `make build`)", command.wasm.display())));
+    }
+    let pre = sandbox
+        .prepare(&command.wasm)
+        .await
+        .map_err(|e| invalid(format!("{} is not a sandbot command: {e:#}", command.wasm.display())))?;
+    let config = Arc::new(command.clone());
+    let guest = GuestCtx {
+        command: config.clone(),
+        message: Arc::new(platform::Message::default()),
+        conversation: Arc::new(platform::Nowhere) as Arc<dyn Conversation>,
+        services: services.clone(),
+        registry: registry.clone(),
+        messages_sent: 0,
+        log_lines: 0,
+    };
+    let info = sandbox
+        .describe(&pre, guest, &command.limits)
+        .await
+        .map_err(|e| invalid(format!("describe() failed: {}", e.cause())))?;
+    if info.name != command.name {
+        tracing::info!(command = %command.name, described_as = %info.name, "command is configured under another name");
+    }
+    let missing = command.grants.missing(&info.needs);
+    if !missing.is_empty() {
+        tracing::warn!(
+            command = %command.name,
+            missing = %missing.join(", "),
+            "the command needs interfaces it is not granted; those calls will be denied"
+        );
+    }
+    tracing::info!(command = %command.name, wasm = %command.wasm.display(), "loaded");
+    Ok(LoadedCommand { config, info, pre })
+}

@@ -1,0 +1,84 @@
+//! The one wasmtime engine of the process, and the thread that ticks its
+//! epoch. wasmtime is narrowed here to what sandbot uses: async calls,
+//! the pooling allocator with copy-on-write memory images, and epochs.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances: the granularity of deadlines, and how
+/// often a running guest yields its thread to other tasks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Sizing of the engine, from the config.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineSettings {
+    /// Instances alive at once (the pool's size).
+    pub max_concurrency: u32,
+    /// The largest linear memory any guest may have.
+    pub max_memory_bytes: usize,
+}
+
+pub fn build(settings: EngineSettings) -> wasmtime::Result<Engine> {
+    let n = settings.max_concurrency;
+    let mut pool = PoolingAllocationConfig::new();
+    // A Rust wasip2 component is one core module plus a few small shims.
+    pool.total_component_instances(n)
+        .total_core_instances(n * 8)
+        .total_memories(n * 2)
+        .total_tables(n * 8)
+        .total_stacks(n)
+        .max_memories_per_component(2)
+        .max_tables_per_component(8)
+        .max_core_instances_per_component(16)
+        .max_memory_size(settings.max_memory_bytes)
+        .max_component_instance_size(1 << 20)
+        .max_core_instance_size(1 << 20)
+        // Keep pages of freed slots resident, so the next instantiation
+        // does not fault them in again.
+        .linear_memory_keep_resident(64 << 10)
+        .table_keep_resident(16 << 10);
+
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .memory_init_cow(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .max_wasm_stack(512 << 10)
+        .async_stack_size(2 << 20);
+    Engine::new(&config)
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    pub fn start(engine: &Engine) -> std::io::Result<EpochTicker> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let engine = engine.clone();
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new().name("sandbot-epoch".into()).spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        })?;
+        Ok(EpochTicker { stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

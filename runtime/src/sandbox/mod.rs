@@ -1,0 +1,198 @@
+//! Runs guests: compile once, then a fresh, limited instance per message.
+//!
+//! Every invocation gets its own [`Store`]: memory capped by a resource
+//! limiter, a wall-clock deadline enforced by epochs (the guest yields its
+//! thread every tick, so a spinning guest never stalls other users), a cap
+//! on bytes passed to the host per call, and a permit from a semaphore
+//! sized to the instance pool. The store is dropped when the call returns:
+//! nothing survives from one message to the next.
+
+pub mod engine;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::{types, CommandPre};
+use crate::config::Limits;
+use crate::error::InvokeError;
+use crate::host::{self, GuestCtx};
+pub use engine::EngineSettings;
+
+/// What a guest's stderr (panic messages) may fill, for the log.
+const STDERR_CAPACITY: usize = 4096;
+
+/// The data of one invocation's store.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+    stderr: MemoryOutputPipe,
+    pub guest: GuestCtx,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Caps linear memory and remembers that it did, so an allocation bomb is
+/// reported as "out of memory" rather than as a generic trap.
+struct MemoryLimiter {
+    max_bytes: usize,
+    exceeded: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.exceeded = true;
+            wasmtime::bail!("memory limit of {} bytes exceeded", self.max_bytes);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// The process's sandbox: one engine, one linker, one pool.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Arc<Linker<HostState>>,
+    permits: Semaphore,
+    _ticker: engine::EpochTicker,
+}
+
+impl Sandbox {
+    pub fn new(settings: EngineSettings) -> anyhow::Result<Sandbox> {
+        let engine = engine::build(settings)?;
+        let mut linker = Linker::new(&engine);
+        host::add_to_linker(&mut linker)?;
+        let ticker = engine::EpochTicker::start(&engine)?;
+        Ok(Sandbox {
+            engine,
+            linker: Arc::new(linker),
+            permits: Semaphore::new(settings.max_concurrency as usize),
+            _ticker: ticker,
+        })
+    }
+
+    /// Compiles a component and checks it against the world: every import
+    /// must be one the host provides, and `describe` and `handle` must be
+    /// exported. Runs on the blocking pool (compiling takes milliseconds to
+    /// seconds).
+    pub async fn prepare(&self, wasm: &Path) -> anyhow::Result<CommandPre<HostState>> {
+        let engine = self.engine.clone();
+        let linker = self.linker.clone();
+        let wasm = wasm.to_path_buf();
+        let pre = tokio::task::spawn_blocking(move || {
+            let component = Component::from_file(&engine, &wasm)?;
+            let pre = linker.instantiate_pre(&component)?;
+            CommandPre::new(pre)
+        })
+        .await??;
+        Ok(pre)
+    }
+
+    /// Calls `describe` on a fresh instance.
+    pub async fn describe(
+        &self,
+        pre: &CommandPre<HostState>,
+        guest: GuestCtx,
+        limits: &Limits,
+    ) -> Result<types::CommandInfo, InvokeError> {
+        let _permit = self.permits.acquire().await.map_err(|_| InvokeError::Unavailable("shutting down".into()))?;
+        let mut store = self.new_store(guest, limits);
+        let run = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_describe(&mut store).await
+        };
+        match tokio::time::timeout(limits.deadline, run).await {
+            Err(_) => Err(InvokeError::Deadline(limits.deadline)),
+            Ok(Ok(info)) => Ok(info),
+            Ok(Err(trap)) => Err(classify(trap, store.data(), limits)),
+        }
+    }
+
+    /// Calls `handle` on a fresh instance; the store is dropped on return.
+    pub async fn handle(
+        &self,
+        pre: &CommandPre<HostState>,
+        guest: GuestCtx,
+        invocation: &types::Invocation,
+    ) -> Result<(), InvokeError> {
+        let limits = guest.command.limits.clone();
+        let _permit = self.permits.acquire().await.map_err(|_| InvokeError::Unavailable("shutting down".into()))?;
+        let mut store = self.new_store(guest, &limits);
+        let run = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_handle(&mut store, invocation).await
+        };
+        match tokio::time::timeout(limits.deadline, run).await {
+            Err(_) => Err(InvokeError::Deadline(limits.deadline)),
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(reply))) => Err(InvokeError::Guest(reply)),
+            Ok(Err(trap)) => Err(classify(trap, store.data(), &limits)),
+        }
+    }
+
+    fn new_store(&self, guest: GuestCtx, limits: &Limits) -> Store<HostState> {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        // Nothing but what Rust's std needs: no env, no args, no preopens,
+        // no sockets; stderr captured for the log.
+        let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
+        let state = HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter { max_bytes: limits.memory_bytes, exceeded: false },
+            stderr,
+            guest,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.set_hostcall_fuel(limits.hostcall_bytes);
+        let deadline = Instant::now() + limits.deadline;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(Trap::Interrupt.into())
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+}
+
+/// Names the reason a call trapped, from the trap and what the store saw.
+fn classify(error: wasmtime::Error, state: &HostState, limits: &Limits) -> InvokeError {
+    if state.limiter.exceeded {
+        return InvokeError::OutOfMemory { limit_bytes: limits.memory_bytes };
+    }
+    let stderr = String::from_utf8_lossy(&state.stderr.contents()).trim().to_string();
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => InvokeError::Deadline(limits.deadline),
+        Some(Trap::StackOverflow) => InvokeError::StackOverflow,
+        // Guests abort on panic, which is an `unreachable` instruction; the
+        // panic message went to stderr first.
+        Some(Trap::UnreachableCodeReached) if !stderr.is_empty() => InvokeError::Panic(stderr),
+        Some(trap) => InvokeError::Crashed(trap.to_string()),
+        None => {
+            let text = format!("{error:#}");
+            if text.contains("fuel allocated for hostcalls") {
+                InvokeError::TooMuchData { limit_bytes: limits.hostcall_bytes }
+            } else {
+                InvokeError::Crashed(text)
+            }
+        }
+    }
+}

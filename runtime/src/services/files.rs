@@ -1,0 +1,205 @@
+//! Granted folders and files, reached only through capability handles.
+//!
+//! A [`Root`] is opened once, when the config loads. Every later lookup goes
+//! through `cap_std::fs::Dir`, which refuses `..` that climbs out, absolute
+//! paths and symlinks that point outside — the kernel-level guarantee a
+//! string check on the path cannot give.
+
+use std::io::{self, Read};
+use std::path::Path;
+
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+
+/// A folder, or a single file, the operator made readable to commands.
+#[derive(Debug)]
+pub enum Root {
+    Dir(Dir),
+    /// One file: its folder's handle and its name in it.
+    File { dir: Dir, name: String },
+}
+
+/// Why a read failed, in terms a guest can be told.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FileError {
+    #[error("no such file or folder")]
+    NotFound,
+    #[error("the path leaves the folder or cannot be read")]
+    OutsideOrUnreadable,
+    #[error("{0}")]
+    Invalid(&'static str),
+    #[error("{size} bytes is over the limit of {limit} bytes")]
+    TooLarge { size: u64, limit: u64 },
+    #[error("{0}")]
+    Io(String),
+}
+
+impl From<io::Error> for FileError {
+    fn from(e: io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::NotFound => FileError::NotFound,
+            // cap-std reports an escape attempt as PermissionDenied.
+            io::ErrorKind::PermissionDenied => FileError::OutsideOrUnreadable,
+            _ => FileError::Io(e.to_string()),
+        }
+    }
+}
+
+/// One entry of a folder listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub name: String,
+    pub is_dir: bool,
+    pub size: u64,
+}
+
+impl Root {
+    /// Opens `path` (a folder or a file) with ambient authority: this is
+    /// the one place the operator's paths turn into capabilities.
+    pub fn open(path: &Path) -> io::Result<Root> {
+        if path.is_dir() {
+            return Ok(Root::Dir(Dir::open_ambient_dir(path, ambient_authority())?));
+        }
+        if !path.is_file() {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "no such file or folder"));
+        }
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "file name is not UTF-8"))?;
+        Ok(Root::File { dir: Dir::open_ambient_dir(parent, ambient_authority())?, name: name.to_string() })
+    }
+
+    /// Reads a whole regular file, at most `limit` bytes. Blocking.
+    pub fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>, FileError> {
+        let (dir, path) = self.locate(path)?;
+        let meta = dir.metadata(path)?;
+        if meta.is_dir() {
+            return Err(FileError::Invalid("that is a folder, not a file"));
+        }
+        if !meta.is_file() {
+            return Err(FileError::Invalid("that is not a regular file"));
+        }
+        if meta.len() > limit {
+            return Err(FileError::TooLarge { size: meta.len(), limit });
+        }
+        let file = dir.open(path)?;
+        let mut data = Vec::with_capacity(meta.len() as usize);
+        // `take` guards against a file that grew after the check.
+        file.take(limit + 1).read_to_end(&mut data)?;
+        if data.len() as u64 > limit {
+            return Err(FileError::TooLarge { size: data.len() as u64, limit });
+        }
+        Ok(data)
+    }
+
+    /// Lists a folder inside the root ("" for the root), sorted by name.
+    /// Blocking.
+    pub fn list(&self, path: &str) -> Result<Vec<Entry>, FileError> {
+        let Root::Dir(root) = self else {
+            return Err(FileError::Invalid("this root is a single file"));
+        };
+        let path = clean(path)?;
+        let listing = if path.is_empty() { root.entries()? } else { root.read_dir(path)? };
+        let mut entries = Vec::new();
+        for entry in listing {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            entries.push(Entry {
+                name: entry.file_name().to_string_lossy().into_owned(),
+                is_dir: meta.is_dir(),
+                size: meta.len(),
+            });
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+
+    fn locate<'a>(&'a self, path: &'a str) -> Result<(&'a Dir, &'a str), FileError> {
+        match self {
+            Root::File { dir, name } if path.is_empty() => Ok((dir, name)),
+            Root::File { .. } => Err(FileError::Invalid("this root is a single file; read it with an empty path")),
+            Root::Dir(dir) => {
+                let path = clean(path)?;
+                if path.is_empty() {
+                    return Err(FileError::Invalid("a file name is needed"));
+                }
+                Ok((dir, path))
+            }
+        }
+    }
+}
+
+/// Rejects what is never a valid relative path; everything else is left to
+/// cap-std, which is what actually enforces the confinement.
+fn clean(path: &str) -> Result<&str, FileError> {
+    if path.contains('\0') {
+        return Err(FileError::Invalid("the path contains a NUL byte"));
+    }
+    Ok(path.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> (tempfile::TempDir, Root) {
+        let top = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(top.path().join("shared/sub")).unwrap();
+        std::fs::write(top.path().join("secret.txt"), "secret").unwrap();
+        std::fs::write(top.path().join("shared/a.txt"), "hello").unwrap();
+        std::fs::write(top.path().join("shared/sub/b.txt"), "world").unwrap();
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(top.path().join("secret.txt"), top.path().join("shared/link")).unwrap();
+            std::os::unix::fs::symlink("sub/b.txt", top.path().join("shared/inner-link")).unwrap();
+        }
+        let root = Root::open(&top.path().join("shared")).unwrap();
+        (top, root)
+    }
+
+    #[test]
+    fn reads_inside() {
+        let (_top, root) = fixture();
+        assert_eq!(root.read("a.txt", 100).unwrap(), b"hello");
+        assert_eq!(root.read("sub/b.txt", 100).unwrap(), b"world");
+        assert_eq!(root.read("sub/../a.txt", 100).unwrap(), b"hello");
+        assert_eq!(root.read("inner-link", 100).unwrap(), b"world");
+    }
+
+    #[test]
+    fn refuses_escapes() {
+        let (top, root) = fixture();
+        for path in ["../secret.txt", "sub/../../secret.txt", "link", "/etc/passwd", "../../../../etc/passwd"] {
+            assert_eq!(root.read(path, 100), Err(FileError::OutsideOrUnreadable), "{path}");
+        }
+        let absolute = top.path().join("secret.txt");
+        assert_eq!(root.read(absolute.to_str().unwrap(), 100), Err(FileError::OutsideOrUnreadable));
+    }
+
+    #[test]
+    fn refuses_folders_missing_and_large() {
+        let (_top, root) = fixture();
+        assert_eq!(root.read("sub", 100), Err(FileError::Invalid("that is a folder, not a file")));
+        assert_eq!(root.read("nope.txt", 100), Err(FileError::NotFound));
+        assert_eq!(root.read("a.txt", 3), Err(FileError::TooLarge { size: 5, limit: 3 }));
+        assert_eq!(root.read("", 100), Err(FileError::Invalid("a file name is needed")));
+    }
+
+    #[test]
+    fn lists_sorted() {
+        let (_top, root) = fixture();
+        let names: Vec<_> = root.list("").unwrap().into_iter().map(|e| e.name).collect();
+        assert_eq!(names, ["a.txt", "inner-link", "link", "sub"]);
+        assert_eq!(root.list("..").unwrap_err(), FileError::OutsideOrUnreadable);
+    }
+
+    #[test]
+    fn single_file_root() {
+        let (top, _) = fixture();
+        let root = Root::open(&top.path().join("secret.txt")).unwrap();
+        assert_eq!(root.read("", 100).unwrap(), b"secret");
+        assert!(matches!(root.read("x", 100), Err(FileError::Invalid(_))));
+    }
+}

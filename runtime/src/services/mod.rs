@@ -1,0 +1,21 @@
+//! What host functions reach beyond the platform: the database and the
+//! granted folders. [`Services`] is a cheap-to-clone handle shared by every
+//! invocation.
+
+pub mod files;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub use store::Store;
+
+use files::Root;
+
+/// The shared services, cloned into every invocation.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    /// The granted roots by name, opened once from the config.
+    pub roots: Arc<BTreeMap<String, Arc<Root>>>,
+}

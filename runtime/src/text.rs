@@ -1,0 +1,61 @@
+//! Splitting long answers at the platform's limit, never cutting them off.
+
+/// Splits `text` into pieces of at most `max_chars` characters, preferring
+/// to break after a newline, then after whitespace, and only then inside a
+/// word. An empty text is one empty piece (a message with only files).
+pub fn split_message(text: &str, max_chars: usize) -> Vec<String> {
+    let max_chars = max_chars.max(1);
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    loop {
+        // Byte offset of the first character past the limit, if any.
+        let Some((limit, _)) = rest.char_indices().nth(max_chars) else {
+            pieces.push(rest.to_string());
+            return pieces;
+        };
+        let window = &rest[..limit];
+        let cut = window
+            .rfind('\n')
+            .map(|i| i + 1)
+            .or_else(|| window.rfind(char::is_whitespace).map(|i| i + window[i..].chars().next().map_or(1, char::len_utf8)))
+            .filter(|&i| i > 0)
+            .unwrap_or(limit);
+        pieces.push(rest[..cut].trim_end().to_string());
+        rest = &rest[cut..];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_text_is_one_piece() {
+        assert_eq!(split_message("hello", 2000), vec!["hello"]);
+        assert_eq!(split_message("", 2000), vec![""]);
+    }
+
+    #[test]
+    fn prefers_lines_then_words() {
+        assert_eq!(split_message("aaa\nbbb ccc", 8), vec!["aaa", "bbb ccc"]);
+        assert_eq!(split_message("aaa bbb ccc", 8), vec!["aaa bbb", "ccc"]);
+        assert_eq!(split_message("abcdefghij", 4), vec!["abcd", "efgh", "ij"]);
+    }
+
+    #[test]
+    fn never_loses_text_and_respects_the_limit() {
+        let text: String = (0..3000).map(|i| format!("word{i} ")).collect::<String>() + "ñé漢字🙂";
+        let pieces = split_message(&text, 2000);
+        assert!(pieces.iter().all(|p| p.chars().count() <= 2000));
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let rejoined: Vec<&str> = pieces.iter().flat_map(|p| p.split_whitespace()).collect();
+        assert_eq!(words, rejoined);
+    }
+
+    #[test]
+    fn counts_characters_not_bytes() {
+        let text = "é".repeat(2000);
+        assert_eq!(split_message(&text, 2000).len(), 1);
+        assert_eq!(split_message(&(text + "é"), 2000).len(), 2);
+    }
+}

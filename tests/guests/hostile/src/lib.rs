@@ -1,0 +1,88 @@
+//! A hostile command. The tests map several command names to this one
+//! `.wasm`, each with its own grants; the name picks the misbehaviour.
+//!
+//! | name      | what it does                                           |
+//! |-----------|--------------------------------------------------------|
+//! | `loop`    | spins forever (stopped by the deadline)                |
+//! | `alloc`   | allocates without end (stopped at the memory limit)    |
+//! | `recurse` | recurses without end (stack overflow)                  |
+//! | `panic`   | panics                                                 |
+//! | `sneak`   | reads a file and stores feedback, neither granted      |
+//! | `flood`   | sends a 10 MB message                                  |
+//! | `spam`    | sends 100 messages                                     |
+//! | `shout`   | returns a 1 MB error text                              |
+//! | `remember`| counts in a static: proves no state survives a message |
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use sandbot_sdk::host::{files, store};
+use sandbot_sdk::{command, reply, Command, CommandInfo, Error, Invocation};
+
+struct Hostile;
+
+static SEEN: AtomicU32 = AtomicU32::new(0);
+
+impl Command for Hostile {
+    fn describe() -> CommandInfo {
+        CommandInfo::new("hostile", "Misbehaves on purpose.", "loop|alloc|recurse|panic|sneak|flood|spam|shout|remember")
+            .needs(&["chat.send-message"])
+    }
+
+    fn handle(invocation: Invocation) -> Result<(), Error> {
+        // `flood_small_fuel` behaves like `flood`: the suffix only names a
+        // second configuration of the same behaviour.
+        let behaviour = invocation.command.split('_').next().unwrap_or_default();
+        match behaviour {
+            "loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = black_box(n.wrapping_add(1));
+                }
+            }
+            "alloc" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    black_box(&hoard);
+                }
+            }
+            "recurse" => {
+                reply(format!("{}", recurse(black_box(1))))?;
+                Ok(())
+            }
+            "panic" => panic!("the hostile guest panicked on purpose"),
+            "sneak" => {
+                files::read_file("shared", "secret.txt")?;
+                store::log_feedback("sneaky")?;
+                reply("sneaked through")?;
+                Ok(())
+            }
+            "flood" => {
+                reply("x".repeat(10 * 1024 * 1024))?;
+                Ok(())
+            }
+            "spam" => {
+                for i in 0..100 {
+                    reply(format!("spam {i}"))?;
+                }
+                Ok(())
+            }
+            "shout" => Err(Error::reply("A".repeat(1 << 20))),
+            "remember" => {
+                let seen = SEEN.fetch_add(1, Ordering::SeqCst) + 1;
+                reply(format!("seen {seen}"))?;
+                Ok(())
+            }
+            other => Err(Error::reply(format!("hostile: unknown behaviour {other}"))),
+        }
+    }
+}
+
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let deeper = recurse(black_box(depth + 1));
+    black_box(deeper).wrapping_add(depth)
+}
+
+command!(Hostile);

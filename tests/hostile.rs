@@ -1,0 +1,129 @@
+//! Hostile guests, built by `make test` from `tests/guests/hostile`, prove
+//! the sandbox holds: each misbehaves, the user gets a short reply, and
+//! `!hi` still answers right after.
+
+mod support;
+
+use support::{reply, say, Setup};
+
+/// Every behaviour of the hostile guest as its own command, granted only
+/// `chat.send-message`, with small limits so the tests run fast.
+const HOSTILE: &str = r#"
+[commands.loop]
+wasm = "hostile.wasm"
+grants = ["chat.send-message"]
+limits = { deadline_ms = 300 }
+
+[commands.alloc]
+wasm = "hostile.wasm"
+grants = ["chat.send-message"]
+limits = { memory_mib = 16 }
+
+[commands.recurse]
+wasm = "hostile.wasm"
+grants = ["chat.send-message"]
+
+[commands.panic]
+wasm = "hostile.wasm"
+grants = ["chat.send-message"]
+
+[commands.sneak]
+wasm = "hostile.wasm"
+grants = ["chat.send-message"]
+
+[commands.flood]
+wasm = "hostile.wasm"
+grants = ["chat.send-message"]
+
+[commands.flood_small_fuel]
+wasm = "hostile.wasm"
+grants = ["chat.send-message"]
+limits = { hostcall_kib = 1024 }
+
+[commands.spam]
+wasm = "hostile.wasm"
+grants = ["chat.send-message"]
+limits = { messages = 3 }
+
+[commands.shout]
+wasm = "hostile.wasm"
+grants = ["chat.send-message"]
+
+[commands.remember]
+wasm = "hostile.wasm"
+grants = ["chat.send-message"]
+"#;
+
+/// Runs `!command` then `!hi`; returns the reply to the first and checks
+/// the second.
+fn misbehave(command: &str) -> Vec<String> {
+    let setup = Setup::new(HOSTILE);
+    let out = setup.run(&[say(&format!("!{command}")), say("!hi")]);
+    assert_eq!(reply(&out, 1), "HI, you!", "the bot must keep serving after !{command}");
+    support::replies(&out, 0)
+}
+
+#[test]
+fn endless_loop_is_stopped_by_the_deadline() {
+    assert_eq!(misbehave("loop"), ["`!loop` took too long and was stopped."]);
+}
+
+#[test]
+fn allocation_bomb_is_stopped_at_the_memory_limit() {
+    assert_eq!(misbehave("alloc"), ["`!alloc` ran out of memory and was stopped."]);
+}
+
+#[test]
+fn deep_recursion_is_stopped() {
+    assert_eq!(misbehave("recurse"), ["`!recurse` recursed too deeply and was stopped."]);
+}
+
+#[test]
+fn panic_becomes_a_short_reply_without_details() {
+    assert_eq!(misbehave("panic"), ["`!panic` crashed. The operator can see why in the log."]);
+}
+
+#[test]
+fn calls_that_were_not_granted_are_denied() {
+    let replies = misbehave("sneak");
+    assert_eq!(replies.len(), 1);
+    assert!(replies[0].contains("not allowed") && replies[0].contains("files.read-file"), "{replies:?}");
+    assert!(!replies.iter().any(|r| r.contains("sneaked through")));
+}
+
+#[test]
+fn a_10_mb_message_is_refused() {
+    let replies = misbehave("flood");
+    assert_eq!(replies.len(), 1);
+    assert!(replies[0].starts_with("Too large:"), "{replies:?}");
+}
+
+#[test]
+fn a_10_mb_host_call_over_the_hostcall_limit_is_stopped() {
+    assert_eq!(misbehave("flood_small_fuel"), ["`!flood_small_fuel` tried to pass too much data and was stopped."]);
+}
+
+#[test]
+fn message_count_is_capped() {
+    let replies = misbehave("spam");
+    assert_eq!(&replies[..3], ["spam 0", "spam 1", "spam 2"]);
+    assert_eq!(replies.len(), 4, "{replies:?}");
+    assert!(replies[3].contains("at most 3 messages"), "{replies:?}");
+}
+
+#[test]
+fn a_huge_error_text_is_cut_to_one_message() {
+    let replies = misbehave("shout");
+    assert_eq!(replies.len(), 1);
+    assert!(replies[0].chars().count() <= 2000);
+    assert!(replies[0].ends_with('…'));
+}
+
+#[test]
+fn nothing_survives_between_messages() {
+    let setup = Setup::new(HOSTILE);
+    let out = setup.run(&[say("!remember"), say("!remember"), say("!remember")]);
+    for n in 0..3 {
+        assert_eq!(reply(&out, n), "seen 1", "a fresh instance per message");
+    }
+}

@@ -1,0 +1,220 @@
+//! Shared by the end-to-end tests: a config in a temporary folder that
+//! points at the real guests, and the real `sandbot` binary driven through
+//! its JSON-lines console.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use serde_json::{json, Value};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_sandbot");
+
+/// Where `make build` puts the guests (`target/wasm32-wasip2/guest`).
+pub fn guests_dir() -> PathBuf {
+    let target = Path::new(BIN).ancestors().nth(2).expect("the binary lives in target/<profile>/");
+    let dir = target.join("wasm32-wasip2/guest");
+    assert!(
+        dir.join("hi.wasm").is_file() && dir.join("hostile.wasm").is_file(),
+        "the guests are not built in {}: run `make test`, which builds them first",
+        dir.display()
+    );
+    dir
+}
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("runtime/ is inside the workspace").to_path_buf()
+}
+
+/// A bot's folder: `sandbot.toml`, `data/` (with `data/shared/`), and the
+/// secret file one level above the shared folder.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl Setup {
+    /// The standard commands, with `extra` TOML appended.
+    pub fn new(extra: &str) -> Setup {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let shared = dir.path().join("data/shared");
+        std::fs::create_dir_all(shared.join("docs")).unwrap();
+        std::fs::write(shared.join("hello.txt"), "hello from the shared folder\n").unwrap();
+        std::fs::write(shared.join("docs/notes.md"), "# notes\n").unwrap();
+        std::fs::write(dir.path().join("data/secret.txt"), "TOKEN=do-not-leak\n").unwrap();
+        let instruction = workspace().join("bot_instruction.md");
+        let text = format!(
+            r#"
+prefix = "!"
+data_dir = "data"
+guests_dir = {guests:?}
+
+[operators]
+users = ["42"]
+roles = ["admin"]
+
+[rate_limit]
+messages = 0
+
+[roots]
+shared = "data/shared"
+instruction = {instruction:?}
+
+[commands.hi]
+wasm = "hi.wasm"
+grants = ["chat.send-message"]
+
+[commands.help]
+wasm = "help.wasm"
+grants = ["chat.send-message", "commands.list"]
+
+[commands.instruction]
+wasm = "instruction.wasm"
+grants = ["chat.send-message", "files.read-file"]
+read = ["instruction"]
+
+[commands.feedback]
+wasm = "feedback.wasm"
+grants = ["chat.send-message", "store.log-feedback"]
+
+[commands.correct]
+wasm = "correct.wasm"
+grants = ["chat.send-message", "chat.fetch-message", "store.log-correction"]
+
+[commands.getfile]
+wasm = "getfile.wasm"
+grants = ["chat.send-message", "files.read-file"]
+read = ["shared"]
+limits = {{ file_mib = 1 }}
+
+{extra}
+"#,
+            guests = guests_dir().display().to_string(),
+            instruction = instruction.display().to_string(),
+        );
+        let config = dir.path().join("sandbot.toml");
+        std::fs::write(&config, text).unwrap();
+        Setup { dir, config }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Runs the console over `lines` to the end of input; returns every
+    /// output line, parsed.
+    pub fn run(&self, lines: &[Value]) -> Vec<Value> {
+        let mut bot = self.spawn();
+        for line in lines {
+            bot.send(line);
+        }
+        bot.finish()
+    }
+
+    pub fn spawn(&self) -> Bot {
+        let mut child = Command::new(BIN)
+            .args(["console", "--jsonl", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start sandbot");
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        Bot { child, stdin, stdout }
+    }
+
+    /// `sandbot export <table>`, parsed.
+    pub fn export(&self, table: &str) -> Vec<Value> {
+        let out = Command::new(BIN)
+            .args(["export", table, "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run sandbot export");
+        assert!(out.status.success(), "export failed: {}", String::from_utf8_lossy(&out.stderr));
+        parse_lines(&out.stdout)
+    }
+}
+
+/// A running `sandbot console --jsonl`.
+pub struct Bot {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Bot {
+    pub fn send(&mut self, line: &Value) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write to sandbot");
+        stdin.flush().unwrap();
+    }
+
+    pub fn send_raw(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{text}").expect("write to sandbot");
+        stdin.flush().unwrap();
+    }
+
+    pub fn stdout_mut(&mut self) -> &mut BufReader<ChildStdout> {
+        &mut self.stdout
+    }
+
+    /// Reads output lines up to and including `done` for input `n`.
+    pub fn read_until_done(&mut self, n: u64) -> Vec<Value> {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            let read = self.stdout.read_line(&mut line).expect("read from sandbot");
+            assert!(read > 0, "sandbot closed its output before input {n} was done; got {lines:?}");
+            let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"));
+            let done = value["type"] == "done" && value["input"] == n;
+            lines.push(value);
+            if done {
+                return lines;
+            }
+        }
+    }
+
+    /// Closes the input and reads everything until the bot exits.
+    pub fn finish(mut self) -> Vec<Value> {
+        drop(self.stdin.take());
+        let mut rest = Vec::new();
+        std::io::Read::read_to_end(&mut self.stdout, &mut rest).unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "sandbot exited with {status}");
+        parse_lines(&rest)
+    }
+}
+
+pub fn parse_lines(bytes: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect()
+}
+
+/// An input line with just `content`.
+pub fn say(content: &str) -> Value {
+    json!({ "content": content })
+}
+
+/// The contents of the messages the bot sent for input `n`.
+pub fn replies(out: &[Value], n: u64) -> Vec<String> {
+    out.iter()
+        .filter(|v| v["type"] == "message" && v["input"] == n)
+        .map(|v| v["content"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The one reply to input `n`.
+pub fn reply(out: &[Value], n: u64) -> String {
+    let all = replies(out, n);
+    assert_eq!(all.len(), 1, "expected one reply to input {n}, got {all:?}\nall output: {out:#?}");
+    all.into_iter().next().unwrap()
+}
