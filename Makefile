@@ -14,8 +14,7 @@ run: build
 
 ## Sets up, builds, and runs every test.
 test: build
-	$(CARGO) test --release --workspace --exclude sandbot-sdk $(addprefix --exclude ,$(GUESTS))
-	$(CARGO) test --release -p sandbot-sdk --lib --target $(shell rustc -vV | sed -n 's/host: //p')
+	$(CARGO) test --release -p sandbot -p sandbot-sdk
 
 ## Sets up and builds: target/release/sandbot and the guests where config/sandbot.toml points.
 build: setup guests runtime

@@ -56,7 +56,8 @@ fn unknown_command_points_to_help() {
 #[test]
 fn help_lists_commands_and_explains_one() {
     let setup = Setup::new("");
-    let out = setup.run(&[say("!help"), say("!help correct"), say("!help !getfile"), say("!help nope"), say("!help a b")]);
+    let out =
+        setup.run(&[say("!help"), say("!help correct"), say("!help !getfile"), say("!help nope"), say("!help a b")]);
     let list = reply(&out, 0);
     for name in ["!correct", "!feedback", "!getfile", "!help", "!hi", "!instruction"] {
         assert!(list.contains(&format!("`{name}`")), "{name} missing from {list}");
@@ -82,8 +83,18 @@ fn instruction_sends_the_whole_guide_in_pieces_under_2000_characters() {
     assert_eq!(words(&pieces.join("\n")), words(&guide));
     // It covers every command of the spec.
     for command in [
-        "!hi", "!join", "!leave", "!train", "!test", "!archive", "!select_dataset", "!instruction", "!correct",
-        "!feedback", "!getfile", "!help",
+        "!hi",
+        "!join",
+        "!leave",
+        "!train",
+        "!test",
+        "!archive",
+        "!select_dataset",
+        "!instruction",
+        "!correct",
+        "!feedback",
+        "!getfile",
+        "!help",
     ] {
         assert!(guide.contains(command), "the guide does not mention {command}");
     }
@@ -198,7 +209,8 @@ fn bots_are_ignored() {
 #[test]
 fn rate_limit_answers_politely_and_spares_operators() {
     let setup = Setup::new("");
-    let config = std::fs::read_to_string(&setup.config).unwrap().replace("messages = 0", "messages = 2\nper_seconds = 3600");
+    let config =
+        std::fs::read_to_string(&setup.config).unwrap().replace("messages = 0", "messages = 2\nper_seconds = 3600");
     std::fs::write(&setup.config, config).unwrap();
     let stranger = json!({"content": "!hi", "author_id": "5", "author": "Bo"});
     let out = setup.run(&[stranger.clone(), stranger.clone(), stranger, say("!hi"), say("!hi"), say("!hi")]);

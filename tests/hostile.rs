@@ -127,3 +127,49 @@ fn nothing_survives_between_messages() {
         assert_eq!(reply(&out, n), "seen 1", "a fresh instance per message");
     }
 }
+
+/// A spinning guest yields its thread at every epoch tick: on a runtime
+/// with a single thread, `!hi` is answered while `!loop` still spins.
+#[test]
+fn a_spinning_guest_does_not_stall_other_users() {
+    use std::sync::{Arc, Mutex};
+
+    use sandbot::platform::console::{Console, InputLine, Mode};
+    use sandbot::{Config, Dispatcher, Outcome};
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let setup = Setup::new(&HOSTILE.replace("deadline_ms = 300", "deadline_ms = 3000"));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let dispatcher = Arc::new(Dispatcher::start(Config::load(&setup.config).unwrap()).await.unwrap());
+        let out = Shared::default();
+        let console = Console::new(Box::new(out.clone()), Mode::JsonLines, &setup.path("out")).unwrap();
+
+        let spinning = {
+            let dispatcher = dispatcher.clone();
+            let event = console.event(0, InputLine::text("!loop")).unwrap();
+            tokio::spawn(async move { dispatcher.dispatch(event).await })
+        };
+        tokio::task::yield_now().await; // let the loop start spinning
+        let hi = dispatcher.dispatch(console.event(1, InputLine::text("!hi")).unwrap()).await;
+        assert_eq!(hi, Outcome::Handled);
+        assert!(!spinning.is_finished(), "!hi had to wait for the spinning guest");
+        assert_eq!(spinning.await.unwrap(), Outcome::Failed);
+
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines[0]["content"], "HI, you!");
+        assert_eq!(lines[1]["content"], "`!loop` took too long and was stopped.");
+    });
+}

@@ -161,10 +161,14 @@ impl Dispatcher {
             }
             Err(error) => {
                 match &error {
-                    InvokeError::Guest(_) => tracing::info!(command = name, user, micros, cause = %error.cause(), "failed"),
+                    InvokeError::Guest(_) => {
+                        tracing::info!(command = name, user, micros, cause = %error.cause(), "failed")
+                    }
                     _ => tracing::warn!(command = name, user, micros, cause = %error.cause(), "failed"),
                 }
-                let what = if self.config.default_handler.as_deref() == Some(name) && !event.message.content.starts_with(self.config.prefix.as_str()) {
+                let what = if self.config.default_handler.as_deref() == Some(name)
+                    && !event.message.content.starts_with(self.config.prefix.as_str())
+                {
                     "Answering that".to_string()
                 } else {
                     format!("`{}{name}`", self.config.prefix)

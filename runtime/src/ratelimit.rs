@@ -40,7 +40,8 @@ mod tests {
 
     #[test]
     fn limits_each_user_separately() {
-        let limiter = UserRateLimiter::new(RateLimit { messages: NonZeroU32::new(2).unwrap(), per: Duration::from_secs(60) });
+        let limiter =
+            UserRateLimiter::new(RateLimit { messages: NonZeroU32::new(2).unwrap(), per: Duration::from_secs(60) });
         assert!(limiter.check("a"));
         assert!(limiter.check("a"));
         assert!(!limiter.check("a"));

@@ -17,7 +17,9 @@ pub fn split_message(text: &str, max_chars: usize) -> Vec<String> {
         let cut = window
             .rfind('\n')
             .map(|i| i + 1)
-            .or_else(|| window.rfind(char::is_whitespace).map(|i| i + window[i..].chars().next().map_or(1, char::len_utf8)))
+            .or_else(|| {
+                window.rfind(char::is_whitespace).map(|i| i + window[i..].chars().next().map_or(1, char::len_utf8))
+            })
             .filter(|&i| i > 0)
             .unwrap_or(limit);
         pieces.push(rest[..cut].trim_end().to_string());

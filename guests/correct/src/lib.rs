@@ -16,13 +16,15 @@ const USAGE: &str = "correct <message id> <correction…>";
 
 impl Command for Correct {
     fn describe() -> CommandInfo {
-        CommandInfo::new("correct", "Corrects one of the bot's answers.", USAGE)
-            .needs(&["chat.send-message", "chat.fetch-message", "store.log-correction"])
+        CommandInfo::new("correct", "Corrects one of the bot's answers.", USAGE).needs(&[
+            "chat.send-message",
+            "chat.fetch-message",
+            "store.log-correction",
+        ])
     }
 
     fn handle(invocation: Invocation) -> Result<(), Error> {
-        let (id, correction) = parse(&invocation.args)
-            .ok_or_else(|| Error::usage(&invocation.prefix, USAGE))?;
+        let (id, correction) = parse(&invocation.args).ok_or_else(|| Error::usage(&invocation.prefix, USAGE))?;
         let original = match chat::fetch_message(id) {
             Ok(message) if message.from_bot => message,
             Ok(_) | Err(HostError::NotFound(_)) | Err(HostError::Invalid(_)) => {

@@ -97,10 +97,7 @@ impl Grants {
         let mut grants = Grants::default();
         for name in names {
             let name = name.as_ref();
-            let matched = HostFn::ALL
-                .iter()
-                .filter(|f| names_match(name, **f))
-                .fold(0, |bits, f| bits | f.bit());
+            let matched = HostFn::ALL.iter().filter(|f| names_match(name, **f)).fold(0, |bits, f| bits | f.bit());
             if matched == 0 {
                 return Err(UnknownGrant(name.to_string()));
             }
@@ -114,7 +111,7 @@ impl Grants {
     }
 
     /// The needs (as a guest declares them) that these grants do not cover.
-    pub fn missing<'a>(self, needs: &'a [String]) -> Vec<&'a str> {
+    pub fn missing(self, needs: &[String]) -> Vec<&str> {
         needs
             .iter()
             .filter(|need| match Grants::parse(&[need.as_str()]) {

@@ -113,7 +113,8 @@ pub struct Config {
 impl Config {
     /// Reads, parses and checks a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Config::from_toml(path, &text)
     }
 
@@ -174,8 +175,9 @@ impl Resolver<'_> {
             let path = self.relative(path);
             if !path.exists() && path.starts_with(&data_dir) {
                 // Folders inside the data area are the bot's own: make them.
-                std::fs::create_dir_all(&path)
-                    .map_err(|e| self.invalid(format!("roots.{name}"), format!("cannot create {}: {e}", path.display())))?;
+                std::fs::create_dir_all(&path).map_err(|e| {
+                    self.invalid(format!("roots.{name}"), format!("cannot create {}: {e}", path.display()))
+                })?;
             }
             let root = Root::open(&path)
                 .map_err(|e| self.invalid(format!("roots.{name}"), format!("cannot open {}: {e}", path.display())))?;
@@ -201,10 +203,8 @@ impl Resolver<'_> {
             }
             let limits = self.limits(&format!("{key}.limits"), &raw_cmd.limits, &defaults)?;
             let operators_only = raw_cmd.operators_only.unwrap_or(OPERATORS_ONLY_BY_DEFAULT.contains(&name.as_str()));
-            commands.insert(
-                name.clone(),
-                CommandConfig { name, wasm, grants, read: raw_cmd.read, operators_only, limits },
-            );
+            commands
+                .insert(name.clone(), CommandConfig { name, wasm, grants, read: raw_cmd.read, operators_only, limits });
         }
 
         if let Some(handler) = &raw.default_handler {
@@ -220,7 +220,8 @@ impl Resolver<'_> {
                 if per == 0 {
                     return Err(self.invalid("rate_limit.per_seconds", "must be at least 1"));
                 }
-                NonZeroU32::new(messages.unwrap_or(5)).map(|messages| RateLimit { messages, per: Duration::from_secs(per) })
+                NonZeroU32::new(messages.unwrap_or(5))
+                    .map(|messages| RateLimit { messages, per: Duration::from_secs(per) })
             }
         };
 
@@ -311,7 +312,8 @@ mod tests {
     #[test]
     fn command_limits_override_defaults() {
         let config =
-            load("[limits]\ndeadline_ms = 100\n[commands.hi]\nwasm = \"hi.wasm\"\nlimits = { memory_mib = 8 }\n").unwrap();
+            load("[limits]\ndeadline_ms = 100\n[commands.hi]\nwasm = \"hi.wasm\"\nlimits = { memory_mib = 8 }\n")
+                .unwrap();
         let limits = &config.commands["hi"].limits;
         assert_eq!(limits.deadline, Duration::from_millis(100));
         assert_eq!(limits.memory_bytes, 8 << 20);

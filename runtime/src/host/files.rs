@@ -41,9 +41,6 @@ impl files::Host for GuestCtx {
         let entries = tokio::task::spawn_blocking(move || handle.list(&path))
             .await
             .map_err(|e| HostError::Failed(e.to_string()))??;
-        Ok(entries
-            .into_iter()
-            .map(|e| files::DirEntry { name: e.name, is_dir: e.is_dir, size: e.size })
-            .collect())
+        Ok(entries.into_iter().map(|e| files::DirEntry { name: e.name, is_dir: e.is_dir, size: e.size }).collect())
     }
 }

@@ -18,9 +18,9 @@ use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::{self, types};
+use crate::config::CommandConfig;
 use crate::config::HostFn;
 use crate::platform::{Conversation, Message, PlatformError};
-use crate::config::CommandConfig;
 use crate::registry::Registry;
 use crate::sandbox::HostState;
 use crate::services::files::FileError;

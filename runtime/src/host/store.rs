@@ -33,7 +33,12 @@ fn checked(field: &str, text: &str) -> Result<(), HostError> {
 }
 
 impl store::Host for GuestCtx {
-    async fn log_correction(&mut self, message_id: String, original: String, correction: String) -> Result<u64, HostError> {
+    async fn log_correction(
+        &mut self,
+        message_id: String,
+        original: String,
+        correction: String,
+    ) -> Result<u64, HostError> {
         self.check(HostFn::StoreLogCorrection)?;
         checked("correction", &correction)?;
         checked("message id", &message_id)?;

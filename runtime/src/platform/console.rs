@@ -139,7 +139,11 @@ impl Console {
     }
 
     /// Reads input lines until the end, dispatching each in turn.
-    pub async fn run(self: &Arc<Self>, dispatcher: &Dispatcher, input: impl AsyncBufRead + Unpin) -> std::io::Result<()> {
+    pub async fn run(
+        self: &Arc<Self>,
+        dispatcher: &Dispatcher,
+        input: impl AsyncBufRead + Unpin,
+    ) -> std::io::Result<()> {
         let mut lines = input.lines();
         let mut number: u64 = 0;
         while let Some(line) = lines.next_line().await? {
@@ -312,7 +316,13 @@ impl Conversation for ConsoleConversation {
                 .map_err(|e| PlatformError::Failed(format!("writing {}: {e}", path.display())))?;
             files.push(FileEffect { name: file.name.clone(), path, bytes: file.data.len() as u64 });
         }
-        console.emit(Effect::Message { input: self.input, channel: &self.channel, id: &id, content: &message.content, files });
+        console.emit(Effect::Message {
+            input: self.input,
+            channel: &self.channel,
+            id: &id,
+            content: &message.content,
+            files,
+        });
         console.remember(
             &self.channel,
             FetchedMessage {
@@ -342,7 +352,8 @@ impl Conversation for ConsoleConversation {
 
     async fn join_voice(&self) -> Result<JoinOutcome, PlatformError> {
         let guild = self.guild.clone().ok_or(PlatformError::Unsupported("voice channels exist only in servers"))?;
-        let channel = self.voice_channel.clone().ok_or_else(|| PlatformError::NotFound("the author's voice channel".into()))?;
+        let channel =
+            self.voice_channel.clone().ok_or_else(|| PlatformError::NotFound("the author's voice channel".into()))?;
         let previous = {
             let mut voice = self.console.voice.lock().unwrap_or_else(|p| p.into_inner());
             voice.insert(guild, channel.clone())

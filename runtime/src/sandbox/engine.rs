@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances: the granularity of deadlines, and how
 /// often a running guest yields its thread to other tasks.
@@ -37,10 +37,14 @@ pub fn build(settings: EngineSettings) -> wasmtime::Result<Engine> {
         .max_memory_size(settings.max_memory_bytes)
         .max_component_instance_size(1 << 20)
         .max_core_instance_size(1 << 20)
-        // Keep pages of freed slots resident, so the next instantiation
-        // does not fault them in again.
-        .linear_memory_keep_resident(64 << 10)
-        .table_keep_resident(16 << 10);
+        // Reset a freed slot by rewriting only the pages the guest touched
+        // (found with Linux's PAGEMAP_SCAN where available) instead of
+        // `madvise`: no TLB shootdowns across cores, no page faults next time.
+        .pagemap_scan(Enabled::Auto)
+        .linear_memory_keep_resident(2 << 20)
+        .table_keep_resident(64 << 10)
+        // What still needs `madvise` is done in batches.
+        .decommit_batch_size(16);
 
     let mut config = Config::new();
     config

@@ -16,7 +16,10 @@ use cap_std::fs::Dir;
 pub enum Root {
     Dir(Dir),
     /// One file: its folder's handle and its name in it.
-    File { dir: Dir, name: String },
+    File {
+        dir: Dir,
+        name: String,
+    },
 }
 
 /// Why a read failed, in terms a guest can be told.

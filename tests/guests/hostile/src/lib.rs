@@ -25,8 +25,12 @@ static SEEN: AtomicU32 = AtomicU32::new(0);
 
 impl Command for Hostile {
     fn describe() -> CommandInfo {
-        CommandInfo::new("hostile", "Misbehaves on purpose.", "loop|alloc|recurse|panic|sneak|flood|spam|shout|remember")
-            .needs(&["chat.send-message"])
+        CommandInfo::new(
+            "hostile",
+            "Misbehaves on purpose.",
+            "loop|alloc|recurse|panic|sneak|flood|spam|shout|remember",
+        )
+        .needs(&["chat.send-message"])
     }
 
     fn handle(invocation: Invocation) -> Result<(), Error> {
