@@ -213,11 +213,14 @@ fn rate_limit_answers_politely_and_spares_operators() {
         std::fs::read_to_string(&setup.config).unwrap().replace("messages = 0", "messages = 2\nper_seconds = 3600");
     std::fs::write(&setup.config, config).unwrap();
     let stranger = json!({"content": "!hi", "author_id": "5", "author": "Bo"});
-    let out = setup.run(&[stranger.clone(), stranger.clone(), stranger, say("!hi"), say("!hi"), say("!hi")]);
+    let unknown = json!({"content": "!zz", "author_id": "5", "author": "Bo"});
+    let out = setup.run(&[stranger.clone(), stranger.clone(), stranger, unknown, say("!hi"), say("!hi"), say("!hi")]);
     assert_eq!(reply(&out, 0), "HI, Bo!");
     assert_eq!(reply(&out, 1), "HI, Bo!");
     assert_eq!(reply(&out, 2), "You are sending messages too fast; please wait a few seconds.");
-    for n in 3..6 {
+    // Told once per window; even an unknown command gets no reply now.
+    assert!(replies(&out, 3).is_empty());
+    for n in 4..7 {
         assert_eq!(reply(&out, n), "HI, you!");
     }
 }

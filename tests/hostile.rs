@@ -14,6 +14,11 @@ wasm = "hostile.wasm"
 grants = ["chat.send-message"]
 limits = { deadline_ms = 300 }
 
+[commands.sleep]
+wasm = "hostile.wasm"
+grants = ["chat.send-message"]
+limits = { deadline_ms = 300 }
+
 [commands.alloc]
 wasm = "hostile.wasm"
 grants = ["chat.send-message"]
@@ -66,6 +71,11 @@ fn misbehave(command: &str) -> Vec<String> {
 #[test]
 fn endless_loop_is_stopped_by_the_deadline() {
     assert_eq!(misbehave("loop"), ["`!loop` took too long and was stopped."]);
+}
+
+#[test]
+fn sleeping_in_a_host_call_is_stopped_by_the_deadline() {
+    assert_eq!(misbehave("sleep"), ["`!sleep` took too long and was stopped."]);
 }
 
 #[test]

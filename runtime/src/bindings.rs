@@ -15,4 +15,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use sandbot::bot::{chat, commands, files, log, model, store, types, voice};
+pub use self::sandbot::bot::{chat, commands, files, log, model, store, types, voice};

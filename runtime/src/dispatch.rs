@@ -4,7 +4,7 @@
 //! adapter (console | discord) ──Event──▶ Dispatcher::dispatch
 //!   1. ignore bots (configurable)
 //!   2. `!name args` → registry lookup; anything else → the default handler
-//!   3. operators-only check, per-user rate limit
+//!   3. per-user rate limit (before any reply), operators-only check
 //!   4. sandbox: fresh instance, limits, guest.handle(invocation)
 //!        └─ host functions (checked against grants) → platform, services
 //!   5. a failure → a short reply for the user + a log line for the operator
@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::error::InvokeError;
 use crate::host::GuestCtx;
 use crate::platform::{Event, Message, Outgoing};
-use crate::ratelimit::UserRateLimiter;
+use crate::ratelimit::{UserRateLimiter, Verdict};
 use crate::registry::{LoadedCommand, Registry};
 use crate::sandbox::{EngineSettings, Sandbox};
 use crate::services::files::Root;
@@ -105,35 +105,46 @@ impl Dispatcher {
             return Outcome::Ignored;
         }
         let prefix = &self.config.prefix;
-        let (name, args) = match parse_command(prefix, &message.content) {
-            Some((name, args)) => (name, args),
+        let (name, args, typed) = match parse_command(prefix, &message.content) {
+            Some((name, args)) => (name, args, true),
             None => match &self.config.default_handler {
-                Some(handler) => (handler.clone(), message.content.trim()),
+                Some(handler) => (handler.clone(), message.content.trim(), false),
                 None => return Outcome::Ignored,
             },
         };
+        let is_operator = author.platform_operator || self.config.operators.includes(&author.id, &author.roles);
+        // Before anything that answers: the bot's replies count as well.
+        if let (Some(limiter), false) = (&self.rate_limiter, is_operator) {
+            if let Verdict::Deny { warn } = limiter.check(&author.id) {
+                tracing::info!(command = %name, "refused: rate limited");
+                if warn {
+                    self.reply(event, "You are sending messages too fast; please wait a few seconds.".to_string())
+                        .await;
+                }
+                return Outcome::RateLimited;
+            }
+        }
         let Some(command) = self.registry.get(&name) else {
             tracing::info!(command = %name, "unknown command");
             self.reply(event, format!("Unknown command `{prefix}{name}`. Try `{prefix}help`.")).await;
             return Outcome::Unknown;
         };
-        let is_operator = author.platform_operator || self.config.operators.includes(&author.id, &author.roles);
         if command.config.operators_only && !is_operator {
             tracing::info!(command = %name, "refused: operators only");
             self.reply(event, format!("Sorry, `{prefix}{name}` is for operators only.")).await;
             return Outcome::Refused;
         }
-        if let Some(limiter) = &self.rate_limiter {
-            if !is_operator && !limiter.check(&author.id) {
-                tracing::info!(command = %name, "refused: rate limited");
-                self.reply(event, "You are sending messages too fast; please wait a few seconds.".to_string()).await;
-                return Outcome::RateLimited;
-            }
-        }
-        self.invoke(event, command, args, is_operator).await
+        self.invoke(event, command, args, is_operator, typed).await
     }
 
-    async fn invoke(&self, event: &Event, command: Arc<LoadedCommand>, args: &str, is_operator: bool) -> Outcome {
+    async fn invoke(
+        &self,
+        event: &Event,
+        command: Arc<LoadedCommand>,
+        args: &str,
+        is_operator: bool,
+        typed: bool,
+    ) -> Outcome {
         let name = command.config.name.as_str();
         let invocation = types::Invocation {
             command: name.to_string(),
@@ -166,13 +177,9 @@ impl Dispatcher {
                     }
                     _ => tracing::warn!(command = name, user, micros, cause = %error.cause(), "failed"),
                 }
-                let what = if self.config.default_handler.as_deref() == Some(name)
-                    && !event.message.content.starts_with(self.config.prefix.as_str())
-                {
-                    "Answering that".to_string()
-                } else {
-                    format!("`{}{name}`", self.config.prefix)
-                };
+                // Replies name a typed command; a plain message's failure is
+                // about the answer.
+                let what = if typed { format!("`{}{name}`", self.config.prefix) } else { "Answering that".into() };
                 self.reply(event, error.user_reply(&what)).await;
                 Outcome::Failed
             }

@@ -100,9 +100,14 @@ async fn console(config: Config, jsonl: bool, out: Option<PathBuf>) -> anyhow::R
     if mode == Mode::Interactive && std::io::stdin().is_terminal() {
         eprintln!("sandbot console: type a message, or {prefix}help. Ctrl-D quits.");
     }
-    let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+    // Run on a worker thread, like an adapter's tasks: from `block_on`,
+    // every deadline timer would have to wake the runtime's timer thread.
+    let session = tokio::spawn(async move {
+        let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+        console.run(&dispatcher, stdin).await
+    });
     tokio::select! {
-        result = console.run(&dispatcher, stdin) => result?,
+        result = session => result??,
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
     }
     Ok(())

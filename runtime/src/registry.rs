@@ -11,7 +11,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::bindings::{types, CommandPre};
-use crate::config::{CommandConfig, Config, ConfigError};
+use crate::config::{CommandConfig, Config, ConfigError, Grants};
 use crate::host::GuestCtx;
 use crate::platform::{self, Conversation};
 use crate::sandbox::{HostState, Sandbox};
@@ -80,9 +80,11 @@ async fn load(
         .prepare(&command.wasm)
         .await
         .map_err(|e| invalid(format!("{} is not a sandbot command: {e:#}", command.wasm.display())))?;
-    let config = Arc::new(command.clone());
+    // `describe()` answers no message, so it runs with nothing granted: a
+    // guest cannot store or send anything in the name of nobody.
+    let describing = Arc::new(CommandConfig { grants: Grants::default(), read: Vec::new(), ..command.clone() });
     let guest = GuestCtx {
-        command: config.clone(),
+        command: describing,
         message: Arc::new(platform::Message::default()),
         conversation: Arc::new(platform::Nowhere) as Arc<dyn Conversation>,
         services: services.clone(),
@@ -94,6 +96,7 @@ async fn load(
         .describe(&pre, guest, &command.limits)
         .await
         .map_err(|e| invalid(format!("describe() failed: {}", e.cause())))?;
+    check_info(&info).map_err(|why| invalid(format!("describe() returned {why}")))?;
     if info.name != command.name {
         tracing::info!(command = %command.name, described_as = %info.name, "command is configured under another name");
     }
@@ -106,5 +109,21 @@ async fn load(
         );
     }
     tracing::info!(command = %command.name, wasm = %command.wasm.display(), "loaded");
-    Ok(LoadedCommand { config, info, pre })
+    Ok(LoadedCommand { config: Arc::new(command.clone()), info, pre })
+}
+
+/// What `describe()` returns ends up in `!help`: keep it to a size that
+/// fits a message.
+fn check_info(info: &types::CommandInfo) -> Result<(), String> {
+    let fields = [("name", &info.name, 64), ("summary", &info.summary, 200), ("usage", &info.usage, 200)];
+    for (field, text, max) in fields {
+        let chars = text.chars().count();
+        if chars > max {
+            return Err(format!("a {field} of {chars} characters; at most {max}"));
+        }
+    }
+    if info.needs.len() > 32 || info.needs.iter().any(|n| n.len() > 64) {
+        return Err("too many or too long `needs`".to_string());
+    }
+    Ok(())
 }

@@ -2,7 +2,8 @@
 
 /// Splits `text` into pieces of at most `max_chars` characters, preferring
 /// to break after a newline, then after whitespace, and only then inside a
-/// word. An empty text is one empty piece (a message with only files).
+/// word. Pieces are never blank, except that a blank text is one empty
+/// piece (a message with only files).
 pub fn split_message(text: &str, max_chars: usize) -> Vec<String> {
     let max_chars = max_chars.max(1);
     let mut pieces = Vec::new();
@@ -10,20 +11,29 @@ pub fn split_message(text: &str, max_chars: usize) -> Vec<String> {
     loop {
         // Byte offset of the first character past the limit, if any.
         let Some((limit, _)) = rest.char_indices().nth(max_chars) else {
-            pieces.push(rest.to_string());
+            let last = rest.trim_end();
+            if !last.is_empty() || pieces.is_empty() {
+                pieces.push(last.to_string());
+            }
             return pieces;
         };
         let window = &rest[..limit];
-        let cut = window
-            .rfind('\n')
-            .map(|i| i + 1)
-            .or_else(|| {
-                window.rfind(char::is_whitespace).map(|i| i + window[i..].chars().next().map_or(1, char::len_utf8))
-            })
-            .filter(|&i| i > 0)
-            .unwrap_or(limit);
-        pieces.push(rest[..cut].trim_end().to_string());
+        // Break after the last newline, else after the last whitespace; a
+        // break at the very start would make an empty piece, so then cut
+        // the word at the limit.
+        let (cut, hard) = match window.rfind('\n').or_else(|| window.rfind(char::is_whitespace)) {
+            Some(at) if at > 0 => (at + window[at..].chars().next().map_or(1, char::len_utf8), false),
+            _ => (limit, true),
+        };
+        let piece = rest[..cut].trim_end();
+        if !piece.is_empty() {
+            pieces.push(piece.to_string());
+        }
         rest = &rest[cut..];
+        if hard {
+            // The space the cut fell on is a separator, not text.
+            rest = rest.trim_start();
+        }
     }
 }
 
@@ -52,6 +62,17 @@ mod tests {
         let words: Vec<&str> = text.split_whitespace().collect();
         let rejoined: Vec<&str> = pieces.iter().flat_map(|p| p.split_whitespace()).collect();
         assert_eq!(words, rejoined);
+    }
+
+    #[test]
+    fn never_sends_an_empty_piece() {
+        let text = format!("{} {}", "x".repeat(20), "y".repeat(25));
+        let pieces = split_message(&text, 20);
+        assert_eq!(pieces, ["x".repeat(20), "y".repeat(20), "y".repeat(5)]);
+        let text = format!("{}\n{}", "x".repeat(20), "y".repeat(5));
+        assert_eq!(split_message(&text, 20), ["x".repeat(20), "y".repeat(5)]);
+        assert_eq!(split_message("   ", 2), [""]);
+        assert_eq!(split_message(&format!("{} ", "x".repeat(20)), 20), ["x".repeat(20)]);
     }
 
     #[test]

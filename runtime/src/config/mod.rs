@@ -187,8 +187,11 @@ impl Resolver<'_> {
         let mut commands = BTreeMap::new();
         for (name, raw_cmd) in raw.commands {
             let key = format!("commands.{name}");
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                return Err(self.invalid(key, "a command name is letters, digits, `_` and `-` only"));
+            // Users' `!Name` is lower-cased before the lookup.
+            if name.is_empty()
+                || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+            {
+                return Err(self.invalid(key, "a command name is lower-case letters, digits, `_` and `-` only"));
             }
             // Whether the file exists and fits the world is checked when the
             // registry loads it, so `sandbot export` works without guests.
@@ -301,6 +304,9 @@ mod tests {
 
         let err = load("[limits]\nmemory_mib = 0\n").unwrap_err().to_string();
         assert!(err.contains("`limits.memory_mib`"), "{err}");
+
+        let err = load("[commands.GetFile]\nwasm = \"hi.wasm\"\n").unwrap_err().to_string();
+        assert!(err.contains("`commands.GetFile`") && err.contains("lower-case"), "{err}");
 
         let err = load("default_handler = \"chat\"\n").unwrap_err().to_string();
         assert!(err.contains("`default_handler`"), "{err}");

@@ -13,7 +13,7 @@ const MAX_CHARS: usize = 2000;
 
 impl log::Host for GuestCtx {
     async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
-        self.log_lines += 1;
+        self.log_lines = self.log_lines.saturating_add(1);
         if self.log_lines > MAX_LINES {
             if self.log_lines == MAX_LINES + 1 {
                 tracing::warn!(command = %self.command.name, "guest log limit reached; dropping the rest");

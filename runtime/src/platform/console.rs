@@ -144,16 +144,24 @@ impl Console {
         dispatcher: &Dispatcher,
         input: impl AsyncBufRead + Unpin,
     ) -> std::io::Result<()> {
-        let mut lines = input.lines();
+        let mut input = input;
+        let mut buffer = Vec::new();
         let mut number: u64 = 0;
-        while let Some(line) = lines.next_line().await? {
+        loop {
+            buffer.clear();
+            if input.read_until(b'\n', &mut buffer).await? == 0 {
+                return Ok(());
+            }
+            // Bad bytes become U+FFFD: the line then fails as JSON (or reads
+            // as text) and the console goes on.
+            let line = String::from_utf8_lossy(&buffer);
+            let line = line.trim_end_matches(['\n', '\r']);
             if line.trim().is_empty() {
                 continue;
             }
-            self.handle_line(dispatcher, number, &line).await;
+            self.handle_line(dispatcher, number, line).await;
             number += 1;
         }
-        Ok(())
     }
 
     /// Handles one input line: parse, dispatch, then `done`.
@@ -342,12 +350,20 @@ impl Conversation for ConsoleConversation {
     }
 
     async fn read_attachment(&self, id: &str, limit: u64) -> Result<Vec<u8>, PlatformError> {
+        use tokio::io::AsyncReadExt;
         let path = self.attachments.get(id).ok_or_else(|| PlatformError::NotFound(format!("attachment {id}")))?;
-        let size = tokio::fs::metadata(path).await.map_err(|e| PlatformError::Failed(e.to_string()))?.len();
+        let failed = |e: std::io::Error| PlatformError::Failed(format!("{}: {e}", path.display()));
+        let file = tokio::fs::File::open(path).await.map_err(failed)?;
+        let size = file.metadata().await.map_err(failed)?.len();
         if size > limit {
             return Err(PlatformError::TooLarge { size, limit });
         }
-        tokio::fs::read(path).await.map_err(|e| PlatformError::Failed(e.to_string()))
+        let mut data = Vec::with_capacity(size as usize);
+        file.take(limit + 1).read_to_end(&mut data).await.map_err(failed)?;
+        if data.len() as u64 > limit {
+            return Err(PlatformError::TooLarge { size: data.len() as u64, limit });
+        }
+        Ok(data)
     }
 
     async fn join_voice(&self) -> Result<JoinOutcome, PlatformError> {

@@ -26,14 +26,17 @@ pub fn build(settings: EngineSettings) -> wasmtime::Result<Engine> {
     let n = settings.max_concurrency;
     let mut pool = PoolingAllocationConfig::new();
     // A Rust wasip2 component is one core module plus a few small shims.
+    // Per-component maxima times `n` fit in the totals, so no guest can
+    // starve the pool for others; one memory per component, so the memory
+    // limit is the guest's whole budget.
     pool.total_component_instances(n)
         .total_core_instances(n * 8)
-        .total_memories(n * 2)
+        .total_memories(n)
         .total_tables(n * 8)
         .total_stacks(n)
-        .max_memories_per_component(2)
+        .max_memories_per_component(1)
         .max_tables_per_component(8)
-        .max_core_instances_per_component(16)
+        .max_core_instances_per_component(8)
         .max_memory_size(settings.max_memory_bytes)
         .max_component_instance_size(1 << 20)
         .max_core_instance_size(1 << 20)

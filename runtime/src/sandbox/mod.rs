@@ -7,11 +7,10 @@
 //! sized to the instance pool. The store is dropped when the call returns:
 //! nothing survives from one message to the next.
 //!
-//! The deadline is checked whenever guest code runs, including the moment
-//! a host call returns, so time spent in host calls counts too. A host
-//! call itself is bounded by its service (HTTP timeouts and the like), not
-//! by a timer here: a tokio timer per invocation cost a third of the
-//! per-message time (BENCHMARKS.md).
+//! The deadline is enforced twice: by epochs while guest code runs (a
+//! spinning guest traps), and by a timer around the whole call, which also
+//! stops a guest waiting in a host call or in WASI's own `poll` (a guest
+//! can `sleep`).
 
 pub mod engine;
 
@@ -122,7 +121,11 @@ impl Sandbox {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_describe(&mut store).await
         };
-        run.await.map_err(|trap| classify(trap, store.data(), limits))
+        match tokio::time::timeout(limits.deadline, run).await {
+            Err(_) => Err(InvokeError::Deadline(limits.deadline)),
+            Ok(Ok(info)) => Ok(info),
+            Ok(Err(trap)) => Err(classify(trap, store.data(), limits)),
+        }
     }
 
     /// Calls `handle` on a fresh instance; the store is dropped on return.
@@ -139,10 +142,11 @@ impl Sandbox {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_handle(&mut store, invocation).await
         };
-        match run.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(reply)) => Err(InvokeError::Guest(reply)),
-            Err(trap) => Err(classify(trap, store.data(), &limits)),
+        match tokio::time::timeout(limits.deadline, run).await {
+            Err(_) => Err(InvokeError::Deadline(limits.deadline)),
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(reply))) => Err(InvokeError::Guest(reply)),
+            Ok(Err(trap)) => Err(classify(trap, store.data(), &limits)),
         }
     }
 

@@ -9,7 +9,9 @@ use std::io::{self, Read};
 use std::path::Path;
 
 use cap_std::ambient_authority;
-use cap_std::fs::Dir;
+#[cfg(unix)]
+use cap_std::fs::OpenOptionsExt;
+use cap_std::fs::{Dir, OpenOptions};
 
 /// A folder, or a single file, the operator made readable to commands.
 #[derive(Debug)]
@@ -77,7 +79,15 @@ impl Root {
     /// Reads a whole regular file, at most `limit` bytes. Blocking.
     pub fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>, FileError> {
         let (dir, path) = self.locate(path)?;
-        let meta = dir.metadata(path)?;
+        let mut options = OpenOptions::new();
+        options.read(true);
+        // Never block in `open` on a FIFO someone left in the folder; the
+        // checks below run on the handle itself, so nothing can be swapped
+        // in between.
+        #[cfg(unix)]
+        options.custom_flags(libc::O_NONBLOCK);
+        let file = dir.open_with(path, &options)?;
+        let meta = file.metadata()?;
         if meta.is_dir() {
             return Err(FileError::Invalid("that is a folder, not a file"));
         }
@@ -87,7 +97,6 @@ impl Root {
         if meta.len() > limit {
             return Err(FileError::TooLarge { size: meta.len(), limit });
         }
-        let file = dir.open(path)?;
         let mut data = Vec::with_capacity(meta.len() as usize);
         // `take` guards against a file that grew after the check.
         file.take(limit + 1).read_to_end(&mut data)?;
@@ -188,6 +197,16 @@ mod tests {
         assert_eq!(root.read("nope.txt", 100), Err(FileError::NotFound));
         assert_eq!(root.read("a.txt", 3), Err(FileError::TooLarge { size: 5, limit: 3 }));
         assert_eq!(root.read("", 100), Err(FileError::Invalid("a file name is needed")));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let (top, root) = fixture();
+        let fifo = top.path().join("shared/pipe");
+        let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(status.success());
+        assert_eq!(root.read("pipe", 100), Err(FileError::Invalid("that is not a regular file")));
     }
 
     #[test]

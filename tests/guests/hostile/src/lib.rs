@@ -7,6 +7,7 @@
 //! | `alloc`   | allocates without end (stopped at the memory limit)    |
 //! | `recurse` | recurses without end (stack overflow)                  |
 //! | `panic`   | panics                                                 |
+//! | `sleep`   | sleeps an hour inside a WASI call (stopped by the deadline) |
 //! | `sneak`   | reads a file and stores feedback, neither granted      |
 //! | `flood`   | sends a 10 MB message                                  |
 //! | `spam`    | sends 100 messages                                     |
@@ -28,7 +29,7 @@ impl Command for Hostile {
         CommandInfo::new(
             "hostile",
             "Misbehaves on purpose.",
-            "loop|alloc|recurse|panic|sneak|flood|spam|shout|remember",
+            "loop|alloc|recurse|panic|sleep|sneak|flood|spam|shout|remember",
         )
         .needs(&["chat.send-message"])
     }
@@ -56,6 +57,13 @@ impl Command for Hostile {
                 Ok(())
             }
             "panic" => panic!("the hostile guest panicked on purpose"),
+            "sleep" => {
+                // Waits in WASI's poll, on the host: no guest code runs, so
+                // only the host's timer can stop it.
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                reply("woke up")?;
+                Ok(())
+            }
             "sneak" => {
                 files::read_file("shared", "secret.txt")?;
                 store::log_feedback("sneaky")?;
