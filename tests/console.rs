@@ -9,7 +9,7 @@ use support::{replies, reply, say, Setup};
 #[test]
 fn every_input_line_ends_with_done_in_order() {
     let setup = Setup::new("");
-    let out = setup.run(&[say("!hi"), say("hello, nobody handles plain text yet"), say("!hi")]);
+    let out = setup.run(&[say("!hi"), say("no default handler here: plain text is ignored"), say("!hi")]);
     let kinds: Vec<(String, u64)> =
         out.iter().map(|v| (v["type"].as_str().unwrap().to_string(), v["input"].as_u64().unwrap())).collect();
     assert_eq!(

@@ -16,7 +16,7 @@ use std::time::Instant;
 use tracing::Instrument;
 
 use crate::bindings::types;
-use crate::config::Config;
+use crate::config::{Config, ModelConfig};
 use crate::error::InvokeError;
 use crate::host::GuestCtx;
 use crate::platform::{Event, Message, Outgoing};
@@ -24,8 +24,13 @@ use crate::ratelimit::{UserRateLimiter, Verdict};
 use crate::registry::{LoadedCommand, Registry};
 use crate::sandbox::{EngineSettings, Sandbox};
 use crate::services::files::Root;
-use crate::services::store::SqliteStore;
+use crate::services::model::embedded::EmbeddedModel;
+use crate::services::model::{JobRecord, ModelProvider};
+use crate::services::store::{SqliteStore, Store};
 use crate::services::Services;
+
+/// How often a running training job is polled for the channel's sake.
+const JOB_POLL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What became of one message; the adapters only need it for tests and logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,9 +61,16 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// Opens the database, builds the sandbox and loads every command.
     pub async fn start(config: Config) -> anyhow::Result<Dispatcher> {
-        let store = SqliteStore::open(&config.data_dir.join("sandbot.db"))?;
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir.join("sandbot.db"))?);
+        let model: Option<Arc<dyn ModelProvider>> = match &config.model {
+            ModelConfig::None => None,
+            ModelConfig::Embedded { min_similarity } => {
+                Some(Arc::new(EmbeddedModel::open(store.clone(), *min_similarity).await?))
+            }
+        };
         let services = Services {
-            store: Arc::new(store),
+            store,
+            model,
             roots: Arc::new(config.roots.iter().map(|(k, v)| (k.clone(), Arc::<Root>::clone(v))).collect()),
         };
         let sandbox = Sandbox::new(EngineSettings {
@@ -152,19 +164,20 @@ impl Dispatcher {
             prefix: self.config.prefix.clone(),
             message: wit_message(&event.message, is_operator),
         };
-        let guest = GuestCtx {
-            command: command.config.clone(),
-            message: event.message.clone(),
-            conversation: event.conversation.clone(),
-            services: self.services.clone(),
-            registry: self.registry.clone(),
-            messages_sent: 0,
-            log_lines: 0,
-        };
+        let guest = GuestCtx::new(
+            command.config.clone(),
+            event.message.clone(),
+            event.conversation.clone(),
+            self.services.clone(),
+            self.registry.clone(),
+        );
         let started = Instant::now();
-        let result = self.sandbox.handle(&command.pre, guest, &invocation).await;
+        let (guest, result) = self.sandbox.handle(&command.pre, guest, &invocation).await;
         let micros = started.elapsed().as_micros() as u64;
         let user = event.message.author.id.as_str();
+        for job in guest.started_jobs {
+            self.report_job(event, job).await;
+        }
         match result {
             Ok(()) => {
                 tracing::info!(command = name, user, micros, "handled");
@@ -183,6 +196,41 @@ impl Dispatcher {
                 self.reply(event, error.user_reply(&what)).await;
                 Outcome::Failed
             }
+        }
+    }
+
+    /// Tells the channel how a training job the invocation started is
+    /// doing: at once if it already ended, else from a background task
+    /// that polls it until it does.
+    async fn report_job(&self, event: &Event, id: String) {
+        let Some(model) = self.services.model.clone() else { return };
+        let status = |job: &JobRecord| {
+            let detail = job.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+            format!("Training job `{}` {}{detail}.", job.id, job.status)
+        };
+        match model.job(&id).await {
+            Ok(job) if job.is_finished() => self.reply(event, status(&job)).await,
+            Ok(first) => {
+                let event = event.clone();
+                tokio::spawn(async move {
+                    let mut last = first.status.clone();
+                    // Fine-tuning takes minutes to hours; poll gently, and
+                    // give up reporting (not the job) after a day.
+                    for _ in 0..(24 * 60 * 2) {
+                        tokio::time::sleep(JOB_POLL).await;
+                        let Ok(job) = model.job(&id).await else { continue };
+                        if job.status != last || job.is_finished() {
+                            last = job.status.clone();
+                            let _ =
+                                event.conversation.send(Outgoing { content: status(&job), files: Vec::new() }).await;
+                        }
+                        if job.is_finished() {
+                            break;
+                        }
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(job = %id, error = %e, "cannot read the job back"),
         }
     }
 

@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use crate::bindings::{types, CommandPre};
 use crate::config::{CommandConfig, Config, ConfigError, Grants};
 use crate::host::GuestCtx;
-use crate::platform::{self, Conversation};
+use crate::platform;
 use crate::sandbox::{HostState, Sandbox};
 use crate::services::Services;
 
@@ -83,15 +83,13 @@ async fn load(
     // `describe()` answers no message, so it runs with nothing granted: a
     // guest cannot store or send anything in the name of nobody.
     let describing = Arc::new(CommandConfig { grants: Grants::default(), read: Vec::new(), ..command.clone() });
-    let guest = GuestCtx {
-        command: describing,
-        message: Arc::new(platform::Message::default()),
-        conversation: Arc::new(platform::Nowhere) as Arc<dyn Conversation>,
-        services: services.clone(),
-        registry: registry.clone(),
-        messages_sent: 0,
-        log_lines: 0,
-    };
+    let guest = GuestCtx::new(
+        describing,
+        Arc::new(platform::Message::default()),
+        Arc::new(platform::Nowhere),
+        services.clone(),
+        registry.clone(),
+    );
     let info = sandbox
         .describe(&pre, guest, &command.limits)
         .await

@@ -38,18 +38,30 @@ pub struct Setup {
 impl Setup {
     /// The standard commands, with `extra` TOML appended.
     pub fn new(extra: &str) -> Setup {
+        Setup::with_top("", extra)
+    }
+
+    /// Plain messages go to the `chat` command (the model).
+    pub fn chatty(extra: &str) -> Setup {
+        Setup::with_top("default_handler = \"chat\"", extra)
+    }
+
+    /// `top` goes before the first table (top-level keys), `extra` after.
+    pub fn with_top(top: &str, extra: &str) -> Setup {
         let dir = tempfile::tempdir().expect("temp dir");
         let shared = dir.path().join("data/shared");
         std::fs::create_dir_all(shared.join("docs")).unwrap();
         std::fs::write(shared.join("hello.txt"), "hello from the shared folder\n").unwrap();
         std::fs::write(shared.join("docs/notes.md"), "# notes\n").unwrap();
         std::fs::write(dir.path().join("data/secret.txt"), "TOKEN=do-not-leak\n").unwrap();
+        std::fs::create_dir_all(dir.path().join("data/datasets")).unwrap();
         let instruction = workspace().join("bot_instruction.md");
         let text = format!(
             r#"
 prefix = "!"
 data_dir = "data"
 guests_dir = {guests:?}
+{top}
 
 [operators]
 users = ["42"]
@@ -60,6 +72,8 @@ messages = 0
 
 [roots]
 shared = "data/shared"
+datasets = "data/datasets"
+data = "data"
 instruction = {instruction:?}
 
 [commands.hi]
@@ -88,6 +102,28 @@ wasm = "getfile.wasm"
 grants = ["chat.send-message", "files.read-file"]
 read = ["shared"]
 limits = {{ file_mib = 1 }}
+
+[commands.chat]
+wasm = "chat.wasm"
+grants = ["chat.send-message", "model.call-model"]
+
+[commands.train]
+wasm = "train.wasm"
+grants = ["chat.send-message", "chat.read-attachment", "model.train", "model.job-status", "model.load-dataset"]
+
+[commands.test]
+wasm = "test.wasm"
+grants = ["chat.send-message", "chat.read-attachment", "model.predict"]
+
+[commands.select_dataset]
+wasm = "select_dataset.wasm"
+grants = ["chat.send-message", "files.list-dir", "files.read-file", "files.archive", "model.save-dataset"]
+read = ["datasets"]
+
+[commands.archive]
+wasm = "archive.wasm"
+grants = ["chat.send-message", "files.archive"]
+read = ["data"]
 
 {extra}
 "#,

@@ -19,15 +19,18 @@ pub enum HostFn {
     ModelTrain,
     ModelJobStatus,
     ModelPredict,
+    ModelSaveDataset,
+    ModelLoadDataset,
     FilesReadFile,
     FilesListDir,
+    FilesArchive,
     StoreLogCorrection,
     StoreLogFeedback,
     CommandsList,
 }
 
 impl HostFn {
-    pub const ALL: [HostFn; 17] = [
+    pub const ALL: [HostFn; 20] = [
         HostFn::ChatSendMessage,
         HostFn::ChatReadAttachment,
         HostFn::ChatFetchMessage,
@@ -40,8 +43,11 @@ impl HostFn {
         HostFn::ModelTrain,
         HostFn::ModelJobStatus,
         HostFn::ModelPredict,
+        HostFn::ModelSaveDataset,
+        HostFn::ModelLoadDataset,
         HostFn::FilesReadFile,
         HostFn::FilesListDir,
+        HostFn::FilesArchive,
         HostFn::StoreLogCorrection,
         HostFn::StoreLogFeedback,
         HostFn::CommandsList,
@@ -62,8 +68,11 @@ impl HostFn {
             HostFn::ModelTrain => ("model", "train"),
             HostFn::ModelJobStatus => ("model", "job-status"),
             HostFn::ModelPredict => ("model", "predict"),
+            HostFn::ModelSaveDataset => ("model", "save-dataset"),
+            HostFn::ModelLoadDataset => ("model", "load-dataset"),
             HostFn::FilesReadFile => ("files", "read-file"),
             HostFn::FilesListDir => ("files", "list-dir"),
+            HostFn::FilesArchive => ("files", "archive"),
             HostFn::StoreLogCorrection => ("store", "log-correction"),
             HostFn::StoreLogFeedback => ("store", "log-feedback"),
             HostFn::CommandsList => ("commands", "list"),

@@ -92,6 +92,18 @@ pub struct RateLimit {
     pub per: Duration,
 }
 
+/// Which model answers, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelConfig {
+    /// No model: `model.*` answers `unavailable`.
+    None,
+    /// Retrieval over what was trained and corrected (the offline default).
+    Embedded {
+        /// How close a question must be to a learned one (0..=1).
+        min_similarity: f32,
+    },
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The file this came from, for messages.
@@ -106,6 +118,7 @@ pub struct Config {
     pub rate_limit: Option<RateLimit>,
     /// Instances that may run at once; the size of the instance pool.
     pub max_concurrency: u32,
+    pub model: ModelConfig,
     pub roots: BTreeMap<String, Arc<Root>>,
     pub commands: BTreeMap<String, CommandConfig>,
 }
@@ -228,6 +241,18 @@ impl Resolver<'_> {
             }
         };
 
+        let min_similarity = raw.model.min_similarity.unwrap_or(0.5);
+        if !(0.0..=1.0).contains(&min_similarity) {
+            return Err(self.invalid("model.min_similarity", "must be between 0 and 1"));
+        }
+        let model = match raw.model.provider.as_deref().unwrap_or("embedded") {
+            "embedded" => ModelConfig::Embedded { min_similarity },
+            "none" => ModelConfig::None,
+            other => {
+                return Err(self.invalid("model.provider", format!("unknown provider `{other}`; known: embedded, none")))
+            }
+        };
+
         let max_concurrency = raw.sandbox.max_concurrency.unwrap_or(32);
         if !(1..=1000).contains(&max_concurrency) {
             return Err(self.invalid("sandbox.max_concurrency", "must be between 1 and 1000"));
@@ -246,6 +271,7 @@ impl Resolver<'_> {
             },
             rate_limit,
             max_concurrency,
+            model,
             roots,
             commands,
         })

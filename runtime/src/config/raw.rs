@@ -23,6 +23,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub sandbox: RawSandbox,
     #[serde(default)]
+    pub model: RawModel,
+    #[serde(default)]
     pub roots: BTreeMap<String, PathBuf>,
     #[serde(default)]
     pub commands: BTreeMap<String, RawCommand>,
@@ -71,4 +73,11 @@ pub struct RawCommand {
     pub operators_only: Option<bool>,
     #[serde(default)]
     pub limits: RawLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    pub provider: Option<String>,
+    pub min_similarity: Option<f32>,
 }

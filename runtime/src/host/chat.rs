@@ -58,7 +58,14 @@ impl chat::Host for GuestCtx {
             let id = self.conversation.send(Outgoing { content: part, files }).await?;
             first_id.get_or_insert(id);
         }
-        first_id.ok_or_else(|| HostError::Failed("nothing was sent".into()))
+        let first_id = first_id.ok_or_else(|| HostError::Failed("nothing was sent".into()))?;
+        if let Some(question) = self.pending_answer.take() {
+            let stored = self.services.store.record_answer(&self.message.channel, &first_id, &question, &content).await;
+            if let Err(e) = stored {
+                tracing::warn!(error = %e, "could not remember the answer for corrections");
+            }
+        }
+        Ok(first_id)
     }
 
     async fn read_attachment(&mut self, id: String) -> Result<Vec<u8>, HostError> {

@@ -35,6 +35,18 @@ impl files::Host for GuestCtx {
         Ok(types::File { name, data })
     }
 
+    async fn archive(&mut self, root: String, path: String) -> Result<types::File, HostError> {
+        self.check(HostFn::FilesArchive)?;
+        let handle = self.root(&root)?;
+        let limit = self.command.limits.file_bytes;
+        let folder = path.trim().trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_string();
+        let data = tokio::task::spawn_blocking(move || handle.archive(&path, limit))
+            .await
+            .map_err(|e| HostError::Failed(e.to_string()))??;
+        let name = if folder.is_empty() || folder == ".." || folder == "." { root } else { folder };
+        Ok(types::File { name: format!("{name}.zip"), data })
+    }
+
     async fn list_dir(&mut self, root: String, path: String) -> Result<Vec<files::DirEntry>, HostError> {
         self.check(HostFn::FilesListDir)?;
         let handle = self.root(&root)?;

@@ -88,6 +88,34 @@ pub struct GuestCtx {
     pub messages_sent: u32,
     /// Log lines written so far, against [`log::MAX_LINES`].
     pub log_lines: u32,
+    /// The prompt of the last `call-model`, until a message carries the
+    /// answer (then the pair is recorded for `!correct`).
+    pub pending_answer: Option<String>,
+    /// Training jobs this invocation started; the dispatcher reports them.
+    pub started_jobs: Vec<String>,
+}
+
+impl GuestCtx {
+    /// The context of one invocation, before anything happened in it.
+    pub fn new(
+        command: Arc<CommandConfig>,
+        message: Arc<Message>,
+        conversation: Arc<dyn Conversation>,
+        services: Services,
+        registry: Registry,
+    ) -> GuestCtx {
+        GuestCtx {
+            command,
+            message,
+            conversation,
+            services,
+            registry,
+            messages_sent: 0,
+            log_lines: 0,
+            pending_answer: None,
+            started_jobs: Vec::new(),
+        }
+    }
 }
 
 impl GuestCtx {

@@ -45,9 +45,19 @@ impl store::Host for GuestCtx {
         if original.chars().count() > MAX_TEXT_CHARS {
             return Err(HostError::TooLarge("the original text is too long".into()));
         }
-        let correction = Correction { from: self.provenance(), corrected_message_id: message_id, original, correction };
-        let id = self.services.store.log_correction(correction).await?;
-        tracing::info!(command = %self.command.name, id, "correction stored");
+        let store = &self.services.store;
+        let question = store.question_for(&self.message.channel, &message_id).await?;
+        let correction =
+            Correction { from: self.provenance(), corrected_message_id: message_id, question, original, correction };
+        let taught = correction.question.clone().map(|q| (q, correction.correction.clone()));
+        let id = store.log_correction(correction).await?;
+        tracing::info!(command = %self.command.name, id, teaches = taught.is_some(), "correction stored");
+        // Stored first, so nothing is lost if the model fails to take it in.
+        if let (Some((question, text)), Some(model)) = (taught, &self.services.model) {
+            if let Err(e) = model.learn_correction(&question, &text).await {
+                tracing::warn!(error = %e, "the model could not take in the correction");
+            }
+        }
         Ok(id)
     }
 

@@ -128,26 +128,31 @@ impl Sandbox {
         }
     }
 
-    /// Calls `handle` on a fresh instance; the store is dropped on return.
+    /// Calls `handle` on a fresh instance. The store is dropped on return;
+    /// the guest context comes back, with what the invocation left to do
+    /// (training jobs to report).
     pub async fn handle(
         &self,
         pre: &CommandPre<HostState>,
         guest: GuestCtx,
         invocation: &types::Invocation,
-    ) -> Result<(), InvokeError> {
+    ) -> (GuestCtx, Result<(), InvokeError>) {
         let limits = guest.command.limits.clone();
-        let _permit = self.permits.acquire().await.map_err(|_| InvokeError::Unavailable("shutting down".into()))?;
+        let Ok(_permit) = self.permits.acquire().await else {
+            return (guest, Err(InvokeError::Unavailable("shutting down".into())));
+        };
         let mut store = self.new_store(guest, &limits);
         let run = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_handle(&mut store, invocation).await
         };
-        match tokio::time::timeout(limits.deadline, run).await {
+        let result = match tokio::time::timeout(limits.deadline, run).await {
             Err(_) => Err(InvokeError::Deadline(limits.deadline)),
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(reply))) => Err(InvokeError::Guest(reply)),
             Ok(Err(trap)) => Err(classify(trap, store.data(), &limits)),
-        }
+        };
+        (store.into_data().guest, result)
     }
 
     fn new_store(&self, guest: GuestCtx, limits: &Limits) -> Store<HostState> {

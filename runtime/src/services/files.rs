@@ -128,6 +128,29 @@ impl Root {
         Ok(entries)
     }
 
+    /// Zips the folder `path` (files and subfolders, not symlinks). The
+    /// bot's own database files are left out: they are not a consistent
+    /// copy while the bot runs. Refused when the files add up to more than
+    /// four times `limit` or the archive to more than `limit`. Blocking.
+    pub fn archive(&self, path: &str, limit: u64) -> Result<Vec<u8>, FileError> {
+        let Root::Dir(root) = self else {
+            return Err(FileError::Invalid("this root is a single file"));
+        };
+        let path = clean(path)?;
+        if path.is_empty() {
+            return Err(FileError::Invalid("a folder name is needed"));
+        }
+        let folder = root.open_dir(path)?;
+        let mut zip = zip::ZipWriter::new(io::Cursor::new(Vec::new()));
+        let mut total = 0;
+        add_folder(&mut zip, &folder, "", &mut total, limit.saturating_mul(4))?;
+        let data = zip.finish().map_err(|e| FileError::Io(e.to_string()))?.into_inner();
+        if data.len() as u64 > limit {
+            return Err(FileError::TooLarge { size: data.len() as u64, limit });
+        }
+        Ok(data)
+    }
+
     fn locate<'a>(&'a self, path: &'a str) -> Result<(&'a Dir, &'a str), FileError> {
         match self {
             Root::File { dir, name } if path.is_empty() => Ok((dir, name)),
@@ -141,6 +164,37 @@ impl Root {
             }
         }
     }
+}
+
+fn add_folder(
+    zip: &mut zip::ZipWriter<io::Cursor<Vec<u8>>>,
+    folder: &Dir,
+    prefix: &str,
+    total: &mut u64,
+    cap: u64,
+) -> Result<(), FileError> {
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    let zip_error = |e: zip::result::ZipError| FileError::Io(e.to_string());
+    let mut entries: Vec<_> = folder.entries()?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let kind = entry.file_type()?;
+        let inner = format!("{prefix}{name}");
+        if kind.is_dir() {
+            zip.add_directory(format!("{inner}/"), options).map_err(zip_error)?;
+            add_folder(zip, &entry.open_dir()?, &format!("{inner}/"), total, cap)?;
+        } else if kind.is_file() && !(name == "sandbot.db" || name.starts_with("sandbot.db-")) {
+            let size = entry.metadata()?.len();
+            *total = total.saturating_add(size);
+            if *total > cap {
+                return Err(FileError::TooLarge { size: *total, limit: cap });
+            }
+            zip.start_file(inner, options).map_err(zip_error)?;
+            io::copy(&mut entry.open()?.take(size), zip)?;
+        }
+    }
+    Ok(())
 }
 
 /// Rejects what is never a valid relative path; everything else is left to
@@ -207,6 +261,26 @@ mod tests {
         let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
         assert!(status.success());
         assert_eq!(root.read("pipe", 100), Err(FileError::Invalid("that is not a regular file")));
+    }
+
+    #[test]
+    fn archives_a_folder_and_reads_back() {
+        let (_top, root) = fixture();
+        std::fs::write(_top.path().join("shared/sandbot.db"), "not for the archive").unwrap();
+        let data = root.archive("", 1 << 20).unwrap_err();
+        assert_eq!(data, FileError::Invalid("a folder name is needed"));
+        std::fs::create_dir_all(_top.path().join("shared/sub/deeper")).unwrap();
+        std::fs::write(_top.path().join("shared/sub/deeper/c.txt"), "deep").unwrap();
+        let zipped = root.archive("sub", 1 << 20).unwrap();
+        let mut archive = zip::ZipArchive::new(io::Cursor::new(zipped)).unwrap();
+        let mut names: Vec<String> = archive.file_names().map(|n| n.unwrap().to_string()).collect();
+        names.sort();
+        assert_eq!(names, ["b.txt", "deeper/", "deeper/c.txt"]);
+        let mut text = String::new();
+        archive.by_name("deeper/c.txt").unwrap().read_to_string(&mut text).unwrap();
+        assert_eq!(text, "deep");
+        assert_eq!(root.archive("..", 1 << 20).unwrap_err(), FileError::OutsideOrUnreadable);
+        assert!(matches!(root.archive("sub", 10), Err(FileError::TooLarge { .. })));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! invocation.
 
 pub mod files;
+pub mod model;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -18,4 +19,6 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     /// The granted roots by name, opened once from the config.
     pub roots: Arc<BTreeMap<String, Arc<Root>>>,
+    /// `None` when the config turns the model off.
+    pub model: Option<Arc<dyn model::ModelProvider>>,
 }

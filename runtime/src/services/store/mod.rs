@@ -29,8 +29,37 @@ pub struct Correction {
     pub from: Provenance,
     /// The bot's message being corrected.
     pub corrected_message_id: String,
+    /// What the bot was answering, when the bot's message was a model
+    /// answer: the model learns `question → correction`.
+    pub question: Option<String>,
     pub original: String,
     pub correction: String,
+}
+
+/// One training example: an input and what the model should give back
+/// (an answer, or a label for classification).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Example {
+    pub input: String,
+    pub output: String,
+    pub label: Option<String>,
+}
+
+/// A training job, as stored: it survives restarts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecord {
+    pub id: String,
+    pub provider: String,
+    /// queued | running | succeeded | failed | cancelled
+    pub status: String,
+    pub detail: Option<String>,
+    pub examples: u32,
+}
+
+impl JobRecord {
+    pub fn is_finished(&self) -> bool {
+        matches!(self.status.as_str(), "succeeded" | "failed" | "cancelled")
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -65,4 +94,33 @@ pub trait Store: Send + Sync {
     async fn log_feedback(&self, feedback: Feedback) -> Result<u64, StoreError>;
     /// Writes every row of `table` as a JSON line, oldest first. Blocking.
     fn export(&self, table: Table, out: &mut dyn Write) -> Result<u64, StoreError>;
+
+    /// Remembers which question a model answer (a bot message) answered.
+    async fn record_answer(
+        &self,
+        channel: &str,
+        message_id: &str,
+        question: &str,
+        answer: &str,
+    ) -> Result<(), StoreError>;
+    /// The question the bot's message `message_id` answered, if it was a
+    /// model answer.
+    async fn question_for(&self, channel: &str, message_id: &str) -> Result<Option<String>, StoreError>;
+    /// Every `(question, correction)` pair, oldest first.
+    async fn taught_corrections(&self) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// Stores a new job with its examples, atomically.
+    async fn create_job(&self, job: JobRecord, examples: Vec<Example>) -> Result<(), StoreError>;
+    async fn update_job(&self, id: &str, status: &str, detail: Option<String>) -> Result<(), StoreError>;
+    async fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
+    /// Jobs not yet finished (to resume after a restart).
+    async fn unfinished_jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
+    /// The examples of every job that succeeded or is running, oldest
+    /// first.
+    async fn trained_examples(&self) -> Result<Vec<Example>, StoreError>;
+
+    /// Replaces the dataset `name`.
+    async fn save_dataset(&self, name: &str, examples: Vec<Example>) -> Result<(), StoreError>;
+    /// The dataset `name`, if it exists.
+    async fn dataset(&self, name: &str) -> Result<Option<Vec<Example>>, StoreError>;
 }

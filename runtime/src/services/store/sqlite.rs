@@ -9,10 +9,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::json;
 
-use super::{Correction, Feedback, Store, StoreError, Table};
+use super::{Correction, Example, Feedback, JobRecord, Store, StoreError, Table};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS corrections (
@@ -24,8 +24,42 @@ CREATE TABLE IF NOT EXISTS corrections (
     guild                TEXT,
     message_id           TEXT NOT NULL,
     corrected_message_id TEXT NOT NULL,
+    question             TEXT,
     original             TEXT NOT NULL,
     correction           TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS answers (
+    id         INTEGER PRIMARY KEY,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    channel    TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    question   TEXT NOT NULL,
+    answer     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS answers_by_message ON answers (channel, message_id);
+CREATE TABLE IF NOT EXISTS jobs (
+    id         TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    provider   TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    detail     TEXT,
+    examples   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS examples (
+    id     INTEGER PRIMARY KEY,
+    job_id TEXT NOT NULL REFERENCES jobs (id),
+    input  TEXT NOT NULL,
+    output TEXT NOT NULL,
+    label  TEXT
+);
+CREATE TABLE IF NOT EXISTS datasets (
+    name     TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    input    TEXT NOT NULL,
+    output   TEXT NOT NULL,
+    label    TEXT,
+    PRIMARY KEY (name, position)
 );
 CREATE TABLE IF NOT EXISTS feedback (
     id          INTEGER PRIMARY KEY,
@@ -50,6 +84,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)) })
     }
 
@@ -57,11 +92,23 @@ impl SqliteStore {
     where
         F: FnOnce(&Connection) -> rusqlite::Result<usize> + Send + 'static,
     {
+        self.with(move |conn| {
+            f(conn)?;
+            Ok(conn.last_insert_rowid() as u64)
+        })
+        .await
+    }
+
+    /// Runs `f` on the connection, on the blocking pool.
+    async fn with<F, R>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            f(&conn)?;
-            Ok(conn.last_insert_rowid() as u64)
+            let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            Ok(f(&mut conn)?)
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
@@ -74,8 +121,8 @@ impl Store for SqliteStore {
         self.write(move |conn| {
             conn.execute(
                 "INSERT INTO corrections (author_id, author_name, channel, guild, message_id,
-                                          corrected_message_id, original, correction)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                                          corrected_message_id, question, original, correction)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     c.from.author_id,
                     c.from.author_name,
@@ -83,6 +130,7 @@ impl Store for SqliteStore {
                     c.from.guild,
                     c.from.message_id,
                     c.corrected_message_id,
+                    c.question,
                     c.original,
                     c.correction
                 ],
@@ -107,7 +155,7 @@ impl Store for SqliteStore {
         let (sql, extra): (&str, &[&str]) = match table {
             Table::Corrections => (
                 "SELECT id, created_at, author_id, author_name, channel, guild, message_id,
-                        corrected_message_id, original, correction FROM corrections ORDER BY id",
+                        corrected_message_id, original, correction, question FROM corrections ORDER BY id",
                 &["corrected_message_id", "original", "correction"],
             ),
             Table::Feedback => (
@@ -132,12 +180,181 @@ impl Store for SqliteStore {
             for (i, name) in extra.iter().enumerate() {
                 line[*name] = json!(row.get::<_, String>(7 + i)?);
             }
+            if table == Table::Corrections {
+                line["question"] = json!(row.get::<_, Option<String>>(10)?);
+            }
             serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::from)?;
             out.write_all(b"\n")?;
             count += 1;
         }
         Ok(count)
     }
+
+    async fn record_answer(
+        &self,
+        channel: &str,
+        message_id: &str,
+        question: &str,
+        answer: &str,
+    ) -> Result<(), StoreError> {
+        let row = (channel.to_string(), message_id.to_string(), question.to_string(), answer.to_string());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO answers (channel, message_id, question, answer) VALUES (?1, ?2, ?3, ?4)",
+                params![row.0, row.1, row.2, row.3],
+            )
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn question_for(&self, channel: &str, message_id: &str) -> Result<Option<String>, StoreError> {
+        let (channel, message_id) = (channel.to_string(), message_id.to_string());
+        self.with(move |conn| {
+            conn.query_row(
+                "SELECT question FROM answers WHERE channel = ?1 AND message_id = ?2 ORDER BY id DESC LIMIT 1",
+                params![channel, message_id],
+                |row| row.get(0),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn taught_corrections(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.with(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT question, correction FROM corrections WHERE question IS NOT NULL ORDER BY id")?;
+            let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn create_job(&self, job: JobRecord, examples: Vec<Example>) -> Result<(), StoreError> {
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "INSERT INTO jobs (id, provider, status, detail, examples) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![job.id, job.provider, job.status, job.detail, job.examples],
+            )?;
+            {
+                let mut insert =
+                    tx.prepare("INSERT INTO examples (job_id, input, output, label) VALUES (?1, ?2, ?3, ?4)")?;
+                for e in &examples {
+                    insert.execute(params![job.id, e.input, e.output, e.label])?;
+                }
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn update_job(&self, id: &str, status: &str, detail: Option<String>) -> Result<(), StoreError> {
+        let (id, status) = (id.to_string(), status.to_string());
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE jobs SET status = ?2, detail = ?3,
+                        updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
+                params![id, status, detail],
+            )
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        let id = id.to_string();
+        self.with(move |conn| {
+            conn.query_row(
+                "SELECT id, provider, status, detail, examples FROM jobs WHERE id = ?1",
+                params![id],
+                job_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn unfinished_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, provider, status, detail, examples FROM jobs
+                 WHERE status IN ('queued', 'running') ORDER BY created_at",
+            )?;
+            let rows = stmt.query_map([], job_from_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn trained_examples(&self) -> Result<Vec<Example>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT e.input, e.output, e.label FROM examples e JOIN jobs j ON j.id = e.job_id
+                 WHERE j.status IN ('running', 'succeeded') ORDER BY e.id",
+            )?;
+            let rows = stmt.query_map([], example_from_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn save_dataset(&self, name: &str, examples: Vec<Example>) -> Result<(), StoreError> {
+        let name = name.to_string();
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute("DELETE FROM datasets WHERE name = ?1", params![name])?;
+            {
+                let mut insert = tx.prepare(
+                    "INSERT INTO datasets (name, position, input, output, label) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for (position, e) in examples.iter().enumerate() {
+                    insert.execute(params![name, position as i64, e.input, e.output, e.label])?;
+                }
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn dataset(&self, name: &str) -> Result<Option<Vec<Example>>, StoreError> {
+        let name = name.to_string();
+        self.with(move |conn| {
+            let mut stmt =
+                conn.prepare("SELECT input, output, label FROM datasets WHERE name = ?1 ORDER BY position")?;
+            let rows: Vec<Example> = stmt.query_map(params![name], example_from_row)?.collect::<Result<_, _>>()?;
+            Ok((!rows.is_empty()).then_some(rows))
+        })
+        .await
+    }
+}
+
+/// Brings a database made by an earlier version up to this schema.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_question: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('corrections') WHERE name = 'question'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_question {
+        conn.execute_batch("ALTER TABLE corrections ADD COLUMN question TEXT")?;
+    }
+    Ok(())
+}
+
+fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
+    Ok(JobRecord {
+        id: row.get(0)?,
+        provider: row.get(1)?,
+        status: row.get(2)?,
+        detail: row.get(3)?,
+        examples: row.get(4)?,
+    })
+}
+
+fn example_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Example> {
+    Ok(Example { input: row.get(0)?, output: row.get(1)?, label: row.get(2)? })
 }
 
 #[cfg(test)]
@@ -164,6 +381,7 @@ mod tests {
             .log_correction(Correction {
                 from: from(),
                 corrected_message_id: "42".into(),
+                question: Some("what is 2+2?".into()),
                 original: "2+2=5".into(),
                 correction: "2+2=4".into(),
             })

@@ -1,0 +1,115 @@
+//! `!train` — adds examples to the model and starts a training job.
+//!
+//! ```text
+//! !train [positive|negative] <examples…>      inline: JSON, JSONL or `question | answer` lines
+//! !train [positive|negative]                  with an attached JSONL, JSON, CSV or text file
+//! !train <dataset> [positive|negative]        a dataset made with !select_dataset
+//! !train status <job id>
+//! ```
+
+use sandbot_examples::{parse, Example, Format};
+use sandbot_sdk::host::{chat, model};
+use sandbot_sdk::{command, reply, Command, CommandInfo, Error, HostError, Invocation};
+
+struct Train;
+
+const USAGE: &str = "train [positive|negative] <examples… | dataset | attached file> — or — train status <job id>";
+
+impl Command for Train {
+    fn describe() -> CommandInfo {
+        CommandInfo::new("train", "Teaches the model new examples.", USAGE).needs(&[
+            "chat.send-message",
+            "chat.read-attachment",
+            "model.train",
+            "model.job-status",
+            "model.load-dataset",
+        ])
+    }
+
+    fn handle(invocation: Invocation) -> Result<(), Error> {
+        let args = invocation.args.trim();
+        if let Some(id) = args.strip_prefix("status") {
+            return status(id.trim(), &invocation.prefix);
+        }
+        let (label, rest) = split_label(args);
+        let mut examples = Vec::new();
+        for attachment in &invocation.message.attachments {
+            let data = chat::read_attachment(&attachment.id)?;
+            let text = String::from_utf8(data)
+                .map_err(|_| Error::reply(format!("`{}` is not a text file.", attachment.filename)))?;
+            let format = Format::guess(Some(&attachment.filename), &text);
+            let parsed =
+                parse(&text, format, label).map_err(|why| Error::reply(format!("`{}`: {why}", attachment.filename)))?;
+            examples.extend(parsed);
+        }
+        if !rest.is_empty() {
+            examples.extend(inline(rest, label)?);
+        }
+        if examples.is_empty() {
+            return Err(Error::reply(format!(
+                "There is nothing to train on. Give examples, attach a file, or name a dataset. Usage: `{}{USAGE}`",
+                invocation.prefix
+            )));
+        }
+        let list: Vec<model::Example> =
+            examples.into_iter().map(|e| model::Example { input: e.input, output: e.output, label: e.label }).collect();
+        let job = model::train(&list)?;
+        reply(format!("Model training started. Job ID: {} ({} examples)", job.id, job.examples))?;
+        Ok(())
+    }
+}
+
+/// A leading or trailing `positive`/`negative` is the label.
+fn split_label(args: &str) -> (Option<&'static str>, &str) {
+    for label in ["positive", "negative"] {
+        if let Some(rest) = args.strip_prefix(label).filter(|r| r.is_empty() || r.starts_with(char::is_whitespace)) {
+            return (Some(label), rest.trim());
+        }
+        if let Some(rest) = args.strip_suffix(label).filter(|r| r.is_empty() || r.ends_with(char::is_whitespace)) {
+            return (Some(label), rest.trim());
+        }
+    }
+    (None, args)
+}
+
+/// A dataset's name, or examples typed in the message.
+fn inline(text: &str, label: Option<&str>) -> Result<Vec<Example>, Error> {
+    let one_word = !text.contains(char::is_whitespace) && !text.starts_with(['[', '{']);
+    if one_word {
+        match model::load_dataset(text) {
+            Ok(list) => {
+                return Ok(list
+                    .into_iter()
+                    .map(|e| Example {
+                        input: e.input,
+                        output: if e.output.is_empty() { label.unwrap_or_default().to_string() } else { e.output },
+                        label: e.label.or(label.map(str::to_string)),
+                    })
+                    .collect())
+            }
+            Err(HostError::NotFound(_) | HostError::Invalid(_)) if text.contains(['|', '\t']) || label.is_some() => {}
+            Err(HostError::NotFound(_) | HostError::Invalid(_)) => {
+                return Err(Error::reply(format!(
+                    "There is no dataset `{text}`. Make one with `!select_dataset`, or write examples as `question | answer`."
+                )))
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    parse(text, Format::guess(None, text), label).map_err(Error::reply)
+}
+
+fn status(id: &str, prefix: &str) -> Result<(), Error> {
+    if id.is_empty() {
+        return Err(Error::usage(prefix, "train status <job id>"));
+    }
+    let job = model::job_status(id).map_err(|e| match e {
+        HostError::NotFound(_) => Error::reply(format!("There is no training job `{id}`.")),
+        other => other.into(),
+    })?;
+    let detail = job.detail.map(|d| format!(": {d}")).unwrap_or_default();
+    reply(format!("Training job `{}` is {} ({} examples){detail}.", job.id, job.status, job.examples))?;
+    Ok(())
+}
+
+command!(Train);

@@ -1,0 +1,49 @@
+//! The language model behind `call-model`, `train`, `job-status` and
+//! `predict`: a trait, so the embedded model and (later) an
+//! OpenAI-compatible server are interchangeable.
+
+pub mod embedded;
+
+use async_trait::async_trait;
+
+use crate::services::store::StoreError;
+pub use crate::services::store::{Example, JobRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// Nothing to train on, an empty prompt…: the user's input is at fault.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no training job `{0}`")]
+    NoSuchJob(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+#[async_trait]
+pub trait ModelProvider: Send + Sync {
+    /// An answer to a user's message in `channel`.
+    async fn answer(&self, channel: &str, prompt: &str) -> Result<String, ModelError>;
+    /// The model's output (an answer or a label) for one input, for `!test`.
+    async fn predict(&self, input: &str) -> Result<String, ModelError>;
+    /// Starts a training job on `examples`; returns it as stored.
+    async fn train(&self, examples: Vec<Example>) -> Result<JobRecord, ModelError>;
+    /// A training job, as it stands now.
+    async fn job(&self, id: &str) -> Result<JobRecord, ModelError>;
+    /// A user corrected the answer to `question`: use `correction` from now on.
+    async fn learn_correction(&self, question: &str, correction: &str) -> Result<(), ModelError>;
+}
+
+/// A short random-looking job id: `job-` and 12 hex digits from the clock
+/// and a counter, unique within a database.
+pub fn new_job_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let mixed = nanos ^ COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    format!("job-{:012x}", mixed & 0xffff_ffff_ffff)
+}
