@@ -14,7 +14,7 @@ run: build
 
 ## Sets up, builds, and runs every test.
 test: build
-	$(CARGO) test --release -p sandbot -p sandbot-sdk
+	$(CARGO) test --release -p sandbot -p sandbot-sdk -p sandbot-examples
 
 ## Sets up and builds: target/release/sandbot and the guests where config/sandbot.toml points.
 build: setup guests runtime

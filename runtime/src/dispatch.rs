@@ -25,6 +25,7 @@ use crate::registry::{LoadedCommand, Registry};
 use crate::sandbox::{EngineSettings, Sandbox};
 use crate::services::files::Root;
 use crate::services::model::embedded::EmbeddedModel;
+use crate::services::model::openai::OpenAiModel;
 use crate::services::model::{JobRecord, ModelProvider};
 use crate::services::store::{SqliteStore, Store};
 use crate::services::Services;
@@ -66,6 +67,9 @@ impl Dispatcher {
             ModelConfig::None => None,
             ModelConfig::Embedded { min_similarity } => {
                 Some(Arc::new(EmbeddedModel::open(store.clone(), *min_similarity).await?))
+            }
+            ModelConfig::OpenAi { settings, min_similarity } => {
+                Some(Arc::new(OpenAiModel::open(settings.clone(), store.clone(), *min_similarity).await?))
             }
         };
         let services = Services {

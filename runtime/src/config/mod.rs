@@ -19,6 +19,7 @@ pub use grants::{Grants, HostFn, UnknownGrant};
 use raw::{RawConfig, RawLimits};
 
 use crate::services::files::Root;
+use crate::services::model::openai::OpenAiSettings;
 
 /// Commands that touch the bot's data: operators only unless the config
 /// says otherwise (SPEC: "Who may run what").
@@ -102,7 +103,12 @@ pub enum ModelConfig {
         /// How close a question must be to a learned one (0..=1).
         min_similarity: f32,
     },
+    /// An OpenAI-compatible server.
+    OpenAi { settings: OpenAiSettings, min_similarity: f32 },
 }
+
+const DEFAULT_SYSTEM_PROMPT: &str =
+    "You are sandbot, a helpful assistant in a Discord server. Answer briefly and plainly.";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -248,8 +254,35 @@ impl Resolver<'_> {
         let model = match raw.model.provider.as_deref().unwrap_or("embedded") {
             "embedded" => ModelConfig::Embedded { min_similarity },
             "none" => ModelConfig::None,
+            "openai" => {
+                let m = raw.model;
+                let base_url = m
+                    .base_url
+                    .or_else(|| std::env::var("OPENAI_BASE_URL").ok())
+                    .unwrap_or_else(|| "https://api.openai.com/v1".into());
+                if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+                    return Err(self.invalid("model.base_url", "must start with http:// or https://"));
+                }
+                let model = m.model.unwrap_or_else(|| "gpt-4o-mini".into());
+                ModelConfig::OpenAi {
+                    settings: OpenAiSettings {
+                        base_url,
+                        // The key stays in the host: from the config or the
+                        // environment, never passed to a guest.
+                        api_key: m.api_key.or_else(|| std::env::var("OPENAI_API_KEY").ok()).filter(|k| !k.is_empty()),
+                        fine_tune_model: m.fine_tune_model.unwrap_or_else(|| model.clone()),
+                        model,
+                        use_fine_tuned: m.use_fine_tuned.unwrap_or(true),
+                        system_prompt: m.system_prompt.unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.into()),
+                        context_turns: m.context_turns.unwrap_or(6),
+                        timeout: Duration::from_secs(m.timeout_secs.unwrap_or(60).max(1)),
+                    },
+                    min_similarity,
+                }
+            }
             other => {
-                return Err(self.invalid("model.provider", format!("unknown provider `{other}`; known: embedded, none")))
+                return Err(self
+                    .invalid("model.provider", format!("unknown provider `{other}`; known: embedded, openai, none")))
             }
         };
 

@@ -80,4 +80,12 @@ pub struct RawCommand {
 pub struct RawModel {
     pub provider: Option<String>,
     pub min_similarity: Option<f32>,
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    pub model: Option<String>,
+    pub fine_tune_model: Option<String>,
+    pub use_fine_tuned: Option<bool>,
+    pub system_prompt: Option<String>,
+    pub context_turns: Option<usize>,
+    pub timeout_secs: Option<u64>,
 }

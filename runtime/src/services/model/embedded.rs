@@ -3,8 +3,8 @@
 //! It answers by retrieval: every trained example and every taught
 //! correction is a document in a BM25 index (English stemming and stop
 //! words). A question is answered with the output of the best match when
-//! the match is close enough: its score, relative to the score the matched
-//! question gets against itself, must reach `min_similarity`. Corrections
+//! the match is close enough: the Dice coefficient of the two questions'
+//! word sets (stemmed, stop words left out) must reach `min_similarity`. Corrections
 //! outrank examples, and a later correction of the same question replaces
 //! an earlier one. Below the threshold the model says it does not know yet
 //! (a small local language model will answer there in a later version).
@@ -13,11 +13,11 @@
 //! the time the call takes, so jobs go `queued → running → succeeded` at
 //! once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use bm25::{Document, Language, SearchEngine, SearchEngineBuilder};
+use bm25::{DefaultTokenizer, Document, Language, SearchEngine, SearchEngineBuilder, Tokenizer};
 
 use super::{new_job_id, Example, JobRecord, ModelError, ModelProvider};
 use crate::services::store::Store;
@@ -40,6 +40,9 @@ struct Entry {
 struct Index {
     engine: SearchEngine<u32>,
     entries: Vec<Entry>,
+    /// Each entry's question as a set of terms, for the similarity.
+    terms: Vec<HashSet<String>>,
+    tokenizer: DefaultTokenizer,
 }
 
 impl Index {
@@ -68,7 +71,9 @@ impl Index {
         }
         let documents = entries.iter().enumerate().map(|(i, e)| Document::new(i as u32, e.question.clone()));
         let engine = SearchEngineBuilder::<u32>::with_documents(Language::English, documents).build();
-        Index { engine, entries }
+        let tokenizer = DefaultTokenizer::new(Language::English);
+        let terms = entries.iter().map(|e| tokenizer.tokenize(&e.question).into_iter().collect()).collect();
+        Index { engine, entries, terms, tokenizer }
     }
 
     /// The best entry for `query` and how close it is (0..=1, roughly).
@@ -83,14 +88,12 @@ impl Index {
                 best = (hit.document.id, hit.score);
             }
         }
-        let entry = &self.entries[best.0 as usize];
-        let itself = self
-            .engine
-            .search(&entry.question, None)
-            .into_iter()
-            .find(|h| h.document.id == best.0)
-            .map_or(best.1, |h| h.score);
-        Some((entry, if itself > 0.0 { best.1 / itself } else { 0.0 }))
+        let at = best.0 as usize;
+        let query: HashSet<String> = self.tokenizer.tokenize(query).into_iter().collect();
+        let question = &self.terms[at];
+        let shared = query.intersection(question).count();
+        let dice = 2.0 * shared as f32 / (query.len() + question.len()).max(1) as f32;
+        Some((&self.entries[at], dice))
     }
 }
 
@@ -108,7 +111,7 @@ impl EmbeddedModel {
     /// Loads every trained example and taught correction from the store,
     /// and finishes jobs a restart interrupted.
     pub async fn open(store: Arc<dyn Store>, min_similarity: f32) -> Result<EmbeddedModel, ModelError> {
-        for job in store.unfinished_jobs().await? {
+        for job in store.unfinished_jobs().await?.into_iter().filter(|j| j.provider == "embedded") {
             store.update_job(&job.id, "succeeded", Some(format!("learned {} examples", job.examples))).await?;
         }
         let model = EmbeddedModel { store, index: RwLock::new(Arc::new(Index::build(&[], &[]))), min_similarity };

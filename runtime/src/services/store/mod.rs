@@ -115,6 +115,10 @@ pub trait Store: Send + Sync {
     async fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
     /// Jobs not yet finished (to resume after a restart).
     async fn unfinished_jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
+    /// Remembers the model a fine-tuning job produced.
+    async fn set_fine_tuned_model(&self, job_id: &str, model: &str) -> Result<(), StoreError>;
+    /// The model of the newest job that produced one.
+    async fn latest_fine_tuned_model(&self) -> Result<Option<String>, StoreError>;
     /// The examples of every job that succeeded or is running, oldest
     /// first.
     async fn trained_examples(&self) -> Result<Vec<Example>, StoreError>;

@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     provider   TEXT NOT NULL,
     status     TEXT NOT NULL,
     detail     TEXT,
-    examples   INTEGER NOT NULL
+    examples   INTEGER NOT NULL,
+    model      TEXT
 );
 CREATE TABLE IF NOT EXISTS examples (
     id     INTEGER PRIMARY KEY,
@@ -288,6 +289,25 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn set_fine_tuned_model(&self, job_id: &str, model: &str) -> Result<(), StoreError> {
+        let (id, model) = (job_id.to_string(), model.to_string());
+        self.write(move |conn| conn.execute("UPDATE jobs SET model = ?2 WHERE id = ?1", params![id, model]))
+            .await
+            .map(drop)
+    }
+
+    async fn latest_fine_tuned_model(&self) -> Result<Option<String>, StoreError> {
+        self.with(|conn| {
+            conn.query_row(
+                "SELECT model FROM jobs WHERE model IS NOT NULL ORDER BY updated_at DESC, rowid DESC LIMIT 1",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+        })
+        .await
+    }
+
     async fn trained_examples(&self) -> Result<Vec<Example>, StoreError> {
         self.with(|conn| {
             let mut stmt = conn.prepare(
@@ -339,6 +359,13 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     )?;
     if !has_question {
         conn.execute_batch("ALTER TABLE corrections ADD COLUMN question TEXT")?;
+    }
+    let has_model: bool =
+        conn.query_row("SELECT COUNT(*) > 0 FROM pragma_table_info('jobs') WHERE name = 'model'", [], |row| {
+            row.get(0)
+        })?;
+    if !has_model {
+        conn.execute_batch("ALTER TABLE jobs ADD COLUMN model TEXT")?;
     }
     Ok(())
 }

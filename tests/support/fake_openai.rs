@@ -1,0 +1,134 @@
+//! A fake OpenAI-compatible server on 127.0.0.1, for the model provider's
+//! tests: chat completions, file uploads, and fine-tuning jobs whose status
+//! moves one step each time it is read (validating → queued → running →
+//! succeeded, or failed when the training file asks for it).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Multipart, Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+#[derive(Default)]
+pub struct Recorded {
+    /// Every chat request body, in order.
+    pub chats: Vec<Value>,
+    /// Uploaded files by id: (purpose, content).
+    pub files: HashMap<String, (String, String)>,
+    /// Job id → (training file, reads so far).
+    pub jobs: HashMap<String, (String, u32)>,
+    /// Chat requests answered with 500 so far (prompts containing "flaky").
+    pub flaky_failures: u32,
+}
+
+#[derive(Clone, Default)]
+pub struct FakeOpenAi {
+    pub recorded: Arc<Mutex<Recorded>>,
+}
+
+impl FakeOpenAi {
+    /// Starts the server on its own thread; returns its `/v1` base URL.
+    pub fn start() -> (FakeOpenAi, String) {
+        let fake = FakeOpenAi::default();
+        let app = Router::new()
+            .route("/v1/chat/completions", post(chat))
+            .route("/v1/files", post(upload))
+            .route("/v1/fine_tuning/jobs", post(create_job))
+            .route("/v1/fine_tuning/jobs/{id}", get(job))
+            .with_state(fake.clone());
+        let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        let addr = rx.recv().unwrap();
+        (fake, format!("http://{addr}/v1"))
+    }
+
+    pub fn chats(&self) -> Vec<Value> {
+        self.recorded.lock().unwrap().chats.clone()
+    }
+}
+
+/// Answers with the "Known answer" the bot put in the system prompt, else
+/// `fake(<model>): <last user message>`.
+async fn chat(State(fake): State<FakeOpenAi>, Json(body): Json<Value>) -> Result<Json<Value>, StatusCode> {
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    let last_user =
+        messages.iter().rev().find(|m| m["role"] == "user").and_then(|m| m["content"].as_str()).unwrap_or("");
+    {
+        let mut recorded = fake.recorded.lock().unwrap();
+        recorded.chats.push(body.clone());
+        if last_user.contains("flaky") && recorded.flaky_failures < 2 {
+            recorded.flaky_failures += 1;
+            return Err(StatusCode::INTERNAL_SERVER_ERROR);
+        }
+    }
+    let system = messages.iter().find(|m| m["role"] == "system").and_then(|m| m["content"].as_str()).unwrap_or("");
+    let answer = match system.split_once("Known answer: ") {
+        Some((_, known)) => known.to_string(),
+        None => format!("fake({}): {last_user}", body["model"].as_str().unwrap_or("?")),
+    };
+    // Lenient servers leave fields out; so does this one (no `usage`, no
+    // `finish_reason`).
+    Ok(Json(json!({ "choices": [{ "index": 0, "message": { "role": "assistant", "content": answer } }] })))
+}
+
+async fn upload(State(fake): State<FakeOpenAi>, mut form: Multipart) -> Result<Json<Value>, StatusCode> {
+    let (mut purpose, mut content) = (String::new(), String::new());
+    while let Some(field) = form.next_field().await.map_err(|_| StatusCode::BAD_REQUEST)? {
+        match field.name() {
+            Some("purpose") => purpose = field.text().await.map_err(|_| StatusCode::BAD_REQUEST)?,
+            Some("file") => content = field.text().await.map_err(|_| StatusCode::BAD_REQUEST)?,
+            _ => {}
+        }
+    }
+    if purpose != "fine-tune" || content.is_empty() {
+        return Err(StatusCode::BAD_REQUEST);
+    }
+    for line in content.lines() {
+        let value: Value = serde_json::from_str(line).map_err(|_| StatusCode::BAD_REQUEST)?;
+        if !value["messages"].is_array() {
+            return Err(StatusCode::BAD_REQUEST);
+        }
+    }
+    let mut recorded = fake.recorded.lock().unwrap();
+    let id = format!("file-{}", recorded.files.len() + 1);
+    recorded.files.insert(id.clone(), (purpose, content));
+    Ok(Json(json!({ "id": id, "object": "file", "purpose": "fine-tune" })))
+}
+
+async fn create_job(State(fake): State<FakeOpenAi>, Json(body): Json<Value>) -> Result<Json<Value>, StatusCode> {
+    let file = body["training_file"].as_str().unwrap_or_default().to_string();
+    let mut recorded = fake.recorded.lock().unwrap();
+    if !recorded.files.contains_key(&file) || body["model"].as_str().is_none() {
+        return Err(StatusCode::BAD_REQUEST);
+    }
+    let id = format!("ftjob-{}", recorded.jobs.len() + 1);
+    recorded.jobs.insert(id.clone(), (file, 0));
+    Ok(Json(json!({ "id": id, "object": "fine_tuning.job", "status": "validating_files" })))
+}
+
+async fn job(State(fake): State<FakeOpenAi>, Path(id): Path<String>) -> Result<Json<Value>, StatusCode> {
+    let mut recorded = fake.recorded.lock().unwrap();
+    let Some((file, reads)) = recorded.jobs.get(&id).cloned() else {
+        return Err(StatusCode::NOT_FOUND);
+    };
+    recorded.jobs.insert(id.clone(), (file.clone(), reads + 1));
+    let fails = recorded.files[&file].1.contains("FAIL");
+    let body = match (reads, fails) {
+        (0, _) => json!({ "id": id, "status": "queued" }),
+        (1, _) => json!({ "id": id, "status": "running" }),
+        (_, false) => json!({ "id": id, "status": "succeeded", "fine_tuned_model": format!("ft:base:sandbot:{id}") }),
+        (_, true) => json!({ "id": id, "status": "failed", "error": { "message": "the training file asked to fail" } }),
+    };
+    Ok(Json(body))
+}
