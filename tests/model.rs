@@ -179,3 +179,22 @@ fn training_jobs_survive_a_restart() {
         format!("Training job `{id}` is succeeded (1 examples): learned 1 examples; the model now knows 1 answers.")
     );
 }
+
+#[test]
+fn the_local_language_model_answers_what_retrieval_cannot() {
+    let weights = support::workspace().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(weights.is_file(), "{} is missing: `make test` fetches it", weights.display());
+    let setup = Setup::chatty(&format!("[model]\nllm = {:?}\nmax_tokens = 32\n", weights.display().to_string()));
+    let out = setup.run(&[
+        say("!train What is the capital of Australia? | Canberra, since 1913."),
+        say("What is the capital of Australia?"),
+        say("What is the capital of France?"),
+    ]);
+    assert_eq!(reply(&out, 1), "Canberra, since 1913.", "retrieval first");
+    // A 135M-parameter model knows little and invents much; this one fact
+    // it gets right, and greedy decoding makes the answer repeatable.
+    let generated = reply(&out, 2);
+    println!("generated: {generated}");
+    assert!(!generated.starts_with("I don't know that yet"), "{generated}");
+    assert!(generated.contains("Paris"), "{generated}");
+}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sandbot::services::model::embedded::EmbeddedModel;
+use sandbot::services::model::llm::{LlmSettings, LocalLlm};
 use sandbot::services::model::{Example, ModelProvider};
 use sandbot::services::store::{SqliteStore, Store};
 
@@ -35,7 +36,7 @@ fn model(c: &mut Criterion) {
     for size in [1_000usize, 10_000] {
         let dir = tempfile::tempdir().expect("temp dir");
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).expect("db"));
-        let model = rt.block_on(EmbeddedModel::open(store, 0.5)).expect("model");
+        let model = rt.block_on(EmbeddedModel::open(store, 0.6, None, 0)).expect("model");
         rt.block_on(model.train(corpus(size))).expect("train");
         group.throughput(Throughput::Elements(1));
         group.bench_with_input(BenchmarkId::new("answer_hit", size), &size, |b, _| {
@@ -55,7 +56,7 @@ fn model(c: &mut Criterion) {
                 || {
                     let dir = tempfile::tempdir().expect("temp dir");
                     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).expect("db"));
-                    let model = rt.block_on(EmbeddedModel::open(store, 0.5)).expect("model");
+                    let model = rt.block_on(EmbeddedModel::open(store, 0.6, None, 0)).expect("model");
                     (dir, model, corpus(size))
                 },
                 |(_dir, model, examples)| rt.block_on(model.train(examples)).expect("train"),
@@ -66,5 +67,24 @@ fn model(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, model);
+/// The local language model: one answer of `TOKENS` tokens (greedy, so
+/// every run generates the same tokens).
+fn llm(c: &mut Criterion) {
+    const TOKENS: usize = 32;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let settings = LlmSettings { path, max_tokens: TOKENS, system_prompt: "You are a helpful assistant.".into() };
+    let started = std::time::Instant::now();
+    let llm = LocalLlm::load(settings).expect("weights: run `make build` first");
+    println!("llm load: {:?}", started.elapsed());
+    let question = "Write a long story about a dragon who learns to bake bread.";
+    let generated = llm.encode(&llm.generate(&[], question).expect("generate")).expect("encode").len();
+    println!("llm tokens per answer: {generated}");
+    let mut group = c.benchmark_group("llm");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(generated as u64));
+    group.bench_function("answer_32_tokens", |b| b.iter(|| llm.generate(&[], question).expect("generate")));
+    group.finish();
+}
+
+criterion_group!(benches, model, llm);
 criterion_main!(benches);

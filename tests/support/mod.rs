@@ -108,6 +108,7 @@ limits = {{ file_mib = 1 }}
 [commands.chat]
 wasm = "chat.wasm"
 grants = ["chat.send-message", "model.call-model"]
+limits = {{ deadline_ms = 120000 }}
 
 [commands.train]
 wasm = "train.wasm"

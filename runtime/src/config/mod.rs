@@ -19,6 +19,7 @@ pub use grants::{Grants, HostFn, UnknownGrant};
 use raw::{RawConfig, RawLimits};
 
 use crate::services::files::Root;
+use crate::services::model::llm::LlmSettings;
 use crate::services::model::openai::OpenAiSettings;
 
 /// Commands that touch the bot's data: operators only unless the config
@@ -102,6 +103,10 @@ pub enum ModelConfig {
     Embedded {
         /// How close a question must be to a learned one (0..=1).
         min_similarity: f32,
+        /// The small language model for everything else, if any.
+        llm: Option<LlmSettings>,
+        /// Earlier turns of the channel the language model sees.
+        context_turns: usize,
     },
     /// An OpenAI-compatible server.
     OpenAi { settings: OpenAiSettings, min_similarity: f32 },
@@ -247,12 +252,22 @@ impl Resolver<'_> {
             }
         };
 
-        let min_similarity = raw.model.min_similarity.unwrap_or(0.5);
+        let min_similarity = raw.model.min_similarity.unwrap_or(0.6);
         if !(0.0..=1.0).contains(&min_similarity) {
             return Err(self.invalid("model.min_similarity", "must be between 0 and 1"));
         }
+        let system_prompt = raw.model.system_prompt.clone().unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.into());
+        let context_turns = raw.model.context_turns.unwrap_or(6);
         let model = match raw.model.provider.as_deref().unwrap_or("embedded") {
-            "embedded" => ModelConfig::Embedded { min_similarity },
+            "embedded" => ModelConfig::Embedded {
+                min_similarity,
+                llm: raw.model.llm.as_ref().filter(|p| !p.as_os_str().is_empty()).map(|path| LlmSettings {
+                    path: self.relative(path),
+                    max_tokens: raw.model.max_tokens.unwrap_or(96).clamp(1, 2048),
+                    system_prompt: system_prompt.clone(),
+                }),
+                context_turns,
+            },
             "none" => ModelConfig::None,
             "openai" => {
                 let m = raw.model;
@@ -273,8 +288,8 @@ impl Resolver<'_> {
                         fine_tune_model: m.fine_tune_model.unwrap_or_else(|| model.clone()),
                         model,
                         use_fine_tuned: m.use_fine_tuned.unwrap_or(true),
-                        system_prompt: m.system_prompt.unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.into()),
-                        context_turns: m.context_turns.unwrap_or(6),
+                        system_prompt,
+                        context_turns,
                         timeout: Duration::from_secs(m.timeout_secs.unwrap_or(60).max(1)),
                     },
                     min_similarity,

@@ -88,4 +88,6 @@ pub struct RawModel {
     pub system_prompt: Option<String>,
     pub context_turns: Option<usize>,
     pub timeout_secs: Option<u64>,
+    pub llm: Option<PathBuf>,
+    pub max_tokens: Option<usize>,
 }

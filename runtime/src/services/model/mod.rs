@@ -3,6 +3,7 @@
 //! OpenAI-compatible server are interchangeable.
 
 pub mod embedded;
+pub mod llm;
 pub mod openai;
 
 use async_trait::async_trait;

@@ -95,7 +95,7 @@ impl OpenAiModel {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| ModelError::Failed(format!("HTTP client: {e}")))?;
-        let taught = EmbeddedModel::open(store.clone(), min_similarity).await?;
+        let taught = EmbeddedModel::open(store.clone(), min_similarity, None, 0).await?;
         Ok(OpenAiModel { http, settings, store, taught, history: Mutex::new(HashMap::new()) })
     }
 

@@ -1,0 +1,216 @@
+//! A small local language model: SmolLM2-135M-Instruct (Q4_1 GGUF), run
+//! with candle on the CPU. The embedded model asks it when retrieval finds
+//! nothing close enough.
+//!
+//! The GGUF file carries the tokenizer (byte-level BPE vocabulary and
+//! merges), which is rebuilt here with the `tokenizers` crate; the chat
+//! template is ChatML. Generation is greedy with a mild repeat penalty, so
+//! the same question gets the same answer. One generation runs at a time
+//! (the weights and their cache are one mutable state), on the blocking
+//! pool.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use candle_core::quantized::gguf_file;
+use candle_core::{Device, Tensor};
+use candle_transformers::generation::{LogitsProcessor, Sampling};
+use candle_transformers::models::quantized_llama::ModelWeights;
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::models::bpe::{Vocab, BPE};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::Tokenizer;
+
+use super::ModelError;
+
+/// Most prompt tokens kept (the oldest turns go first).
+const MAX_PROMPT_TOKENS: usize = 1024;
+const REPEAT_PENALTY: f32 = 1.2;
+/// How far back the repeat penalty looks.
+const REPEAT_WINDOW: usize = 64;
+
+/// Where the weights are and how to use them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmSettings {
+    pub path: PathBuf,
+    /// Tokens generated at most per answer.
+    pub max_tokens: usize,
+    pub system_prompt: String,
+}
+
+pub struct LocalLlm {
+    weights: Mutex<ModelWeights>,
+    tokenizer: Tokenizer,
+    im_start: u32,
+    im_end: u32,
+    eos: Option<u32>,
+    settings: LlmSettings,
+}
+
+fn failed(what: &str) -> impl Fn(candle_core::Error) -> ModelError + '_ {
+    move |e| ModelError::Failed(format!("{what}: {e}"))
+}
+
+impl LocalLlm {
+    /// Reads the GGUF file: weights and tokenizer. Blocking; about half a
+    /// second for the 135M model.
+    pub fn load(settings: LlmSettings) -> Result<LocalLlm, ModelError> {
+        let path = &settings.path;
+        let mut file = std::fs::File::open(path).map_err(|e| {
+            ModelError::Unavailable(format!(
+                "the local language model {} cannot be opened ({e}); `make build` fetches it",
+                path.display()
+            ))
+        })?;
+        let content = gguf_file::Content::read(&mut file).map_err(failed("reading the GGUF header"))?;
+        let (tokenizer, tokens) = tokenizer_from_gguf(&content)?;
+        let id = |token: &str| tokens.get(token).copied();
+        let (Some(im_start), Some(im_end)) = (id("<|im_start|>"), id("<|im_end|>")) else {
+            return Err(ModelError::Failed("the model's vocabulary has no ChatML tokens".into()));
+        };
+        let eos = content.metadata.get("tokenizer.ggml.eos_token_id").and_then(|v| v.to_u32().ok());
+        let weights =
+            ModelWeights::from_gguf(content, &mut file, &Device::Cpu).map_err(failed("loading the weights"))?;
+        Ok(LocalLlm { weights: Mutex::new(weights), tokenizer, im_start, im_end, eos, settings })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.settings.path
+    }
+
+    /// Text → token ids (no special tokens).
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, ModelError> {
+        let encoding =
+            self.tokenizer.encode(text, false).map_err(|e| ModelError::Failed(format!("tokenizing: {e}")))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    pub fn decode(&self, ids: &[u32]) -> Result<String, ModelError> {
+        self.tokenizer.decode(ids, true).map_err(|e| ModelError::Failed(format!("detokenizing: {e}")))
+    }
+
+    /// A ChatML prompt: the system prompt, earlier turns, the question.
+    fn prompt(&self, turns: &[(String, String)], question: &str) -> Result<Vec<u32>, ModelError> {
+        let newline = self.encode("\n")?;
+        let block = |role: &str, text: &str| -> Result<Vec<u32>, ModelError> {
+            let mut ids = vec![self.im_start];
+            ids.extend(self.encode(&format!("{role}\n{text}"))?);
+            ids.push(self.im_end);
+            ids.extend(&newline);
+            Ok(ids)
+        };
+        let head = block("system", &self.settings.system_prompt)?;
+        let mut tail = block("user", question)?;
+        tail.push(self.im_start);
+        tail.extend(self.encode("assistant\n")?);
+        // Newest turns first, as many as fit.
+        let mut middle: Vec<Vec<u32>> = Vec::new();
+        let mut budget = MAX_PROMPT_TOKENS.saturating_sub(head.len() + tail.len());
+        for (q, a) in turns.iter().rev() {
+            let mut turn = block("user", q)?;
+            turn.extend(block("assistant", a)?);
+            if turn.len() > budget {
+                break;
+            }
+            budget -= turn.len();
+            middle.push(turn);
+        }
+        let mut ids = head;
+        ids.extend(middle.into_iter().rev().flatten());
+        ids.extend(tail);
+        Ok(ids)
+    }
+
+    /// Answers `question` after `turns`. Blocking: run it off the async
+    /// threads.
+    pub fn generate(&self, turns: &[(String, String)], question: &str) -> Result<String, ModelError> {
+        let prompt = self.prompt(turns, question)?;
+        let mut weights = self.weights.lock().unwrap_or_else(|p| p.into_inner());
+        weights.clear_kv_cache();
+        let mut sampler = LogitsProcessor::from_sampling(0, Sampling::ArgMax);
+        let mut context = prompt.clone();
+        let mut answer: Vec<u32> = Vec::new();
+        let mut input = prompt;
+        let mut position = 0;
+        for _ in 0..self.settings.max_tokens {
+            let tensor = Tensor::new(input.as_slice(), &Device::Cpu)
+                .and_then(|t| t.unsqueeze(0))
+                .map_err(failed("building the input"))?;
+            let logits = weights.forward(&tensor, position).map_err(failed("running the model"))?;
+            let logits = logits.squeeze(0).map_err(failed("reading the logits"))?;
+            let recent = &context[context.len().saturating_sub(REPEAT_WINDOW)..];
+            let logits = candle_transformers::utils::apply_repeat_penalty(&logits, REPEAT_PENALTY, recent)
+                .map_err(failed("penalising repeats"))?;
+            let next = sampler.sample(&logits).map_err(failed("choosing a token"))?;
+            if next == self.im_end || Some(next) == self.eos {
+                break;
+            }
+            position += input.len();
+            answer.push(next);
+            context.push(next);
+            input = vec![next];
+        }
+        Ok(self.decode(&answer)?.trim().to_string())
+    }
+}
+
+/// The tokenizer stored in a GGUF file's metadata, and its vocabulary.
+fn tokenizer_from_gguf(content: &gguf_file::Content) -> Result<(Tokenizer, Vocab), ModelError> {
+    let strings = |key: &str| -> Result<Vec<String>, ModelError> {
+        let value =
+            content.metadata.get(key).ok_or_else(|| ModelError::Failed(format!("the GGUF file has no `{key}`")))?;
+        let list = value.to_vec().map_err(failed(key))?;
+        list.iter().map(|v| v.to_string().cloned().map_err(failed(key))).collect()
+    };
+    let tokens = strings("tokenizer.ggml.tokens")?;
+    let vocab: Vocab = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+    let merges: Vec<(String, String)> = strings("tokenizer.ggml.merges")?
+        .into_iter()
+        .filter_map(|m| m.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
+        .collect();
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab.clone(), merges)
+        .build()
+        .map_err(|e| ModelError::Failed(format!("building the tokenizer: {e}")))?;
+    let mut tokenizer = Tokenizer::new(bpe);
+    // SmolLM2's pre-tokenizer: single digits, then GPT-2's byte level.
+    tokenizer.with_pre_tokenizer(Some(Sequence::new(vec![
+        Digits::new(true).into(),
+        ByteLevel::new(false, true, true).into(),
+    ])));
+    tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
+    Ok((tokenizer, vocab))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `make build` fetches the weights into `models/`.
+    fn llm() -> LocalLlm {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+        assert!(path.is_file(), "{} is missing: run `make test`, which fetches it", path.display());
+        LocalLlm::load(LlmSettings { path, max_tokens: 24, system_prompt: "You are a helpful assistant.".into() })
+            .unwrap()
+    }
+
+    #[test]
+    fn tokenizer_round_trips_text() {
+        let llm = llm();
+        let text = "Hello, world! Numbers 2026 and ünïcödé stay intact.\n  Indented.";
+        let ids = llm.encode(text).unwrap();
+        assert!(ids.len() > 5);
+        assert_eq!(llm.decode(&ids).unwrap(), text);
+    }
+
+    #[test]
+    fn generates_an_answer_in_words() {
+        let llm = llm();
+        let answer = llm.generate(&[], "What is the capital of France?").unwrap();
+        println!("answer: {answer}");
+        assert!(!answer.is_empty());
+        assert!(answer.contains("Paris"), "{answer}");
+    }
+}
