@@ -225,8 +225,10 @@ impl Dispatcher {
                         let Ok(job) = model.job(&id).await else { continue };
                         if job.status != last || job.is_finished() {
                             last = job.status.clone();
-                            let _ =
-                                event.conversation.send(Outgoing { content: status(&job), files: Vec::new() }).await;
+                            let report = Outgoing { content: status(&job), files: Vec::new() };
+                            if let Err(e) = event.conversation.send(report).await {
+                                tracing::warn!(job = %id, error = %e, "could not report the job");
+                            }
                         }
                         if job.is_finished() {
                             break;
