@@ -15,8 +15,8 @@
 //! the time the call takes, so jobs go `queued → running → succeeded` at
 //! once.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, RwLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use bm25::{DefaultTokenizer, Document, Language, SearchEngine, SearchEngineBuilder, Tokenizer};
@@ -24,7 +24,7 @@ use bm25::{DefaultTokenizer, Document, Language, SearchEngine, SearchEngineBuild
 use tokio::sync::OnceCell;
 
 use super::llm::{LlmSettings, LocalLlm};
-use super::{new_job_id, Example, JobRecord, ModelError, ModelProvider};
+use super::{new_job_id, ChannelHistory, Example, JobRecord, ModelError, ModelProvider};
 use crate::services::store::Store;
 
 /// What the model says when nothing it learned matches.
@@ -111,9 +111,8 @@ pub struct EmbeddedModel {
     index: RwLock<Arc<Index>>,
     min_similarity: f32,
     llm: Option<LazyLlm>,
-    /// channel → last (question, answer) turns, for the language model.
-    history: Mutex<HashMap<String, VecDeque<(String, String)>>>,
-    context_turns: usize,
+    /// Earlier turns of each channel, for the language model.
+    history: ChannelHistory,
 }
 
 /// The language model, loaded on first use (half a second, ~100 MB).
@@ -167,8 +166,7 @@ impl EmbeddedModel {
             index: RwLock::new(Arc::new(Index::build(&[], &[]))),
             min_similarity,
             llm: llm.map(|settings| LazyLlm { settings, loaded: OnceCell::new() }),
-            history: Mutex::new(HashMap::new()),
-            context_turns,
+            history: ChannelHistory::new(context_turns),
         };
         model.rebuild().await?;
         Ok(model)
@@ -207,10 +205,7 @@ impl ModelProvider for EmbeddedModel {
         }
         let Some(lazy) = &self.llm else { return Ok(DONT_KNOW.to_string()) };
         let Ok(llm) = lazy.get().await else { return Ok(DONT_KNOW.to_string()) };
-        let turns: Vec<(String, String)> = {
-            let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
-            history.get(channel).map(|t| t.iter().cloned().collect()).unwrap_or_default()
-        };
+        let turns = self.history.turns(channel);
         let question = prompt.to_string();
         let answer = tokio::task::spawn_blocking(move || llm.generate(&turns, &question))
             .await
@@ -218,14 +213,7 @@ impl ModelProvider for EmbeddedModel {
         if answer.is_empty() {
             return Ok(DONT_KNOW.to_string());
         }
-        if self.context_turns > 0 {
-            let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
-            let turns = history.entry(channel.to_string()).or_default();
-            turns.push_back((prompt.to_string(), answer.clone()));
-            while turns.len() > self.context_turns {
-                turns.pop_front();
-            }
-        }
+        self.history.push(channel, prompt, &answer);
         Ok(answer)
     }
 

@@ -6,6 +6,9 @@ pub mod embedded;
 pub mod llm;
 pub mod openai;
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
 use async_trait::async_trait;
 
 use crate::services::store::StoreError;
@@ -48,4 +51,35 @@ pub fn new_job_id() -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     let mixed = nanos ^ COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     format!("job-{:012x}", mixed & 0xffff_ffff_ffff)
+}
+
+/// The last few (question, answer) turns of each channel, as context for
+/// a language model.
+pub struct ChannelHistory {
+    turns: Mutex<HashMap<String, VecDeque<(String, String)>>>,
+    keep: usize,
+}
+
+impl ChannelHistory {
+    pub fn new(keep: usize) -> Self {
+        ChannelHistory { turns: Mutex::new(HashMap::new()), keep }
+    }
+
+    /// The channel's turns, oldest first.
+    pub fn turns(&self, channel: &str) -> Vec<(String, String)> {
+        let turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        turns.get(channel).map(|t| t.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    pub fn push(&self, channel: &str, question: &str, answer: &str) {
+        if self.keep == 0 {
+            return;
+        }
+        let mut all = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        let turns = all.entry(channel.to_string()).or_default();
+        turns.push_back((question.to_string(), answer.to_string()));
+        while turns.len() > self.keep {
+            turns.pop_front();
+        }
+    }
 }

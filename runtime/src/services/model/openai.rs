@@ -9,8 +9,7 @@
 //! is given to the model as context, and every correction joins the next
 //! training file.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::embedded::EmbeddedModel;
-use super::{Example, JobRecord, ModelError, ModelProvider};
+use super::{ChannelHistory, Example, JobRecord, ModelError, ModelProvider};
 use crate::services::store::Store;
 
 /// Attempts per request (the first and the retries).
@@ -49,7 +48,7 @@ pub struct OpenAiModel {
     store: Arc<dyn Store>,
     /// What was taught (examples and corrections), for context.
     taught: EmbeddedModel,
-    history: Mutex<HashMap<String, VecDeque<(String, String)>>>,
+    history: ChannelHistory,
 }
 
 #[derive(Deserialize)]
@@ -96,7 +95,8 @@ impl OpenAiModel {
             .build()
             .map_err(|e| ModelError::Failed(format!("HTTP client: {e}")))?;
         let taught = EmbeddedModel::open(store.clone(), min_similarity, None, 0).await?;
-        Ok(OpenAiModel { http, settings, store, taught, history: Mutex::new(HashMap::new()) })
+        let history = ChannelHistory::new(settings.context_turns);
+        Ok(OpenAiModel { http, settings, store, taught, history })
     }
 
     fn url(&self, path: &str) -> String {
@@ -174,24 +174,13 @@ impl OpenAiModel {
 impl ModelProvider for OpenAiModel {
     async fn answer(&self, channel: &str, prompt: &str) -> Result<String, ModelError> {
         let mut messages = vec![self.system(prompt).await];
-        let turns: Vec<(String, String)> = {
-            let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
-            history.get(channel).map(|t| t.iter().cloned().collect()).unwrap_or_default()
-        };
-        for (q, a) in turns {
+        for (q, a) in self.history.turns(channel) {
             messages.push(json!({ "role": "user", "content": q }));
             messages.push(json!({ "role": "assistant", "content": a }));
         }
         messages.push(json!({ "role": "user", "content": prompt }));
         let answer = self.complete(messages).await?;
-        if self.settings.context_turns > 0 {
-            let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
-            let turns = history.entry(channel.to_string()).or_default();
-            turns.push_back((prompt.to_string(), answer.clone()));
-            while turns.len() > self.settings.context_turns {
-                turns.pop_front();
-            }
-        }
+        self.history.push(channel, prompt, &answer);
         Ok(answer)
     }
 

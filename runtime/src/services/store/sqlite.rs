@@ -352,20 +352,18 @@ impl Store for SqliteStore {
 
 /// Brings a database made by an earlier version up to this schema.
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let has_question: bool = conn.query_row(
-        "SELECT COUNT(*) > 0 FROM pragma_table_info('corrections') WHERE name = 'question'",
-        [],
+    add_column_if_missing(conn, "corrections", "question", "TEXT")?;
+    add_column_if_missing(conn, "jobs", "model", "TEXT")
+}
+
+fn add_column_if_missing(conn: &Connection, table: &str, column: &str, kind: &str) -> rusqlite::Result<()> {
+    let present: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+        params![table, column],
         |row| row.get(0),
     )?;
-    if !has_question {
-        conn.execute_batch("ALTER TABLE corrections ADD COLUMN question TEXT")?;
-    }
-    let has_model: bool =
-        conn.query_row("SELECT COUNT(*) > 0 FROM pragma_table_info('jobs') WHERE name = 'model'", [], |row| {
-            row.get(0)
-        })?;
-    if !has_model {
-        conn.execute_batch("ALTER TABLE jobs ADD COLUMN model TEXT")?;
+    if !present {
+        conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
     }
     Ok(())
 }
