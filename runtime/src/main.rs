@@ -4,10 +4,13 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use sandbot::config::ShardRange;
 use sandbot::platform::console::{Console, Mode};
+use sandbot::platform::discord;
 use sandbot::services::store::{SqliteStore, Store, Table};
 use sandbot::{Config, Dispatcher};
 
@@ -24,7 +27,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Runs the bot: on Discord when DISCORD_TOKEN is set, else the local console.
-    Run,
+    Run {
+        /// The Discord shards this process runs, `first-last/total` (e.g. `0-1/4`);
+        /// overrides `discord.shards`.
+        #[arg(long)]
+        shards: Option<ShardRange>,
+    },
     /// Talks to the bot in this terminal, or drives it with JSON lines.
     Console {
         /// One JSON object per input line; one JSON object per effect out.
@@ -45,6 +53,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
@@ -69,15 +78,17 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(&cli.config)?;
     match cli.command {
-        Command::Run => {
-            if std::env::var("DISCORD_TOKEN").is_ok_and(|t| !t.trim().is_empty()) {
-                anyhow::bail!(
-                    "DISCORD_TOKEN is set, but this build has no Discord adapter yet; \
-                     unset it to talk to the bot in the local console"
-                );
+        Command::Run { shards } => {
+            if config.discord.token.is_none() {
+                tracing::info!("no DISCORD_TOKEN: starting the local console");
+                return console(config, false, None).await;
             }
-            tracing::info!("no DISCORD_TOKEN: starting the local console");
-            console(config, false, None).await
+            let mut settings = config.discord.clone();
+            if let Some(shards) = shards {
+                settings.shards = shards;
+            }
+            let dispatcher = Arc::new(Dispatcher::start(config).await?);
+            discord::run(dispatcher, &settings).await
         }
         Command::Console { jsonl, out } => console(config, jsonl, out).await,
         Command::Export { table } => {

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod fake_discord;
 pub mod fake_openai;
 
 use std::io::{BufRead, BufReader, Write};

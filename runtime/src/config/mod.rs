@@ -6,6 +6,7 @@
 //! is reported with the file, the key and the reason, and the bot does not
 //! start.
 
+mod discord;
 mod grants;
 mod raw;
 
@@ -15,6 +16,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use discord::{DiscordConfig, ShardRange, ShardRangeError, Token, API_BASE_ENV, TOKEN_ENV};
 pub use grants::{Grants, HostFn, UnknownGrant};
 use raw::{RawConfig, RawLimits};
 
@@ -132,6 +134,7 @@ pub struct Config {
     pub model: ModelConfig,
     pub roots: BTreeMap<String, Arc<Root>>,
     pub commands: BTreeMap<String, CommandConfig>,
+    pub discord: DiscordConfig,
 }
 
 impl Config {
@@ -301,6 +304,9 @@ impl Resolver<'_> {
             }
         };
 
+        let discord = DiscordConfig::resolve(raw.discord, |key| std::env::var(key).ok())
+            .map_err(|(key, reason)| self.invalid(key, reason))?;
+
         let max_concurrency = raw.sandbox.max_concurrency.unwrap_or(32);
         if !(1..=1000).contains(&max_concurrency) {
             return Err(self.invalid("sandbox.max_concurrency", "must be between 1 and 1000"));
@@ -322,6 +328,7 @@ impl Resolver<'_> {
             model,
             roots,
             commands,
+            discord,
         })
     }
 

@@ -25,6 +25,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub model: RawModel,
     #[serde(default)]
+    pub discord: RawDiscord,
+    #[serde(default)]
     pub roots: BTreeMap<String, PathBuf>,
     #[serde(default)]
     pub commands: BTreeMap<String, RawCommand>,
@@ -90,4 +92,15 @@ pub struct RawModel {
     pub timeout_secs: Option<u64>,
     pub llm: Option<PathBuf>,
     pub max_tokens: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDiscord {
+    pub token: Option<String>,
+    pub api_base: Option<String>,
+    pub rate_limiter: Option<bool>,
+    pub upload_mib: Option<u64>,
+    pub download_timeout_secs: Option<u64>,
+    pub shards: Option<String>,
 }

@@ -3,6 +3,7 @@
 //! [`Conversation`], and every line of command logic is shared.
 
 pub mod console;
+pub mod discord;
 
 use std::sync::Arc;
 

@@ -1,0 +1,202 @@
+//! The `[discord]` table: how the bot reaches Discord, or a server that
+//! speaks its protocol.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::raw::RawDiscord;
+
+/// The environment variable that overrides `discord.token`.
+pub const TOKEN_ENV: &str = "DISCORD_TOKEN";
+/// The environment variable that overrides `discord.api_base`.
+pub const API_BASE_ENV: &str = "SANDBOT_DISCORD_API_BASE";
+
+/// The bot token. Its `Debug` never shows it, so it cannot reach a log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(…)")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscordConfig {
+    /// `None`: no Discord; `sandbot run` starts the console.
+    pub token: Option<Token>,
+    /// Every REST call goes here instead of `https://discord.com`, and the
+    /// gateway URL comes from its `GET /api/v10/gateway`.
+    pub api_base: Option<String>,
+    /// serenity's REST rate limiter. Always on against Discord itself;
+    /// serenity honours `api_base` only with it off.
+    pub rate_limiter: bool,
+    /// The largest file the bot uploads in one message.
+    pub upload_bytes: u64,
+    /// How long one attachment download may take.
+    pub download_timeout: Duration,
+    /// The shards this process runs.
+    pub shards: ShardRange,
+}
+
+impl DiscordConfig {
+    /// Resolves the table, the environment winning over the file.
+    /// `Err((key, reason))` names the offending key.
+    pub(super) fn resolve(raw: RawDiscord, env: impl Fn(&str) -> Option<String>) -> Result<Self, (String, String)> {
+        let non_empty = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let token = non_empty(env(TOKEN_ENV)).or_else(|| non_empty(raw.token)).map(Token);
+        let api_base = non_empty(env(API_BASE_ENV)).or_else(|| non_empty(raw.api_base));
+        if let Some(base) = &api_base {
+            let parsed = reqwest::Url::parse(base).map_err(|e| ("discord.api_base".to_string(), e.to_string()))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() || parsed.path() != "/" {
+                return Err((
+                    "discord.api_base".into(),
+                    "must be a scheme and a host, like http://127.0.0.1:8080 (no path)".into(),
+                ));
+            }
+        }
+        let rate_limiter = raw.rate_limiter.unwrap_or(api_base.is_none());
+        match (rate_limiter, &api_base) {
+            (false, None) => {
+                return Err((
+                    "discord.rate_limiter".into(),
+                    "may be turned off only with `api_base` (a server of your own); Discord bans bots that ignore \
+                     its rate limits"
+                        .into(),
+                ))
+            }
+            (true, Some(_)) => {
+                return Err((
+                    "discord.rate_limiter".into(),
+                    "serenity sends every request to Discord itself while its rate limiter is on, so it cannot be on \
+                     with `api_base`"
+                        .into(),
+                ))
+            }
+            _ => {}
+        }
+        let upload_mib = raw.upload_mib.unwrap_or(10);
+        if !(1..=500).contains(&upload_mib) {
+            return Err(("discord.upload_mib".into(), "must be between 1 and 500".into()));
+        }
+        let download_secs = raw.download_timeout_secs.unwrap_or(30);
+        if !(1..=3600).contains(&download_secs) {
+            return Err(("discord.download_timeout_secs".into(), "must be between 1 and 3600".into()));
+        }
+        let shards = match raw.shards {
+            Some(text) => text.parse().map_err(|e: ShardRangeError| ("discord.shards".to_string(), e.to_string()))?,
+            None => ShardRange::default(),
+        };
+        Ok(DiscordConfig {
+            token,
+            api_base,
+            rate_limiter,
+            upload_bytes: upload_mib << 20,
+            download_timeout: Duration::from_secs(download_secs),
+            shards,
+        })
+    }
+}
+
+/// Shards `first..=last` of `total`, written `first-last/total` (or
+/// `n/total` for one shard).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardRange {
+    pub first: u32,
+    pub last: u32,
+    pub total: u32,
+}
+
+impl Default for ShardRange {
+    fn default() -> Self {
+        ShardRange { first: 0, last: 0, total: 1 }
+    }
+}
+
+impl fmt::Display for ShardRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.first == self.last {
+            write!(f, "{}/{}", self.first, self.total)
+        } else {
+            write!(f, "{}-{}/{}", self.first, self.last, self.total)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not a shard range; write `first-last/total` (shards count from 0), like `0-1/4`, or `2/4`")]
+pub struct ShardRangeError(String);
+
+impl FromStr for ShardRange {
+    type Err = ShardRangeError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || ShardRangeError(text.to_string());
+        let (range, total) = text.trim().split_once('/').ok_or_else(bad)?;
+        let (first, last) = range.split_once('-').unwrap_or((range, range));
+        let number = |s: &str| s.trim().parse::<u32>().map_err(|_| bad());
+        let shards = ShardRange { first: number(first)?, last: number(last)?, total: number(total)? };
+        if shards.first > shards.last || shards.last >= shards.total {
+            return Err(bad());
+        }
+        Ok(shards)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(raw: RawDiscord, env: &[(&str, &str)]) -> Result<DiscordConfig, (String, String)> {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        DiscordConfig::resolve(raw, move |key| env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn shard_ranges() {
+        assert_eq!("0-1/4".parse::<ShardRange>().unwrap(), ShardRange { first: 0, last: 1, total: 4 });
+        assert_eq!("2/4".parse::<ShardRange>().unwrap(), ShardRange { first: 2, last: 2, total: 4 });
+        assert_eq!("2/4".parse::<ShardRange>().unwrap().to_string(), "2/4");
+        for bad in ["", "4/4", "2-1/4", "0-4/4", "a/b", "1", "0/0", "-1/2"] {
+            assert!(bad.parse::<ShardRange>().is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn environment_wins_and_blank_means_unset() {
+        let raw = || RawDiscord { token: Some("from-file".into()), ..RawDiscord::default() };
+        let config = resolve(raw(), &[(TOKEN_ENV, "from-env")]).unwrap();
+        assert_eq!(config.token.unwrap().expose(), "from-env");
+        let config = resolve(raw(), &[(TOKEN_ENV, "  ")]).unwrap();
+        assert_eq!(config.token.unwrap().expose(), "from-file");
+        assert_eq!(resolve(RawDiscord::default(), &[]).unwrap().token, None);
+    }
+
+    #[test]
+    fn the_token_never_prints() {
+        let config = resolve(RawDiscord::default(), &[(TOKEN_ENV, "secret-token")]).unwrap();
+        assert!(!format!("{config:?}").contains("secret-token"));
+    }
+
+    #[test]
+    fn the_rate_limiter_is_off_only_with_an_api_base() {
+        let config = resolve(RawDiscord::default(), &[]).unwrap();
+        assert!(config.rate_limiter && config.api_base.is_none());
+        let config = resolve(RawDiscord::default(), &[(API_BASE_ENV, "http://127.0.0.1:8080")]).unwrap();
+        assert!(!config.rate_limiter);
+        let off = RawDiscord { rate_limiter: Some(false), ..RawDiscord::default() };
+        assert_eq!(resolve(off, &[]).unwrap_err().0, "discord.rate_limiter");
+        let on = RawDiscord { rate_limiter: Some(true), ..RawDiscord::default() };
+        assert_eq!(resolve(on, &[(API_BASE_ENV, "http://127.0.0.1:1")]).unwrap_err().0, "discord.rate_limiter");
+        for bad in ["127.0.0.1:8080", "ftp://x", "http://127.0.0.1:8080/api"] {
+            assert_eq!(resolve(RawDiscord::default(), &[(API_BASE_ENV, bad)]).unwrap_err().0, "discord.api_base");
+        }
+    }
+}

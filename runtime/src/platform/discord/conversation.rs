@@ -1,0 +1,117 @@
+//! One Discord message's [`Conversation`]: answers go to its channel over
+//! REST, attachments come from the URLs Discord gave with it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serenity::all::{ChannelId, CreateAllowedMentions, CreateAttachment, CreateMessage, Http, MessageId};
+use serenity::http::HttpError;
+
+use super::download::Downloader;
+use crate::platform::{Conversation, FetchedMessage, JoinOutcome, Outgoing, PlatformError};
+
+/// Discord's limit on the characters of one message.
+pub const MAX_MESSAGE_CHARS: usize = 2000;
+
+/// What every conversation of the adapter shares.
+pub struct Shared {
+    pub downloader: Downloader,
+    /// The most bytes of files one message may carry.
+    pub upload_bytes: u64,
+}
+
+/// An attachment of the incoming message, with where to fetch it.
+pub struct Download {
+    pub id: String,
+    pub url: String,
+    pub size: u64,
+}
+
+pub struct DiscordConversation {
+    pub http: Arc<Http>,
+    pub shared: Arc<Shared>,
+    pub channel: ChannelId,
+    pub downloads: Vec<Download>,
+}
+
+#[async_trait]
+impl Conversation for DiscordConversation {
+    fn max_message_chars(&self) -> usize {
+        MAX_MESSAGE_CHARS
+    }
+
+    async fn send(&self, message: Outgoing) -> Result<String, PlatformError> {
+        let total: u64 = message.files.iter().map(|f| f.data.len() as u64).sum();
+        if total > self.shared.upload_bytes {
+            return Err(PlatformError::TooLarge { size: total, limit: self.shared.upload_bytes });
+        }
+        // Guests' text reaches the channel verbatim: it may not ping anyone.
+        let builder = CreateMessage::new()
+            .content(message.content)
+            .allowed_mentions(CreateAllowedMentions::new())
+            .add_files(message.files.into_iter().map(|f| CreateAttachment::bytes(f.data, f.name)));
+        // The HTTP client alone: with the cache, serenity would second-guess
+        // permissions from a cache that may be stale; Discord decides.
+        let sent = self.channel.send_message(self.http.as_ref(), builder).await.map_err(refusal)?;
+        Ok(sent.id.to_string())
+    }
+
+    async fn fetch_message(&self, id: &str) -> Result<Option<FetchedMessage>, PlatformError> {
+        let Some(id) = id.parse::<u64>().ok().filter(|&n| n != 0).map(MessageId::new) else {
+            return Ok(None);
+        };
+        match self.channel.message(self.http.as_ref(), id).await {
+            Ok(message) => Ok(Some(FetchedMessage {
+                id: message.id.to_string(),
+                author_id: message.author.id.to_string(),
+                author_name: message.author.name.clone(),
+                from_bot: message.author.bot,
+                content: message.content,
+            })),
+            Err(serenity::Error::Http(HttpError::UnsuccessfulRequest(response)))
+                if response.status_code.as_u16() == 404 =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(refusal(e)),
+        }
+    }
+
+    async fn read_attachment(&self, id: &str, limit: u64) -> Result<Vec<u8>, PlatformError> {
+        let download = self
+            .downloads
+            .iter()
+            .find(|d| d.id == id)
+            .ok_or_else(|| PlatformError::NotFound(format!("attachment {id}")))?;
+        // Discord said how big it is: refuse before the first byte.
+        if download.size > limit {
+            return Err(PlatformError::TooLarge { size: download.size, limit });
+        }
+        self.shared.downloader.fetch(&download.url, limit).await
+    }
+
+    async fn join_voice(&self) -> Result<JoinOutcome, PlatformError> {
+        Err(PlatformError::Unsupported("voice channels on Discord are not supported by this build yet"))
+    }
+
+    async fn leave_voice(&self) -> Result<bool, PlatformError> {
+        Err(PlatformError::Unsupported("voice channels on Discord are not supported by this build yet"))
+    }
+}
+
+/// A failed REST call, in words for the log and the guest.
+fn refusal(error: serenity::Error) -> PlatformError {
+    match error {
+        serenity::Error::Http(HttpError::UnsuccessfulRequest(response)) => {
+            let status = response.status_code.as_u16();
+            let why = &response.error.message;
+            match status {
+                404 => PlatformError::NotFound(format!("Discord: {why}")),
+                403 => PlatformError::Failed(format!("Discord refused it (missing permissions?): {why}")),
+                413 => PlatformError::Failed(format!("Discord refused it as too large: {why}")),
+                _ => PlatformError::Failed(format!("Discord answered {status}: {why}")),
+            }
+        }
+        other => PlatformError::Failed(format!("Discord: {other}")),
+    }
+}

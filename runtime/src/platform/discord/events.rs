@@ -1,0 +1,136 @@
+//! Gateway events in: each Discord message becomes a platform [`Message`]
+//! and goes to the dispatcher, like a console line does.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serenity::all::{Context, EventHandler, RawEventHandler, Ready, ResumedEvent, ShardStageUpdateEvent};
+use serenity::cache::Cache;
+
+use super::conversation::{DiscordConversation, Download, Shared};
+use crate::dispatch::Dispatcher;
+use crate::platform::{Attachment, Author, Event, Message};
+
+pub struct Handler {
+    pub dispatcher: Arc<Dispatcher>,
+    pub shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, _ctx: Context, ready: Ready) {
+        tracing::info!(
+            user = %ready.user.name,
+            id = %ready.user.id,
+            guilds = ready.guilds.len(),
+            shard = ?ready.shard.map(|s| (s.id.0, s.total)),
+            "connected to Discord"
+        );
+    }
+
+    async fn resume(&self, _ctx: Context, _event: ResumedEvent) {
+        tracing::info!("gateway session resumed");
+    }
+
+    async fn shard_stage_update(&self, _ctx: Context, event: ShardStageUpdateEvent) {
+        tracing::info!(shard = event.shard_id.0, from = %event.old, to = %event.new, "gateway connection");
+    }
+
+    /// Serenity runs each event in a task of its own, so a slow command
+    /// holds up nobody else, and a panic ends only that task.
+    async fn message(&self, ctx: Context, msg: serenity::all::Message) {
+        // The bot's own messages come back through the gateway: never answer them.
+        if msg.author.id == ctx.cache.current_user().id {
+            return;
+        }
+        let downloads = msg
+            .attachments
+            .iter()
+            .map(|a| Download { id: a.id.to_string(), url: a.url.clone(), size: u64::from(a.size) })
+            .collect();
+        let conversation = DiscordConversation {
+            http: ctx.http.clone(),
+            shared: self.shared.clone(),
+            channel: msg.channel_id,
+            downloads,
+        };
+        let message = platform_message(&ctx.cache, msg);
+        self.dispatcher.dispatch(Event { message: Arc::new(message), conversation: Arc::new(conversation) }).await;
+    }
+}
+
+/// Logs events serenity could not read. A malformed event does not stop
+/// the shard: serenity hands it over as `Unknown` and goes on, and only
+/// this handler sees it.
+pub struct UnreadableEvents;
+
+#[async_trait]
+impl RawEventHandler for UnreadableEvents {
+    async fn raw_event(&self, _ctx: Context, event: serenity::all::Event) {
+        if let serenity::all::Event::Unknown(unknown) = event {
+            if unknown.kind == "MESSAGE_CREATE" {
+                let id = unknown.value.get("id").map(|id| id.to_string()).unwrap_or_default();
+                tracing::warn!(event = %unknown.kind, id = %id, "skipped a message this bot cannot read");
+            } else {
+                tracing::debug!(event = %unknown.kind, "skipped an event this bot does not know");
+            }
+        }
+    }
+}
+
+/// What the rest of the bot knows of a Discord message. Role names and the
+/// author's voice channel come from the cache (filled by GUILD_CREATE and
+/// voice state updates); a role the cache does not know is given by id.
+fn platform_message(cache: &Cache, msg: serenity::all::Message) -> Message {
+    let guild = msg.guild_id.and_then(|id| cache.guild(id));
+    let roles = msg
+        .member
+        .as_ref()
+        .map(|member| {
+            member
+                .roles
+                .iter()
+                .map(|id| {
+                    guild.as_ref().and_then(|g| g.roles.get(id)).map_or_else(|| id.to_string(), |r| r.name.clone())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let voice_channel = guild
+        .as_ref()
+        .and_then(|g| g.voice_states.get(&msg.author.id))
+        .and_then(|state| state.channel_id)
+        .map(|id| id.to_string());
+    drop(guild);
+    let name = msg
+        .member
+        .as_ref()
+        .and_then(|m| m.nick.clone())
+        .or_else(|| msg.author.global_name.clone())
+        .unwrap_or_else(|| msg.author.name.clone());
+    Message {
+        id: msg.id.to_string(),
+        channel: msg.channel_id.to_string(),
+        guild: msg.guild_id.map(|id| id.to_string()),
+        author: Author {
+            id: msg.author.id.to_string(),
+            name,
+            roles,
+            // Webhooks post as users that are not flagged as bots.
+            is_bot: msg.author.bot || msg.webhook_id.is_some(),
+            voice_channel,
+            platform_operator: false,
+        },
+        content: msg.content,
+        attachments: msg
+            .attachments
+            .into_iter()
+            .map(|a| Attachment {
+                id: a.id.to_string(),
+                filename: a.filename,
+                content_type: a.content_type,
+                size: u64::from(a.size),
+            })
+            .collect(),
+    }
+}

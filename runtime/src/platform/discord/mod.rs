@@ -1,0 +1,88 @@
+//! The Discord adapter: serenity's gateway and REST client on one side, the
+//! dispatcher on the other. Everything Discord-specific lives in this
+//! folder; no command logic does.
+//!
+//! ```text
+//! gateway ─MESSAGE_CREATE─▶ events::Handler ─Event─▶ Dispatcher (same as the console)
+//!                                 guests' host calls ─▶ conversation ─REST─▶ Discord
+//! ```
+//!
+//! Sharding: each process runs the shard range of its config; shards share
+//! nothing in memory. What several processes would share is on disk: the
+//! data folder (SQLite in WAL mode takes concurrent writers on one machine)
+//! and the guests. Rate limits and the model's in-memory state are per
+//! process.
+
+mod conversation;
+mod download;
+mod events;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use serenity::all::{ClientBuilder, CreateAllowedMentions, GatewayError, GatewayIntents, HttpBuilder};
+
+use crate::config::DiscordConfig;
+use crate::dispatch::Dispatcher;
+use conversation::Shared;
+pub use conversation::MAX_MESSAGE_CHARS;
+use download::Downloader;
+
+/// What the bot listens to. MESSAGE_CONTENT is privileged: turn it on for
+/// the bot in the developer portal, or every message arrives empty.
+pub const INTENTS: GatewayIntents = GatewayIntents::GUILDS
+    .union(GatewayIntents::GUILD_MESSAGES)
+    .union(GatewayIntents::DIRECT_MESSAGES)
+    .union(GatewayIntents::MESSAGE_CONTENT)
+    .union(GatewayIntents::GUILD_VOICE_STATES);
+
+/// Connects to Discord and answers messages until the gateway gives up for
+/// good (a bad token, say) or the process is interrupted.
+pub async fn run(dispatcher: Arc<Dispatcher>, settings: &DiscordConfig) -> anyhow::Result<()> {
+    let token = settings.token.as_ref().context("no Discord token")?;
+    let mut http = HttpBuilder::new(token.expose()).default_allowed_mentions(CreateAllowedMentions::new());
+    if let Some(base) = &settings.api_base {
+        tracing::warn!(api_base = %base, "Discord REST and gateway go to this server, not discord.com");
+        http = http.proxy(base.as_str());
+    }
+    let http = http.ratelimiter_disabled(!settings.rate_limiter).build();
+    let shared = Arc::new(Shared {
+        downloader: Downloader::new(settings.download_timeout, settings.api_base.is_none())?,
+        upload_bytes: settings.upload_bytes,
+    });
+    let handler = events::Handler { dispatcher, shared };
+    let mut client = ClientBuilder::new_with_http(http, INTENTS)
+        .event_handler(handler)
+        .raw_event_handler(events::UnreadableEvents)
+        .await
+        .context("cannot set up the Discord client")?;
+    let shards = settings.shards;
+    tracing::info!(shards = %shards, "connecting to Discord");
+    let manager = client.shard_manager.clone();
+    // serenity counts the end of this range in.
+    let connection = client.start_shard_range(shards.first..shards.last, shards.total);
+    tokio::select! {
+        result = connection => result.map_err(explain)?,
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("interrupted: closing the gateway");
+            manager.shutdown_all().await;
+        }
+    }
+    Ok(())
+}
+
+/// Why the gateway gave up, in words an operator can act on.
+fn explain(error: serenity::Error) -> anyhow::Error {
+    match error {
+        serenity::Error::Gateway(GatewayError::InvalidAuthentication) => {
+            anyhow::anyhow!("Discord refused the token: check DISCORD_TOKEN (or `discord.token`)")
+        }
+        serenity::Error::Gateway(GatewayError::DisallowedGatewayIntents) => anyhow::anyhow!(
+            "Discord refused the intents: turn on MESSAGE CONTENT INTENT for the bot in the developer portal"
+        ),
+        serenity::Error::Gateway(GatewayError::InvalidShardData) => {
+            anyhow::anyhow!("Discord refused the shard range (`discord.shards` or --shards)")
+        }
+        other => anyhow::Error::new(other).context("the Discord connection ended"),
+    }
+}

@@ -1,0 +1,257 @@
+//! The real `sandbot run` binary, the real guests and serenity, against the
+//! fake Discord of `support/fake_discord.rs` on 127.0.0.1.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+
+use serde_json::json;
+use support::fake_discord::{self, message, FakeDiscord, ADMIN_ROLE, BOT_ID, FORBIDDEN_CHANNEL, TEXT_CHANNEL};
+use support::{Setup, BIN};
+
+/// GUILDS | GUILD_MESSAGES | DIRECT_MESSAGES | MESSAGE_CONTENT | GUILD_VOICE_STATES.
+const EXPECTED_INTENTS: u64 = (1 << 0) | (1 << 9) | (1 << 12) | (1 << 15) | (1 << 7);
+
+/// The bot process; killed when dropped, its log printed if the test failed
+/// (or `SANDBOT_TEST_LOG` is set).
+struct Bot {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Bot {
+    fn start(setup: &Setup, fake: &FakeDiscord) -> Bot {
+        Bot::start_with(setup, fake, &[])
+    }
+
+    fn start_with(setup: &Setup, fake: &FakeDiscord, args: &[&str]) -> Bot {
+        let log = setup.path("bot.log");
+        let child = Command::new(BIN)
+            .arg("run")
+            .args(args)
+            .arg("--config")
+            .arg(&setup.config)
+            .env("DISCORD_TOKEN", "fake-token")
+            .env("SANDBOT_DISCORD_API_BASE", fake.api_base())
+            .env("RUST_LOG", "info,serenity=warn,wasmtime=warn,cranelift=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start sandbot");
+        Bot { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn assert_running(&mut self) {
+        assert!(self.child.try_wait().unwrap().is_none(), "the bot exited:\n{}", self.log());
+    }
+}
+
+impl Drop for Bot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() || std::env::var_os("SANDBOT_TEST_LOG").is_some() {
+            eprintln!("--- bot log ---\n{}", self.log());
+        }
+    }
+}
+
+fn connected() -> (Setup, FakeDiscord, Bot) {
+    let setup = Setup::new("");
+    let fake = FakeDiscord::start();
+    let bot = Bot::start(&setup, &fake);
+    fake.wait_identified(1);
+    (setup, fake, bot)
+}
+
+#[test]
+fn fake_payloads_are_what_serenity_reads() {
+    serde_json::from_value::<serenity::all::Guild>(fake_discord::guild_create()).expect("GUILD_CREATE");
+    let data = message("5", "hi").with_role(ADMIN_ROLE).attach("1", "a.txt", "http://x/a", 3).build("1");
+    serde_json::from_value::<serenity::all::Message>(data).expect("MESSAGE_CREATE");
+}
+
+#[test]
+fn identifies_and_answers_hi_without_pinging_anyone() {
+    let (_setup, fake, mut bot) = connected();
+    let identify = fake.wait_identified(1);
+    // serenity sends the token as it sends it in REST headers.
+    let token = identify["token"].as_str().unwrap_or_default();
+    assert_eq!(token.trim_start_matches("Bot "), "fake-token");
+    assert_eq!(identify["intents"], EXPECTED_INTENTS, "{identify}");
+
+    fake.say(message("5", "!hi"));
+    let posts = fake.wait_posts(1);
+    let post = &posts[0];
+    assert_eq!(post.channel, TEXT_CHANNEL);
+    assert_eq!(post.content, "HI, user5!");
+    assert_eq!(post.allowed_mentions["parse"], json!([]), "guest text must not ping: {post:?}");
+    bot.assert_running();
+}
+
+#[test]
+fn answers_direct_messages_and_ignores_bots() {
+    let (_setup, fake, _bot) = connected();
+    fake.say(message(BOT_ID, "!hi").by_a_bot()); // its own echo
+    fake.say(message("66", "!hi").by_a_bot()); // another bot
+    fake.say(message("5", "!hi").direct("555"));
+    let posts = fake.wait_posts(1);
+    assert_eq!(posts[0].channel, "555", "{posts:?}");
+    // A last message in order behind the others: when it is answered, the
+    // bots' messages were long decided.
+    fake.say(message("5", "!hi"));
+    let posts = fake.wait_posts(2);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(fake.posts().len(), 2, "a bot's message was answered: {posts:?}");
+    assert_eq!(posts[1].channel, TEXT_CHANNEL);
+}
+
+#[test]
+fn downloads_attachments_within_the_limit_only() {
+    let (setup, fake, _bot) = connected();
+    let data = std::fs::read(support::workspace().join("tests/data/qa.jsonl")).unwrap();
+    let size = data.len() as u64;
+    let url = fake.serve_file("qa.jsonl", data);
+    fake.say(message("42", "!train").attach("11", "qa.jsonl", &url, size));
+    let posts = fake.wait_posts(1);
+    assert!(posts[0].content.contains("30"), "trained on the 30 examples: {posts:?}");
+    assert_eq!(fake.downloads("qa.jsonl"), 1);
+
+    // Stated over the limit (8 MiB by default): refused before any download.
+    let big = vec![b'x'; 9 << 20];
+    let url = fake.serve_file("big.jsonl", big.clone());
+    let before = fake.posts().len();
+    fake.say(message("42", "!train").attach("12", "big.jsonl", &url, big.len() as u64));
+    let posts = fake.wait_posts(before + 1);
+    let answer = &posts.last().unwrap().content;
+    assert!(answer.contains("limit") || answer.contains("large"), "{answer}");
+    assert_eq!(fake.downloads("big.jsonl"), 0, "a file over the limit was downloaded");
+
+    // Stated small, served big: cut off while reading.
+    let url = fake.serve_file("liar.jsonl", big);
+    let before = fake.posts().len();
+    fake.say(message("42", "!train").attach("13", "liar.jsonl", &url, 100));
+    let posts = fake.wait_posts(before + 1);
+    let answer = &posts.last().unwrap().content;
+    assert!(answer.contains("limit") || answer.contains("large"), "{answer}");
+    drop(setup);
+}
+
+#[test]
+fn splits_long_answers_and_uploads_files() {
+    let (_setup, fake, _bot) = connected();
+    fake.say(message("5", "!instruction"));
+    let posts = fake.wait_posts(2);
+    let guide = std::fs::read_to_string(support::workspace().join("bot_instruction.md")).unwrap();
+    assert!(posts.iter().all(|p| p.content.chars().count() <= 2000), "{posts:?}");
+    let joined: String = posts.iter().map(|p| p.content.as_str()).collect::<Vec<_>>().join("\n");
+    assert_eq!(joined.split_whitespace().collect::<Vec<_>>(), guide.split_whitespace().collect::<Vec<_>>());
+
+    // Operators by role name: user 77 is not one until it has `admin`.
+    fake.say(message("77", "!getfile hello.txt"));
+    let posts = fake.wait_posts(3);
+    assert!(posts[2].content.contains("operators only"), "{:?}", posts[2]);
+    fake.say(message("77", "!getfile hello.txt").with_role(ADMIN_ROLE));
+    let posts = fake.wait_posts(4);
+    let post = &posts[3];
+    assert!(post.multipart, "{post:?}");
+    assert_eq!(post.files, vec![("hello.txt".to_string(), b"hello from the shared folder\n".to_vec())]);
+}
+
+#[test]
+fn corrects_an_answer_it_fetches_back() {
+    let (setup, fake, _bot) = connected();
+    fake.say(message("5", "!hi"));
+    let answer = fake.wait_posts(1).remove(0);
+    fake.say(message("5", &format!("!correct {} Hello there, friend.", answer.id)));
+    let posts = fake.wait_posts(2);
+    assert!(posts[1].content.to_lowercase().contains("thank"), "{posts:?}");
+    let corrections = setup.export("corrections");
+    assert_eq!(corrections.len(), 1, "{corrections:?}");
+    assert_eq!(corrections[0]["correction"], "Hello there, friend.");
+
+    fake.say(message("5", "!correct 123456 nothing there"));
+    let posts = fake.wait_posts(3);
+    assert_eq!(posts[2].content, "Message not found.");
+}
+
+#[test]
+fn survives_bad_events_refusals_and_a_dropped_gateway() {
+    let (_setup, fake, mut bot) = connected();
+    // A MESSAGE_CREATE that is not one, then one Discord refuses to post in.
+    fake.dispatch("MESSAGE_CREATE", json!({"id": "not a snowflake", "content": 7}));
+    fake.say(message("5", "!hi").in_channel(FORBIDDEN_CHANNEL));
+    fake.say(message("5", "!hi"));
+    let posts = fake.wait_posts(1);
+    assert_eq!(posts[0].channel, TEXT_CHANNEL);
+    bot.assert_running();
+    assert_eq!(fake.connections(), 1, "a bad event cost the connection");
+
+    fake.drop_gateway();
+    fake.wait_sessions(2);
+    assert_eq!(fake.connections(), 2);
+    fake.say(message("5", "!hi"));
+    let posts = fake.wait_posts(2);
+    assert_eq!(posts[1].channel, TEXT_CHANNEL);
+    bot.assert_running();
+    let log = bot.log();
+    assert!(log.contains("Missing Permissions"), "the refused send is not in the log:\n{log}");
+    assert!(log.contains("not a snowflake"), "the unreadable event is not in the log:\n{log}");
+}
+
+#[test]
+fn runs_the_shards_it_is_given() {
+    let setup = Setup::new("[discord]\nshards = \"1/4\"\n");
+    let fake = FakeDiscord::start();
+    let _bot = Bot::start(&setup, &fake);
+    assert_eq!(fake.wait_identified(1)["shard"], json!([1, 4]));
+
+    // The flag wins over the config; both shards identify in turn.
+    let setup = Setup::new("[discord]\nshards = \"1/4\"\n");
+    let fake = FakeDiscord::start();
+    let _bot = Bot::start_with(&setup, &fake, &["--shards", "2-3/4"]);
+    let shards: Vec<_> = (1..=2).map(|n| fake.wait_identified(n)["shard"].clone()).collect();
+    assert_eq!(shards, vec![json!([2, 4]), json!([3, 4])]);
+    fake.say(message("5", "!hi"));
+    assert_eq!(fake.wait_posts(1)[0].content, "HI, user5!");
+}
+
+#[test]
+fn a_bad_api_base_stops_the_bot_with_the_key() {
+    let setup = Setup::new("");
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&setup.config)
+        .env("DISCORD_TOKEN", "fake-token")
+        .env("SANDBOT_DISCORD_API_BASE", "127.0.0.1:8080")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sandbot");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("`discord.api_base`"), "{stderr}");
+}
+
+#[test]
+fn a_refused_token_ends_the_bot_with_a_clear_reason() {
+    let setup = Setup::new("");
+    let fake = FakeDiscord::start();
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&setup.config)
+        .env("DISCORD_TOKEN", "bad-token")
+        .env("SANDBOT_DISCORD_API_BASE", fake.api_base())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sandbot");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Discord refused the token"), "{stderr}");
+    assert!(!stderr.contains("bad-token"), "the token reached the log: {stderr}");
+}

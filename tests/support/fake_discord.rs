@@ -1,0 +1,541 @@
+//! A fake Discord on 127.0.0.1: the REST routes the bot uses and a gateway
+//! websocket that speaks the real protocol (HELLO, IDENTIFY, READY,
+//! heartbeats, RESUME, dispatches with sequence numbers). Tests drive it
+//! from plain threads: push gateway events, wait for what the bot posts.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message as Frame;
+
+pub const BOT_ID: &str = "900";
+pub const GUILD_ID: &str = "800";
+pub const TEXT_CHANNEL: &str = "700";
+pub const VOICE_CHANNEL: &str = "701";
+pub const ADMIN_ROLE: &str = "600";
+/// A channel whose messages the fake refuses with 403 Missing Permissions.
+pub const FORBIDDEN_CHANNEL: &str = "703";
+/// How long a test waits for the bot before failing.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A message the bot posted.
+#[derive(Debug, Clone)]
+pub struct Posted {
+    pub id: String,
+    pub channel: String,
+    pub content: String,
+    /// `(filename, bytes)` of a multipart upload.
+    pub files: Vec<(String, Vec<u8>)>,
+    pub multipart: bool,
+    pub allowed_mentions: Value,
+    pub at: Instant,
+}
+
+enum Command {
+    Dispatch {
+        kind: String,
+        data: Value,
+    },
+    /// Drop the TCP connection without a close frame, like a network fault.
+    Drop,
+}
+
+#[derive(Default)]
+struct Inner {
+    identifies: Vec<Value>,
+    resumes: u32,
+    connections: u32,
+    posts: Vec<Posted>,
+    /// Files served under `/files/`, and how often each was downloaded.
+    files: HashMap<String, Vec<u8>>,
+    downloads: HashMap<String, u32>,
+    messages: HashMap<String, Value>,
+    next_id: u64,
+    gateway: Option<mpsc::UnboundedSender<Command>>,
+    /// When each MESSAGE_CREATE went out, by message id (for benchmarks).
+    sent_at: HashMap<String, Instant>,
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    changed: Condvar,
+    http_base: String,
+    gateway_url: String,
+    /// Sent after READY, so the bot's cache knows roles and voice states.
+    send_guild: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn new_id(&self) -> String {
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        (1_000_000 + inner.next_id).to_string()
+    }
+}
+
+#[derive(Clone)]
+pub struct FakeDiscord {
+    shared: Arc<Shared>,
+}
+
+impl FakeDiscord {
+    /// Starts the fake on its own thread; `api_base()` is what the bot is
+    /// pointed at.
+    pub fn start() -> FakeDiscord {
+        FakeDiscord::start_with(true)
+    }
+
+    /// `send_guild = false`: no GUILD_CREATE, so the bot's cache is empty.
+    pub fn start_with(send_guild: bool) -> FakeDiscord {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("fake Discord runtime");
+            runtime.block_on(async move {
+                let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                let gateway = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                let http_addr: SocketAddr = http.local_addr().unwrap();
+                let gateway_addr: SocketAddr = gateway.local_addr().unwrap();
+                let shared = Arc::new(Shared {
+                    inner: Mutex::new(Inner::default()),
+                    changed: Condvar::new(),
+                    http_base: format!("http://{http_addr}"),
+                    gateway_url: format!("ws://{gateway_addr}"),
+                    send_guild,
+                });
+                tx.send(shared.clone()).unwrap();
+                let app = Router::new()
+                    .route("/api/v10/gateway", get(gateway_url))
+                    .route("/api/v10/users/@me", get(current_user))
+                    .route("/api/v10/channels/{channel}/messages", axum::routing::post(create_message))
+                    .route("/api/v10/channels/{channel}/messages/{id}", get(get_message))
+                    .route("/files/{name}", get(download))
+                    .with_state(shared.clone());
+                tokio::spawn(async move { axum::serve(http, app).await });
+                loop {
+                    let Ok((stream, _)) = gateway.accept().await else { continue };
+                    tokio::spawn(gateway_session(shared.clone(), stream));
+                }
+            });
+        });
+        FakeDiscord { shared: rx.recv().expect("the fake Discord started") }
+    }
+
+    /// `SANDBOT_DISCORD_API_BASE` for the bot.
+    pub fn api_base(&self) -> String {
+        self.shared.http_base.clone()
+    }
+
+    /// Waits until `check` holds, or fails the test saying `what`.
+    fn wait<T>(&self, what: &str, mut check: impl FnMut(&Inner) -> Option<T>) -> T {
+        let deadline = Instant::now() + PATIENCE;
+        let mut inner = self.shared.lock();
+        loop {
+            if let Some(value) = check(&inner) {
+                return value;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "the fake Discord waited {PATIENCE:?} for {what}");
+            inner = self.shared.changed.wait_timeout(inner, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+
+    /// Waits for the `n`th IDENTIFY; returns its payload.
+    pub fn wait_identified(&self, n: usize) -> Value {
+        self.wait(&format!("IDENTIFY number {n}"), |inner| inner.identifies.get(n - 1).cloned())
+    }
+
+    /// Waits until the bot has resumed or identified `n` sessions in all.
+    pub fn wait_sessions(&self, n: usize) {
+        self.wait(&format!("{n} gateway sessions"), |inner| {
+            (inner.identifies.len() + inner.resumes as usize >= n).then_some(())
+        })
+    }
+
+    pub fn connections(&self) -> u32 {
+        self.shared.lock().connections
+    }
+
+    /// Waits until the bot has posted `n` messages in all; returns them all.
+    pub fn wait_posts(&self, n: usize) -> Vec<Posted> {
+        self.wait(&format!("{n} posted messages"), |inner| (inner.posts.len() >= n).then(|| inner.posts.clone()))
+    }
+
+    pub fn posts(&self) -> Vec<Posted> {
+        self.shared.lock().posts.clone()
+    }
+
+    /// Serves `data` at a URL for an attachment.
+    pub fn serve_file(&self, name: &str, data: Vec<u8>) -> String {
+        self.shared.lock().files.insert(name.to_string(), data);
+        format!("{}/files/{name}", self.shared.http_base)
+    }
+
+    pub fn downloads(&self, name: &str) -> u32 {
+        self.shared.lock().downloads.get(name).copied().unwrap_or(0)
+    }
+
+    /// Sends a gateway event to the connected bot.
+    pub fn dispatch(&self, kind: &str, data: Value) {
+        let gateway = self.shared.lock().gateway.clone().expect("the bot is not connected");
+        let _ = gateway.send(Command::Dispatch { kind: kind.to_string(), data });
+    }
+
+    /// Sends a MESSAGE_CREATE; returns the message id.
+    pub fn say(&self, message: MessageBuilder) -> String {
+        let id = self.shared.new_id();
+        let data = message.build(&id);
+        {
+            let mut inner = self.shared.lock();
+            inner.messages.insert(id.clone(), data.clone());
+            inner.sent_at.insert(id.clone(), Instant::now());
+        }
+        self.dispatch("MESSAGE_CREATE", data);
+        id
+    }
+
+    /// When the MESSAGE_CREATE with this id went out.
+    pub fn sent_at(&self, id: &str) -> Option<Instant> {
+        self.shared.lock().sent_at.get(id).copied()
+    }
+
+    /// Cuts the gateway connection, as a network fault would.
+    pub fn drop_gateway(&self) {
+        let gateway = self.shared.lock().gateway.take().expect("the bot is not connected");
+        let _ = gateway.send(Command::Drop);
+    }
+}
+
+/// A user's message, in the shape of Discord's MESSAGE_CREATE.
+pub struct MessageBuilder {
+    content: String,
+    channel: String,
+    guild: Option<String>,
+    author_id: String,
+    author_name: String,
+    bot: bool,
+    roles: Vec<String>,
+    attachments: Vec<Value>,
+}
+
+/// A message from user `author_id` in the fake's text channel.
+pub fn message(author_id: &str, content: &str) -> MessageBuilder {
+    MessageBuilder {
+        content: content.to_string(),
+        channel: TEXT_CHANNEL.to_string(),
+        guild: Some(GUILD_ID.to_string()),
+        author_id: author_id.to_string(),
+        author_name: format!("user{author_id}"),
+        bot: false,
+        roles: Vec::new(),
+        attachments: Vec::new(),
+    }
+}
+
+impl MessageBuilder {
+    /// A direct message: its own channel, no guild.
+    pub fn direct(mut self, channel: &str) -> Self {
+        self.channel = channel.to_string();
+        self.guild = None;
+        self
+    }
+    pub fn in_channel(mut self, channel: &str) -> Self {
+        self.channel = channel.to_string();
+        self
+    }
+    pub fn by_a_bot(mut self) -> Self {
+        self.bot = true;
+        self
+    }
+    pub fn with_role(mut self, role_id: &str) -> Self {
+        self.roles.push(role_id.to_string());
+        self
+    }
+    /// An attachment whose stated size is `size` (a liar may state less).
+    pub fn attach(mut self, id: &str, filename: &str, url: &str, size: u64) -> Self {
+        self.attachments.push(json!({
+            "id": id, "filename": filename, "size": size, "url": url, "proxy_url": url,
+            "content_type": "text/plain",
+        }));
+        self
+    }
+
+    /// The MESSAGE_CREATE payload, with message id `id`.
+    pub fn build(self, id: &str) -> Value {
+        let mut data = json!({
+            "id": id,
+            "channel_id": self.channel,
+            "author": user(&self.author_id, &self.author_name, self.bot),
+            "content": self.content,
+            "timestamp": "2026-11-23T10:00:00.000000+00:00",
+            "tts": false,
+            "mention_everyone": false,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": self.attachments,
+            "embeds": [],
+            "pinned": false,
+            "type": 0,
+        });
+        if let Some(guild) = self.guild {
+            data["guild_id"] = json!(guild);
+            data["member"] = json!({
+                "roles": self.roles, "joined_at": "2026-01-01T00:00:00.000000+00:00",
+                "deaf": false, "mute": false,
+            });
+        }
+        data
+    }
+}
+
+pub fn user(id: &str, name: &str, bot: bool) -> Value {
+    json!({ "id": id, "username": name, "discriminator": "0", "global_name": null, "avatar": null, "bot": bot })
+}
+
+fn bot_user() -> Value {
+    user(BOT_ID, "sandbot", true)
+}
+
+/// The guild the bot is in: a text and a voice channel, an `admin` role,
+/// the bot as an administrator, and user 51 in the voice channel.
+pub fn guild_create() -> Value {
+    let role = |id: &str, name: &str, permissions: &str, position: u16| {
+        json!({
+            "id": id, "name": name, "color": 0, "colors": {"primary_color": 0, "secondary_color": null,
+            "tertiary_color": null}, "hoist": false, "managed": false, "mentionable": false,
+            "permissions": permissions, "position": position, "icon": null, "unicode_emoji": null, "flags": 0,
+        })
+    };
+    let channel = |id: &str, name: &str, kind: u8| {
+        json!({ "id": id, "type": kind, "guild_id": GUILD_ID, "name": name, "position": 0,
+                "permission_overwrites": [] })
+    };
+    let member = |user: Value, roles: Vec<&str>| {
+        json!({ "user": user, "roles": roles, "joined_at": "2026-01-01T00:00:00.000000+00:00", "deaf": false,
+                "mute": false, "flags": 0 })
+    };
+    let mut guild = json!({
+        "id": GUILD_ID, "name": "fake guild", "icon": null, "splash": null, "discovery_splash": null,
+        "owner_id": "1", "afk_channel_id": null, "afk_timeout": 300, "verification_level": 0,
+        "default_message_notifications": 0, "explicit_content_filter": 0,
+        "roles": [role(GUILD_ID, "@everyone", "104324673", 0), role(ADMIN_ROLE, "admin", "8", 1)],
+        "emojis": [], "features": [], "mfa_level": 0, "application_id": null, "system_channel_id": null,
+        "system_channel_flags": 0, "rules_channel_id": null, "vanity_url_code": null, "description": null,
+        "banner": null, "premium_tier": 0, "preferred_locale": "en-US", "public_updates_channel_id": null,
+        "nsfw_level": 0, "stickers": [], "premium_progress_bar_enabled": false,
+    });
+    // Two halves: one `json!` this size passes the macro recursion limit.
+    let live = json!({
+        "joined_at": "2026-01-01T00:00:00.000000+00:00", "large": false, "unavailable": false, "member_count": 2,
+        "voice_states": [{
+            "channel_id": VOICE_CHANNEL, "user_id": "51", "session_id": "s51", "deaf": false, "mute": false,
+            "self_deaf": false, "self_mute": false, "self_video": false, "suppress": false,
+            "request_to_speak_timestamp": null,
+        }],
+        "members": [member(bot_user(), vec![ADMIN_ROLE]), member(user("51", "voicey", false), vec![])],
+        "channels": [channel(TEXT_CHANNEL, "general", 0), channel(VOICE_CHANNEL, "Voice", 2),
+                     channel(FORBIDDEN_CHANNEL, "read-only", 0)],
+        "threads": [], "presences": [], "stage_instances": [], "guild_scheduled_events": [],
+    });
+    if let (Some(guild), Value::Object(live)) = (guild.as_object_mut(), live) {
+        guild.extend(live);
+    }
+    guild
+}
+
+fn ready(gateway_url: &str) -> Value {
+    json!({
+        "v": 10, "user": bot_user(), "guilds": [{"id": GUILD_ID, "unavailable": true}],
+        "session_id": "fake-session", "resume_gateway_url": gateway_url,
+        "application": {"id": BOT_ID, "flags": 0},
+    })
+}
+
+/// One gateway connection, from HELLO to the end.
+async fn gateway_session(shared: Arc<Shared>, stream: tokio::net::TcpStream) {
+    let Ok(ws) = tokio_tungstenite::accept_async(stream).await else { return };
+    let (mut sink, mut source) = ws.split();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    shared.lock().connections += 1;
+    let hello = json!({"op": 10, "d": {"heartbeat_interval": 41250}});
+    if sink.send(Frame::text(hello.to_string())).await.is_err() {
+        return;
+    }
+    let mut seq: u64 = 0;
+    let frame = |seq: &mut u64, kind: &str, data: Value| {
+        *seq += 1;
+        Frame::text(json!({"op": 0, "s": *seq, "t": kind, "d": data}).to_string())
+    };
+    loop {
+        tokio::select! {
+            incoming = source.next() => {
+                let Some(Ok(incoming)) = incoming else { return };
+                let Ok(text) = incoming.to_text() else { continue };
+                let Ok(payload) = serde_json::from_str::<Value>(text) else { continue };
+                let mut out = Vec::new();
+                match payload["op"].as_u64() {
+                    Some(1) => out.push(Frame::text(json!({"op": 11}).to_string())),
+                    Some(2) if payload["d"]["token"].as_str().is_some_and(|t| t.ends_with("bad-token")) => {
+                        let close = CloseFrame { code: CloseCode::Library(4004), reason: "Authentication failed.".into() };
+                        let _ = sink.send(Frame::Close(Some(close))).await;
+                        return;
+                    }
+                    Some(2) => {
+                        out.push(frame(&mut seq, "READY", ready(&shared.gateway_url)));
+                        if shared.send_guild {
+                            out.push(frame(&mut seq, "GUILD_CREATE", guild_create()));
+                        }
+                        let mut inner = shared.lock();
+                        inner.identifies.push(payload["d"].clone());
+                        inner.gateway = Some(tx.clone());
+                    }
+                    Some(6) => {
+                        seq = payload["d"]["seq"].as_u64().unwrap_or(seq);
+                        out.push(frame(&mut seq, "RESUMED", json!({})));
+                        let mut inner = shared.lock();
+                        inner.resumes += 1;
+                        inner.gateway = Some(tx.clone());
+                    }
+                    _ => {}
+                }
+                for frame in out {
+                    if sink.send(frame).await.is_err() {
+                        return;
+                    }
+                }
+                shared.changed.notify_all();
+            }
+            command = rx.recv() => match command {
+                Some(Command::Dispatch { kind, data }) => {
+                    if sink.send(frame(&mut seq, &kind, data)).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Command::Drop) | None => return,
+            },
+        }
+    }
+}
+
+async fn gateway_url(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    Json(json!({ "url": shared.gateway_url }))
+}
+
+async fn current_user() -> Json<Value> {
+    Json(bot_user())
+}
+
+fn discord_error(status: StatusCode, code: u32, message: &str) -> Response {
+    (status, Json(json!({"message": message, "code": code}))).into_response()
+}
+
+/// POST /channels/{channel}/messages, JSON or multipart with `payload_json`
+/// and `files[n]`; answers with the message as Discord would.
+async fn create_message(State(shared): State<Arc<Shared>>, Path(channel): Path<String>, request: Request) -> Response {
+    let at = Instant::now();
+    if channel == FORBIDDEN_CHANNEL {
+        return discord_error(StatusCode::FORBIDDEN, 50013, "Missing Permissions");
+    }
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let mut payload = Value::Null;
+    let mut files = Vec::new();
+    if multipart {
+        let Ok(mut form) = Multipart::from_request(request, &()).await else {
+            return discord_error(StatusCode::BAD_REQUEST, 50035, "Invalid Form Body");
+        };
+        while let Ok(Some(field)) = form.next_field().await {
+            let name = field.name().unwrap_or_default().to_string();
+            let filename = field.file_name().map(str::to_string);
+            let Ok(bytes) = field.bytes().await else {
+                return discord_error(StatusCode::BAD_REQUEST, 50035, "Invalid Form Body");
+            };
+            if name == "payload_json" {
+                payload = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            } else if name.starts_with("files[") {
+                files.push((filename.unwrap_or(name), bytes.to_vec()));
+            }
+        }
+    } else {
+        let Ok(bytes) = Bytes::from_request(request, &()).await else {
+            return discord_error(StatusCode::BAD_REQUEST, 50035, "Invalid Form Body");
+        };
+        payload = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    }
+    let content = payload["content"].as_str().unwrap_or_default().to_string();
+    if content.chars().count() > 2000 {
+        return discord_error(StatusCode::BAD_REQUEST, 50035, "Must be 2000 or fewer in length.");
+    }
+    if content.is_empty() && files.is_empty() {
+        return discord_error(StatusCode::BAD_REQUEST, 50006, "Cannot send an empty message");
+    }
+    let id = shared.new_id();
+    let attachments: Vec<Value> = files
+        .iter()
+        .enumerate()
+        .map(|(i, (name, data))| {
+            json!({"id": format!("{id}{i}"), "filename": name, "size": data.len(),
+                   "url": format!("{}/files/{name}", shared.http_base), "proxy_url": ""})
+        })
+        .collect();
+    let message = json!({
+        "id": id, "channel_id": channel, "author": bot_user(), "content": content,
+        "timestamp": "2026-11-23T10:00:00.000000+00:00", "tts": false, "mention_everyone": false,
+        "mentions": [], "mention_roles": [], "attachments": attachments, "embeds": [], "pinned": false, "type": 0,
+    });
+    {
+        let mut inner = shared.lock();
+        inner.messages.insert(id.clone(), message.clone());
+        inner.posts.push(Posted {
+            id,
+            channel,
+            content,
+            files,
+            multipart,
+            allowed_mentions: payload["allowed_mentions"].clone(),
+            at,
+        });
+    }
+    shared.changed.notify_all();
+    Json(message).into_response()
+}
+
+async fn get_message(State(shared): State<Arc<Shared>>, Path((channel, id)): Path<(String, String)>) -> Response {
+    let message = shared.lock().messages.get(&id).filter(|m| m["channel_id"] == channel.as_str()).cloned();
+    match message {
+        Some(message) => Json(message).into_response(),
+        None => discord_error(StatusCode::NOT_FOUND, 10008, "Unknown Message"),
+    }
+}
+
+async fn download(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    let mut inner = shared.lock();
+    *inner.downloads.entry(name.clone()).or_default() += 1;
+    match inner.files.get(&name) {
+        Some(data) => data.clone().into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
