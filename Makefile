@@ -12,8 +12,10 @@ GUESTS := $(shell sed -n 's/^name = "\(sandbot-guest-[a-z_-]*\)"/\1/p' guests/*/
 run: build
 	./target/release/sandbot run
 
-## Sets up, builds, and runs every test.
-test: build
+## Sets up, builds, and runs every test. `cargo test` builds the binary
+## itself, with the features the tests unify (a separate `cargo build`
+## would compile serenity, candle and the rest a second time).
+test: setup guests
 	$(CARGO) test --release -p sandbot -p sandbot-sdk -p sandbot-examples
 
 ## Sets up and builds: target/release/sandbot and the guests where config/sandbot.toml points.
