@@ -33,7 +33,7 @@ impl Bot {
             .arg(&setup.config)
             .env("DISCORD_TOKEN", "fake-token")
             .env("SANDBOT_DISCORD_API_BASE", fake.api_base())
-            .env("RUST_LOG", "info,serenity=warn,wasmtime=warn,cranelift=warn")
+            .env("RUST_LOG", "info,sandbot=debug,serenity=warn,wasmtime=warn,cranelift=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
@@ -44,6 +44,18 @@ impl Bot {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for a log line that holds every one of `parts`.
+    fn wait_log(&self, parts: &[&str]) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if self.log().lines().any(|line| parts.iter().all(|p| line.contains(p))) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "no log line with {parts:?}:\n{}", self.log());
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     fn assert_running(&mut self) {
@@ -95,25 +107,37 @@ fn identifies_and_answers_hi_without_pinging_anyone() {
 }
 
 #[test]
-fn answers_direct_messages_and_ignores_bots() {
-    let (_setup, fake, _bot) = connected();
-    fake.say(message(BOT_ID, "!hi").by_a_bot()); // its own echo
-    fake.say(message("66", "!hi").by_a_bot()); // another bot
+fn answers_direct_messages_and_ignores_bots_and_system_messages() {
+    let (_setup, fake, bot) = connected();
+    let own = fake.say(message(BOT_ID, "!hi").by_a_bot()); // its own echo
+    let other = fake.say(message("66", "!hi").by_a_bot());
+    let joined = fake.say(message("5", "!hi").kind(7)); // "user5 joined the server"
+    bot.wait_log(&[&format!("id={own}"), "ignored: the bot's own message"]);
+    bot.wait_log(&[&format!("id={other}"), "ignored: the author is a bot"]);
+    bot.wait_log(&[&format!("id={joined}"), "ignored: a system message"]);
     fake.say(message("5", "!hi").direct("555"));
     let posts = fake.wait_posts(1);
     assert_eq!(posts[0].channel, "555", "{posts:?}");
-    // A last message in order behind the others: when it is answered, the
-    // bots' messages were long decided.
-    fake.say(message("5", "!hi"));
-    let posts = fake.wait_posts(2);
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    assert_eq!(fake.posts().len(), 2, "a bot's message was answered: {posts:?}");
-    assert_eq!(posts[1].channel, TEXT_CHANNEL);
+    assert_eq!(fake.posts().len(), 1, "an ignored message was answered: {:?}", fake.posts());
+}
+
+#[test]
+fn answers_other_bots_when_configured_but_never_itself() {
+    let setup = Setup::with_top("ignore_bots = false", "");
+    let fake = FakeDiscord::start();
+    let bot = Bot::start(&setup, &fake);
+    fake.wait_identified(1);
+    let own = fake.say(message(BOT_ID, "!hi").by_a_bot());
+    bot.wait_log(&[&format!("id={own}"), "ignored: the bot's own message"]);
+    fake.say(message("66", "!hi").by_a_bot());
+    let posts = fake.wait_posts(1);
+    assert_eq!(posts[0].content, "HI, user66!");
+    assert_eq!(fake.posts().len(), 1, "{:?}", fake.posts());
 }
 
 #[test]
 fn downloads_attachments_within_the_limit_only() {
-    let (setup, fake, _bot) = connected();
+    let (_setup, fake, bot) = connected();
     let data = std::fs::read(support::workspace().join("tests/data/qa.jsonl")).unwrap();
     let size = data.len() as u64;
     let url = fake.serve_file("qa.jsonl", data);
@@ -132,14 +156,15 @@ fn downloads_attachments_within_the_limit_only() {
     assert!(answer.contains("limit") || answer.contains("large"), "{answer}");
     assert_eq!(fake.downloads("big.jsonl"), 0, "a file over the limit was downloaded");
 
-    // Stated small, served big: cut off while reading.
-    let url = fake.serve_file("liar.jsonl", big);
+    // Stated small, served big with no length up front: cut off while reading.
+    let url = fake.serve_streamed("liar.jsonl", big);
     let before = fake.posts().len();
     fake.say(message("42", "!train").attach("13", "liar.jsonl", &url, 100));
     let posts = fake.wait_posts(before + 1);
     let answer = &posts.last().unwrap().content;
     assert!(answer.contains("limit") || answer.contains("large"), "{answer}");
-    drop(setup);
+    assert_eq!(fake.downloads("liar.jsonl"), 1);
+    bot.wait_log(&["attachment=13", "could not download an attachment", "over the limit"]);
 }
 
 #[test]
@@ -199,9 +224,8 @@ fn survives_bad_events_refusals_and_a_dropped_gateway() {
     let posts = fake.wait_posts(2);
     assert_eq!(posts[1].channel, TEXT_CHANNEL);
     bot.assert_running();
-    let log = bot.log();
-    assert!(log.contains("Missing Permissions"), "the refused send is not in the log:\n{log}");
-    assert!(log.contains("not a snowflake"), "the unreadable event is not in the log:\n{log}");
+    bot.wait_log(&["channel=703", "Discord did not take a message", "Missing Permissions"]);
+    bot.wait_log(&["skipped an event this bot cannot read", "not a snowflake"]);
 }
 
 #[test]

@@ -128,7 +128,8 @@ impl Dispatcher {
                 None => return Outcome::Ignored,
             },
         };
-        let is_operator = author.platform_operator || self.config.operators.includes(&author.id, &author.roles);
+        let is_operator = author.platform_operator
+            || self.config.operators.includes(&author.id, &author.roles, message.guild.as_deref());
         // Before anything that answers: the bot's replies count as well.
         if let (Some(limiter), false) = (&self.rate_limiter, is_operator) {
             if let Verdict::Deny { warn } = limiter.check(&author.id) {

@@ -80,6 +80,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run { shards } => {
             if config.discord.token.is_none() {
+                if shards.is_some() {
+                    tracing::warn!("--shards is for Discord; there is no DISCORD_TOKEN, so it does nothing");
+                }
                 tracing::info!("no DISCORD_TOKEN: starting the local console");
                 return console(config, false, None).await;
             }

@@ -61,6 +61,8 @@ struct Inner {
     posts: Vec<Posted>,
     /// Files served under `/files/`, and how often each was downloaded.
     files: HashMap<String, Vec<u8>>,
+    /// Files served in chunks with no Content-Length.
+    streamed: std::collections::HashSet<String>,
     downloads: HashMap<String, u32>,
     messages: HashMap<String, Value>,
     next_id: u64,
@@ -191,6 +193,12 @@ impl FakeDiscord {
         format!("{}/files/{name}", self.shared.http_base)
     }
 
+    /// Serves `data` without saying its length up front, in chunks.
+    pub fn serve_streamed(&self, name: &str, data: Vec<u8>) -> String {
+        self.shared.lock().streamed.insert(name.to_string());
+        self.serve_file(name, data)
+    }
+
     pub fn downloads(&self, name: &str) -> u32 {
         self.shared.lock().downloads.get(name).copied().unwrap_or(0)
     }
@@ -234,6 +242,7 @@ pub struct MessageBuilder {
     author_id: String,
     author_name: String,
     bot: bool,
+    kind: u8,
     roles: Vec<String>,
     attachments: Vec<Value>,
 }
@@ -247,6 +256,7 @@ pub fn message(author_id: &str, content: &str) -> MessageBuilder {
         author_id: author_id.to_string(),
         author_name: format!("user{author_id}"),
         bot: false,
+        kind: 0,
         roles: Vec::new(),
         attachments: Vec::new(),
     }
@@ -265,6 +275,11 @@ impl MessageBuilder {
     }
     pub fn by_a_bot(mut self) -> Self {
         self.bot = true;
+        self
+    }
+    /// Discord's message type: 0 is a user's message, 7 a member joining.
+    pub fn kind(mut self, kind: u8) -> Self {
+        self.kind = kind;
         self
     }
     pub fn with_role(mut self, role_id: &str) -> Self {
@@ -295,7 +310,7 @@ impl MessageBuilder {
             "attachments": self.attachments,
             "embeds": [],
             "pinned": false,
-            "type": 0,
+            "type": self.kind,
         });
         if let Some(guild) = self.guild {
             data["guild_id"] = json!(guild);
@@ -535,6 +550,10 @@ async fn download(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -
     let mut inner = shared.lock();
     *inner.downloads.entry(name.clone()).or_default() += 1;
     match inner.files.get(&name) {
+        Some(data) if inner.streamed.contains(&name) => {
+            let chunks: Vec<Result<Vec<u8>, std::io::Error>> = data.chunks(64 << 10).map(|c| Ok(c.to_vec())).collect();
+            axum::body::Body::from_stream(futures_util::stream::iter(chunks)).into_response()
+        }
         Some(data) => data.clone().into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }

@@ -69,6 +69,7 @@ guests_dir = {guests:?}
 [operators]
 users = ["42"]
 roles = ["admin"]
+guilds = ["local", "800"]
 
 [rate_limit]
 messages = 0

@@ -61,6 +61,13 @@ impl DiscordConfig {
                     "must be a scheme and a host, like http://127.0.0.1:8080 (no path)".into(),
                 ));
             }
+            // The token goes there with every request: in the clear only
+            // to this machine.
+            let host = parsed.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+            let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            if parsed.scheme() == "http" && !loopback {
+                return Err(("discord.api_base".into(), "must be https:// unless it is on this machine".into()));
+            }
         }
         let rate_limiter = raw.rate_limiter.unwrap_or(api_base.is_none());
         match (rate_limiter, &api_base) {
@@ -195,7 +202,10 @@ mod tests {
         assert_eq!(resolve(off, &[]).unwrap_err().0, "discord.rate_limiter");
         let on = RawDiscord { rate_limiter: Some(true), ..RawDiscord::default() };
         assert_eq!(resolve(on, &[(API_BASE_ENV, "http://127.0.0.1:1")]).unwrap_err().0, "discord.rate_limiter");
-        for bad in ["127.0.0.1:8080", "ftp://x", "http://127.0.0.1:8080/api"] {
+        for good in ["http://127.0.0.1:8080", "http://localhost:1/", "http://[::1]:2", "https://proxy.example"] {
+            assert!(resolve(RawDiscord::default(), &[(API_BASE_ENV, good)]).is_ok(), "{good}");
+        }
+        for bad in ["127.0.0.1:8080", "ftp://x", "http://127.0.0.1:8080/api", "http://proxy.example"] {
             assert_eq!(resolve(RawDiscord::default(), &[(API_BASE_ENV, bad)]).unwrap_err().0, "discord.api_base");
         }
     }

@@ -81,11 +81,16 @@ pub struct CommandConfig {
 pub struct Operators {
     pub users: HashSet<String>,
     pub roles: HashSet<String>,
+    /// The servers where `roles` count. Role names are the servers' own
+    /// (anyone can make an `admin` role in a server of theirs), so roles
+    /// count nowhere else, and never in direct messages.
+    pub guilds: HashSet<String>,
 }
 
 impl Operators {
-    pub fn includes(&self, user_id: &str, roles: &[String]) -> bool {
-        self.users.contains(user_id) || roles.iter().any(|r| self.roles.contains(r))
+    pub fn includes(&self, user_id: &str, roles: &[String], guild: Option<&str>) -> bool {
+        self.users.contains(user_id)
+            || guild.is_some_and(|g| self.guilds.contains(g)) && roles.iter().any(|r| self.roles.contains(r))
     }
 }
 
@@ -322,6 +327,7 @@ impl Resolver<'_> {
             operators: Operators {
                 users: raw.operators.users.into_iter().collect(),
                 roles: raw.operators.roles.into_iter().collect(),
+                guilds: raw.operators.guilds.into_iter().collect(),
             },
             rate_limit,
             max_concurrency,
@@ -404,6 +410,17 @@ mod tests {
         let limits = &config.commands["hi"].limits;
         assert_eq!(limits.deadline, Duration::from_millis(100));
         assert_eq!(limits.memory_bytes, 8 << 20);
+    }
+
+    #[test]
+    fn operator_roles_count_only_in_the_listed_servers() {
+        let config = load("[operators]\nusers = [\"7\"]\nroles = [\"admin\"]\nguilds = [\"800\"]\n").unwrap();
+        let admin = ["admin".to_string()];
+        assert!(config.operators.includes("5", &admin, Some("800")));
+        assert!(!config.operators.includes("5", &admin, Some("801")), "someone else's server");
+        assert!(!config.operators.includes("5", &admin, None), "a direct message");
+        assert!(!config.operators.includes("5", &[], Some("800")));
+        assert!(config.operators.includes("7", &[], None), "users count everywhere");
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct RawOperators {
     pub users: Vec<String>,
     #[serde(default)]
     pub roles: Vec<String>,
+    #[serde(default)]
+    pub guilds: Vec<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

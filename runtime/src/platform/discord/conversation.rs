@@ -52,8 +52,14 @@ impl Conversation for DiscordConversation {
             .add_files(message.files.into_iter().map(|f| CreateAttachment::bytes(f.data, f.name)));
         // The HTTP client alone: with the cache, serenity would second-guess
         // permissions from a cache that may be stale; Discord decides.
-        let sent = self.channel.send_message(self.http.as_ref(), builder).await.map_err(refusal)?;
-        Ok(sent.id.to_string())
+        match self.channel.send_message(self.http.as_ref(), builder).await {
+            Ok(sent) => Ok(sent.id.to_string()),
+            Err(e) => {
+                let e = refusal(e);
+                tracing::warn!(channel = %self.channel, error = %e, "Discord did not take a message");
+                Err(e)
+            }
+        }
     }
 
     async fn fetch_message(&self, id: &str) -> Result<Option<FetchedMessage>, PlatformError> {
@@ -73,7 +79,11 @@ impl Conversation for DiscordConversation {
             {
                 Ok(None)
             }
-            Err(e) => Err(refusal(e)),
+            Err(e) => {
+                let e = refusal(e);
+                tracing::warn!(channel = %self.channel, fetched = %id, error = %e, "could not fetch a message");
+                Err(e)
+            }
         }
     }
 
@@ -87,7 +97,11 @@ impl Conversation for DiscordConversation {
         if download.size > limit {
             return Err(PlatformError::TooLarge { size: download.size, limit });
         }
-        self.shared.downloader.fetch(&download.url, limit).await
+        let data = self.shared.downloader.fetch(&download.url, limit).await;
+        if let Err(e) = &data {
+            tracing::warn!(attachment = %id, error = %e, "could not download an attachment");
+        }
+        data
     }
 
     async fn join_voice(&self) -> Result<JoinOutcome, PlatformError> {

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serenity::all::{Context, EventHandler, RawEventHandler, Ready, ResumedEvent, ShardStageUpdateEvent};
+use serenity::all::{
+    Context, EventHandler, Guild, MessageType, RawEventHandler, Ready, ResumedEvent, ShardStageUpdateEvent,
+};
 use serenity::cache::Cache;
 
 use super::conversation::{DiscordConversation, Download, Shared};
@@ -41,6 +43,17 @@ impl EventHandler for Handler {
     async fn message(&self, ctx: Context, msg: serenity::all::Message) {
         // The bot's own messages come back through the gateway: never answer them.
         if msg.author.id == ctx.cache.current_user().id {
+            tracing::debug!(id = %msg.id, "ignored: the bot's own message");
+            return;
+        }
+        // Joins, pins, boosts and the like are messages too; so is a
+        // message whose text Discord withheld (no MESSAGE_CONTENT intent).
+        if !matches!(msg.kind, MessageType::Regular | MessageType::InlineReply) {
+            tracing::debug!(id = %msg.id, kind = ?msg.kind, "ignored: a system message");
+            return;
+        }
+        if msg.content.trim().is_empty() && msg.attachments.is_empty() {
+            tracing::debug!(id = %msg.id, "ignored: no text and no attachments (is MESSAGE_CONTENT on?)");
             return;
         }
         let downloads = msg
@@ -67,14 +80,19 @@ pub struct UnreadableEvents;
 #[async_trait]
 impl RawEventHandler for UnreadableEvents {
     async fn raw_event(&self, _ctx: Context, event: serenity::all::Event) {
-        if let serenity::all::Event::Unknown(unknown) = event {
-            if unknown.kind == "MESSAGE_CREATE" {
-                let id = unknown.value.get("id").map(|id| id.to_string()).unwrap_or_default();
-                tracing::warn!(event = %unknown.kind, id = %id, "skipped a message this bot cannot read");
-            } else {
+        let serenity::all::Event::Unknown(unknown) = event else { return };
+        let id = unknown.value.get("id").map(|id| id.to_string()).unwrap_or_default();
+        // Read it again for serde's reason: serenity keeps only the payload.
+        let why = match unknown.kind.as_str() {
+            "MESSAGE_CREATE" => serde_json::from_value::<serenity::all::Message>(unknown.value).err(),
+            "GUILD_CREATE" => serde_json::from_value::<Guild>(unknown.value).err(),
+            _ => {
                 tracing::debug!(event = %unknown.kind, "skipped an event this bot does not know");
+                return;
             }
-        }
+        };
+        let why = why.map(|e| e.to_string()).unwrap_or_default();
+        tracing::warn!(event = %unknown.kind, id = %id, error = %why, "skipped an event this bot cannot read");
     }
 }
 

@@ -18,6 +18,7 @@ mod download;
 mod events;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use serenity::all::{ClientBuilder, CreateAllowedMentions, GatewayError, GatewayIntents, HttpBuilder};
@@ -27,6 +28,9 @@ use crate::dispatch::Dispatcher;
 use conversation::Shared;
 pub use conversation::MAX_MESSAGE_CHARS;
 use download::Downloader;
+
+/// How long one REST call to Discord may take.
+const REST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the bot listens to. MESSAGE_CONTENT is privileged: turn it on for
 /// the bot in the developer portal, or every message arrives empty.
@@ -45,7 +49,20 @@ pub async fn run(dispatcher: Arc<Dispatcher>, settings: &DiscordConfig) -> anyho
         tracing::warn!(api_base = %base, "Discord REST and gateway go to this server, not discord.com");
         http = http.proxy(base.as_str());
     }
-    let http = http.ratelimiter_disabled(!settings.rate_limiter).build();
+    // serenity's own client has no timeout: one hung request would hang
+    // the task answering that message for good.
+    let rest = reqwest::Client::builder()
+        .timeout(REST_TIMEOUT)
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .context("cannot build the HTTP client")?;
+    let http = http.client(rest).ratelimiter_disabled(!settings.rate_limiter).build();
+    if let Some(base) = &settings.api_base {
+        // serenity falls back to Discord's own gateway when this fails, and
+        // would identify there with the token: stop instead.
+        let gateway = http.get_gateway().await.with_context(|| format!("{base} did not say where its gateway is"))?;
+        tracing::info!(gateway = %gateway.url, "gateway of the API base");
+    }
     let shared = Arc::new(Shared {
         downloader: Downloader::new(settings.download_timeout, settings.api_base.is_none())?,
         upload_bytes: settings.upload_bytes,
@@ -80,9 +97,6 @@ fn explain(error: serenity::Error) -> anyhow::Error {
         serenity::Error::Gateway(GatewayError::DisallowedGatewayIntents) => anyhow::anyhow!(
             "Discord refused the intents: turn on MESSAGE CONTENT INTENT for the bot in the developer portal"
         ),
-        serenity::Error::Gateway(GatewayError::InvalidShardData) => {
-            anyhow::anyhow!("Discord refused the shard range (`discord.shards` or --shards)")
-        }
         other => anyhow::Error::new(other).context("the Discord connection ended"),
     }
 }
