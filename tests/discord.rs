@@ -3,11 +3,11 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 use serde_json::json;
 use support::fake_discord::{self, message, FakeDiscord, ADMIN_ROLE, BOT_ID, FORBIDDEN_CHANNEL, TEXT_CHANNEL};
-use support::{Setup, BIN};
+use support::Setup;
 
 /// GUILDS | GUILD_MESSAGES | DIRECT_MESSAGES | MESSAGE_CONTENT | GUILD_VOICE_STATES.
 const EXPECTED_INTENTS: u64 = (1 << 0) | (1 << 9) | (1 << 12) | (1 << 15) | (1 << 7);
@@ -26,15 +26,9 @@ impl Bot {
 
     fn start_with(setup: &Setup, fake: &FakeDiscord, args: &[&str]) -> Bot {
         let log = setup.path("bot.log");
-        let child = Command::new(BIN)
-            .arg("run")
-            .args(args)
-            .arg("--config")
-            .arg(&setup.config)
-            .env("DISCORD_TOKEN", "fake-token")
-            .env("SANDBOT_DISCORD_API_BASE", fake.api_base())
+        let child = setup
+            .discord_command(&fake.api_base(), "fake-token", args)
             .env("RUST_LOG", "info,sandbot=debug,serenity=warn,wasmtime=warn,cranelift=warn")
-            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
@@ -248,14 +242,7 @@ fn runs_the_shards_it_is_given() {
 #[test]
 fn a_bad_api_base_stops_the_bot_with_the_key() {
     let setup = Setup::new("");
-    let out = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&setup.config)
-        .env("DISCORD_TOKEN", "fake-token")
-        .env("SANDBOT_DISCORD_API_BASE", "127.0.0.1:8080")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run sandbot");
+    let out = setup.discord_command("127.0.0.1:8080", "fake-token", &[]).output().expect("run sandbot");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("`discord.api_base`"), "{stderr}");
@@ -265,15 +252,7 @@ fn a_bad_api_base_stops_the_bot_with_the_key() {
 fn a_refused_token_ends_the_bot_with_a_clear_reason() {
     let setup = Setup::new("");
     let fake = FakeDiscord::start();
-    let out = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&setup.config)
-        .env("DISCORD_TOKEN", "bad-token")
-        .env("SANDBOT_DISCORD_API_BASE", fake.api_base())
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run sandbot");
+    let out = setup.discord_command(&fake.api_base(), "bad-token", &[]).output().expect("run sandbot");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("Discord refused the token"), "{stderr}");

@@ -8,11 +8,11 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use support::fake_discord::{message, FakeDiscord};
-use support::{Setup, BIN};
+use support::Setup;
 
 const SEQUENTIAL: usize = 500;
 const BURST: usize = 2000;
@@ -25,13 +25,8 @@ fn main() {
     }
     let setup = Setup::new("");
     let fake = FakeDiscord::start();
-    let mut bot = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&setup.config)
-        .env("DISCORD_TOKEN", "fake-token")
-        .env("SANDBOT_DISCORD_API_BASE", fake.api_base())
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
+    let mut bot = setup
+        .discord_command(&fake.api_base(), "fake-token", &[])
         .stdout(Stdio::null())
         .spawn()
         .expect("start sandbot");

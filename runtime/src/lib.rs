@@ -5,7 +5,7 @@
 //!
 //! | module       | job                                                                  |
 //! |--------------|----------------------------------------------------------------------|
-//! | [`platform`] | adapters (console; Discord later) turn chat events into [`platform::Event`]s |
+//! | [`platform`] | adapters (console, Discord) turn chat events into [`platform::Event`]s |
 //! | [`dispatch`] | **the message path, end to end — read this first**                   |
 //! | [`registry`] | command name → loaded component, grants and limits                   |
 //! | [`sandbox`]  | one wasmtime engine; a fresh, limited instance per message           |

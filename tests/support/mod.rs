@@ -169,6 +169,22 @@ read = ["data"]
         Bot { child, stdin, stdout }
     }
 
+    /// `sandbot run` on Discord: `token`, and every call to `api_base`
+    /// (the fake Discord's). Extra flags go before `--config`.
+    pub fn discord_command(&self, api_base: &str, token: &str, flags: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .arg("run")
+            .args(flags)
+            .arg("--config")
+            .arg(&self.config)
+            .env("DISCORD_TOKEN", token)
+            .env("SANDBOT_DISCORD_API_BASE", api_base)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null());
+        command
+    }
+
     /// `sandbot export <table>`, parsed.
     pub fn export(&self, table: &str) -> Vec<Value> {
         let out = Command::new(BIN)

@@ -1,5 +1,5 @@
 //! What the bot needs from a chat platform, and nothing about any one of
-//! them: the console and (later) Discord adapters implement
+//! them: the console and Discord adapters implement
 //! [`Conversation`], and every line of command logic is shared.
 
 pub mod console;
