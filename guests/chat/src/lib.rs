@@ -1,28 +1,69 @@
 //! The default handler: a plain (non-command) message goes to the model,
 //! and the model's answer comes back in the channel.
+//!
+//! A voice message (an audio attachment) is transcribed first, and what
+//! was said is the question. Other attachments are left alone: the text
+//! of the message is answered, or the author is told what the bot can use.
 
-use sandbot_sdk::host::model;
-use sandbot_sdk::{command, reply, Command, CommandInfo, Error, Invocation};
+use sandbot_sdk::host::{chat, model, voice};
+use sandbot_sdk::{command, reply, Attachment, Command, CommandInfo, Error, HostError, Invocation};
 
 struct Chat;
 
 impl Command for Chat {
     fn describe() -> CommandInfo {
-        CommandInfo::new("chat", "Answers plain messages with the model.", "chat <message…>")
-            .needs(&["chat.send-message", "model.call-model"])
+        CommandInfo::new("chat", "Answers plain messages and voice messages with the model.", "chat <message…>")
+            .needs(&["chat.send-message", "model.call-model", "chat.read-attachment", "voice.transcribe"])
     }
 
     fn handle(invocation: Invocation) -> Result<(), Error> {
-        let text = invocation.args.trim();
-        if text.is_empty() {
-            if invocation.message.attachments.is_empty() {
-                return Ok(());
+        let mut question = invocation.args.trim().to_string();
+        if let Some(audio) = invocation.message.attachments.iter().find(|a| is_audio(a)) {
+            let heard = transcribe(audio)?;
+            if heard.is_empty() {
+                return Err(Error::reply("I could not make out any words in that recording."));
             }
-            return Err(Error::reply("I can only read text messages for now."));
+            question = if question.is_empty() { heard } else { format!("{question}\n{heard}") };
         }
-        let answer = model::call_model(text)?;
+        if question.is_empty() {
+            if let Some(other) = invocation.message.attachments.first() {
+                return Err(Error::reply(format!(
+                    "I can answer text and voice messages, but I cannot use `{}`.",
+                    other.filename
+                )));
+            }
+            return Ok(());
+        }
+        let answer = model::call_model(&question)?;
         reply(answer)?;
         Ok(())
+    }
+}
+
+fn transcribe(audio: &Attachment) -> Result<String, Error> {
+    let bytes = chat::read_attachment(&audio.id).map_err(|e| match e {
+        HostError::TooLarge(_) => Error::reply(format!("`{}` is too long for me to listen to.", audio.filename)),
+        other => Error::Host(other),
+    })?;
+    match voice::transcribe(&bytes) {
+        Ok(text) => Ok(text.trim().to_string()),
+        Err(HostError::Invalid(why)) => Err(Error::reply(format!("I cannot listen to `{}`: {why}.", audio.filename))),
+        Err(HostError::TooLarge(why)) => Err(Error::reply(format!("I cannot listen to `{}`: {why}.", audio.filename))),
+        Err(HostError::Unavailable(why)) => {
+            Err(Error::reply(format!("I cannot listen to voice messages right now: {why}.")))
+        }
+        Err(other) => Err(Error::Host(other)),
+    }
+}
+
+/// Audio by its content type, or by its extension when there is none.
+fn is_audio(attachment: &Attachment) -> bool {
+    match &attachment.content_type {
+        Some(kind) => kind.starts_with("audio/"),
+        None => {
+            let name = attachment.filename.to_ascii_lowercase();
+            [".ogg", ".opus", ".wav", ".mp3", ".flac", ".oga"].iter().any(|ext| name.ends_with(ext))
+        }
     }
 }
 

@@ -23,6 +23,7 @@ use raw::{RawConfig, RawLimits};
 use crate::services::files::Root;
 use crate::services::model::llm::LlmSettings;
 use crate::services::model::openai::OpenAiSettings;
+use crate::services::speech::SpeechSettings;
 
 /// Commands that touch the bot's data: operators only unless the config
 /// says otherwise (SPEC: "Who may run what").
@@ -140,6 +141,7 @@ pub struct Config {
     pub roots: BTreeMap<String, Arc<Root>>,
     pub commands: BTreeMap<String, CommandConfig>,
     pub discord: DiscordConfig,
+    pub speech: SpeechSettings,
 }
 
 impl Config {
@@ -312,6 +314,15 @@ impl Resolver<'_> {
         let discord = DiscordConfig::resolve(raw.discord, |key| std::env::var(key).ok())
             .map_err(|(key, reason)| self.invalid(key, reason))?;
 
+        let max_seconds = raw.speech.max_seconds.unwrap_or(120);
+        if !(1..=3600).contains(&max_seconds) {
+            return Err(self.invalid("speech.max_seconds", "must be between 1 and 3600"));
+        }
+        let speech = SpeechSettings {
+            whisper: raw.speech.whisper.as_ref().filter(|p| !p.as_os_str().is_empty()).map(|p| self.relative(p)),
+            max_seconds,
+        };
+
         let max_concurrency = raw.sandbox.max_concurrency.unwrap_or(32);
         if !(1..=1000).contains(&max_concurrency) {
             return Err(self.invalid("sandbox.max_concurrency", "must be between 1 and 1000"));
@@ -335,6 +346,7 @@ impl Resolver<'_> {
             roots,
             commands,
             discord,
+            speech,
         })
     }
 

@@ -27,6 +27,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub discord: RawDiscord,
     #[serde(default)]
+    pub speech: RawSpeech,
+    #[serde(default)]
     pub roots: BTreeMap<String, PathBuf>,
     #[serde(default)]
     pub commands: BTreeMap<String, RawCommand>,
@@ -105,4 +107,11 @@ pub struct RawDiscord {
     pub upload_mib: Option<u64>,
     pub download_timeout_secs: Option<u64>,
     pub shards: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpeech {
+    pub whisper: Option<PathBuf>,
+    pub max_seconds: Option<u32>,
 }

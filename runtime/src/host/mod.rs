@@ -24,6 +24,7 @@ use crate::platform::{Conversation, Message, PlatformError};
 use crate::registry::Registry;
 use crate::sandbox::HostState;
 use crate::services::files::FileError;
+use crate::services::speech::SpeechError;
 use crate::services::store::StoreError;
 use crate::services::Services;
 
@@ -66,6 +67,20 @@ impl From<PlatformError> for HostError {
             PlatformError::TooLarge { .. } => HostError::TooLarge(e.to_string()),
             PlatformError::Unsupported(what) => HostError::Unavailable(what.to_string()),
             PlatformError::Failed(why) => HostError::Failed(why),
+        }
+    }
+}
+
+impl From<SpeechError> for HostError {
+    fn from(e: SpeechError) -> Self {
+        match e {
+            SpeechError::Unavailable(why) => HostError::Unavailable(why),
+            SpeechError::BadAudio(why) => HostError::Invalid(why),
+            SpeechError::TooLong { .. } => HostError::TooLarge(e.to_string()),
+            SpeechError::Failed(why) => {
+                tracing::error!(error = %why, "transcription failed");
+                HostError::Failed("the transcription failed".into())
+            }
         }
     }
 }

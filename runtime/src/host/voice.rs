@@ -1,15 +1,15 @@
 //! `voice`: the voice channel of the invoking guild.
 //!
-//! Joining and leaving go to the platform; playing, speech synthesis and
-//! transcription need the speech services, which this build does not have
-//! yet: they answer `unavailable`, never a pretend success.
+//! Joining and leaving go to the platform, transcription to the speech
+//! service. Playing and speech synthesis are not built yet: they answer
+//! `unavailable`, never a pretend success.
 
 use crate::bindings::voice;
 use crate::config::HostFn;
 use crate::host::{GuestCtx, HostError};
 use crate::platform::JoinOutcome;
 
-const NO_SPEECH: &str = "audio and speech are not set up in this build of the bot";
+const NO_PLAYBACK: &str = "playing audio is not supported by this build of the bot yet";
 
 impl voice::Host for GuestCtx {
     async fn join(&mut self) -> Result<voice::JoinOutcome, HostError> {
@@ -37,16 +37,21 @@ impl voice::Host for GuestCtx {
 
     async fn play_audio(&mut self, _audio: Vec<u8>) -> Result<(), HostError> {
         self.check(HostFn::VoicePlayAudio)?;
-        Err(HostError::Unavailable(NO_SPEECH.into()))
+        Err(HostError::Unavailable(NO_PLAYBACK.into()))
     }
 
     async fn speak(&mut self, _text: String) -> Result<(), HostError> {
         self.check(HostFn::VoiceSpeak)?;
-        Err(HostError::Unavailable(NO_SPEECH.into()))
+        Err(HostError::Unavailable(NO_PLAYBACK.into()))
     }
 
-    async fn transcribe(&mut self, _audio: Vec<u8>) -> Result<String, HostError> {
+    async fn transcribe(&mut self, audio: Vec<u8>) -> Result<String, HostError> {
         self.check(HostFn::VoiceTranscribe)?;
-        Err(HostError::Unavailable(NO_SPEECH.into()))
+        let speech = self
+            .services
+            .speech
+            .clone()
+            .ok_or_else(|| HostError::Unavailable("speech recognition is turned off".into()))?;
+        Ok(speech.transcribe(audio).await?)
     }
 }

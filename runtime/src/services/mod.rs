@@ -1,9 +1,10 @@
-//! What host functions reach beyond the platform: the database and the
-//! granted folders. [`Services`] is a cheap-to-clone handle shared by every
+//! What host functions reach beyond the platform: the database, the
+//! granted folders, the model and speech. [`Services`] is a cheap-to-clone handle shared by every
 //! invocation.
 
 pub mod files;
 pub mod model;
+pub mod speech;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -21,4 +22,6 @@ pub struct Services {
     pub roots: Arc<BTreeMap<String, Arc<Root>>>,
     /// `None` when the config turns the model off.
     pub model: Option<Arc<dyn model::ModelProvider>>,
+    /// Speech to text; `None` when the config turns it off.
+    pub speech: Option<Arc<speech::SpeechToText>>,
 }

@@ -1,0 +1,60 @@
+//! Embedded speech-to-text: Whisper tiny.en on the CPU, on sentences that
+//! espeak-ng speaks. Prints the load time, and per clip the audio length,
+//! the transcription time and the real-time factor (time / audio length).
+//!
+//! `cargo bench -p sandbot --bench speech` (after `make build`).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use sandbot::services::speech::{audio, SpeechSettings, SpeechToText};
+
+const SENTENCES: &[&str] = &[
+    "Hello.",
+    "What is the capital of France?",
+    "The quick brown fox jumps over the lazy dog, and then it runs back into the forest to sleep.",
+];
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let whisper = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/whisper-tiny.en");
+    let speech = SpeechToText::new(SpeechSettings { whisper: Some(whisper), max_seconds: 120 });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clips: Vec<Vec<u8>> = SENTENCES
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let path = dir.path().join(format!("{i}.wav"));
+            let status = Command::new("espeak-ng").arg("-w").arg(&path).arg(text).status().expect("espeak-ng");
+            assert!(status.success());
+            std::fs::read(&path).expect("read the clip")
+        })
+        .collect();
+
+    let started = Instant::now();
+    speech.transcribe_blocking(&clips[0]).expect("first transcription");
+    println!("speech/first call (loads the model): {:.2} s", started.elapsed().as_secs_f64());
+
+    for (text, clip) in SENTENCES.iter().zip(&clips) {
+        let seconds = audio::decode_mono_16k(clip, 120).expect("decode").len() as f64 / 16_000.0;
+        let mut times: Vec<f64> = (0..3)
+            .map(|_| {
+                let started = Instant::now();
+                speech.transcribe_blocking(clip).expect("transcribe");
+                started.elapsed().as_secs_f64()
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        let median = times[1];
+        println!(
+            "speech/{:.1} s of speech ({} words): median {:.2} s, real-time factor {:.2}",
+            seconds,
+            text.split_whitespace().count(),
+            median,
+            median / seconds
+        );
+    }
+}

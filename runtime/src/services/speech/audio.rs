@@ -1,0 +1,131 @@
+//! Audio bytes → mono 16 kHz samples, what speech recognition reads.
+//! symphonia decodes (WAV, MP3, Ogg Vorbis, FLAC); rubato resamples.
+
+use std::io::Cursor;
+
+use rubato::audioadapter_buffers::direct::InterleavedSlice;
+use rubato::{Fft, FixedSync, Resampler};
+use symphonia::core::audio::SampleBuffer;
+use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL, CODEC_TYPE_OPUS};
+use symphonia::core::errors::Error as DecodeError;
+use symphonia::core::formats::FormatOptions;
+use symphonia::core::io::MediaSourceStream;
+use symphonia::core::meta::MetadataOptions;
+use symphonia::core::probe::Hint;
+
+use super::SpeechError;
+
+/// Whisper's sample rate.
+pub const SAMPLE_RATE: u32 = 16_000;
+
+/// Decodes `bytes`, mixes the channels down and resamples to 16 kHz;
+/// refuses audio longer than `max_seconds`.
+pub fn decode_mono_16k(bytes: &[u8], max_seconds: u32) -> Result<Vec<f32>, SpeechError> {
+    let unreadable = |why: String| SpeechError::BadAudio(why);
+    let source = MediaSourceStream::new(Box::new(Cursor::new(bytes.to_vec())), Default::default());
+    let probed = symphonia::default::get_probe()
+        .format(&Hint::new(), source, &FormatOptions::default(), &MetadataOptions::default())
+        .map_err(|_| unreadable("not an audio file this bot can read (WAV, MP3, Ogg Vorbis, FLAC)".into()))?;
+    let mut format = probed.format;
+    let track = format
+        .tracks()
+        .iter()
+        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+        .ok_or_else(|| unreadable("no audio track".into()))?;
+    if track.codec_params.codec == CODEC_TYPE_OPUS {
+        return Err(SpeechError::Unavailable("Ogg Opus (Discord voice messages) cannot be decoded yet".into()));
+    }
+    let track_id = track.id;
+    let rate = track.codec_params.sample_rate.ok_or_else(|| unreadable("no sample rate".into()))?;
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&track.codec_params, &DecoderOptions::default())
+        .map_err(|e| unreadable(format!("cannot decode it: {e}")))?;
+    let max_samples = max_seconds as usize * rate as usize;
+    let mut mono = Vec::new();
+    loop {
+        let packet = match format.next_packet() {
+            Ok(packet) => packet,
+            Err(DecodeError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(DecodeError::ResetRequired) => break,
+            Err(e) => return Err(unreadable(format!("broken audio: {e}"))),
+        };
+        if packet.track_id() != track_id {
+            continue;
+        }
+        let decoded = match decoder.decode(&packet) {
+            Ok(decoded) => decoded,
+            // One corrupt packet: skip it, as players do.
+            Err(DecodeError::DecodeError(_)) => continue,
+            Err(e) => return Err(unreadable(format!("broken audio: {e}"))),
+        };
+        let spec = *decoded.spec();
+        let channels = spec.channels.count().max(1);
+        let mut samples = SampleBuffer::<f32>::new(decoded.capacity() as u64, spec);
+        samples.copy_interleaved_ref(decoded);
+        mono.extend(samples.samples().chunks(channels).map(|frame| frame.iter().sum::<f32>() / channels as f32));
+        if mono.len() > max_samples {
+            return Err(SpeechError::TooLong { seconds: max_seconds });
+        }
+    }
+    if mono.is_empty() {
+        return Err(unreadable("the audio is empty".into()));
+    }
+    resample(&mono, rate)
+}
+
+fn resample(samples: &[f32], rate: u32) -> Result<Vec<f32>, SpeechError> {
+    if rate == SAMPLE_RATE {
+        return Ok(samples.to_vec());
+    }
+    let failed = |e: &dyn std::fmt::Display| SpeechError::Failed(format!("resampling: {e}"));
+    let mut resampler =
+        Fft::<f32>::new(rate as usize, SAMPLE_RATE as usize, 1024, 1, FixedSync::Both).map_err(|e| failed(&e))?;
+    let input = InterleavedSlice::new(samples, 1, samples.len()).map_err(|e| failed(&e))?;
+    let output = resampler.process_all(&input, samples.len(), None).map_err(|e| failed(&e))?;
+    Ok(output.take_data())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A mono 16-bit WAV of `seconds` of a 440 Hz tone at `rate`.
+    fn wav(rate: u32, seconds: f32) -> Vec<u8> {
+        let n = (rate as f32 * seconds) as u32;
+        let mut out = Vec::new();
+        out.extend_from_slice(b"RIFF");
+        out.extend_from_slice(&(36 + n * 2).to_le_bytes());
+        out.extend_from_slice(b"WAVEfmt ");
+        out.extend_from_slice(&16u32.to_le_bytes());
+        out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+        out.extend_from_slice(&1u16.to_le_bytes()); // mono
+        out.extend_from_slice(&rate.to_le_bytes());
+        out.extend_from_slice(&(rate * 2).to_le_bytes());
+        out.extend_from_slice(&2u16.to_le_bytes());
+        out.extend_from_slice(&16u16.to_le_bytes());
+        out.extend_from_slice(b"data");
+        out.extend_from_slice(&(n * 2).to_le_bytes());
+        for i in 0..n {
+            let v = (i as f32 * 440.0 * std::f32::consts::TAU / rate as f32).sin() * 0.5;
+            out.extend_from_slice(&((v * i16::MAX as f32) as i16).to_le_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn decodes_and_resamples_to_16k() {
+        let samples = decode_mono_16k(&wav(22_050, 1.0), 10).unwrap();
+        assert!((15_800..=16_200).contains(&samples.len()), "{}", samples.len());
+        let peak = samples.iter().fold(0f32, |m, s| m.max(s.abs()));
+        assert!((0.4..0.6).contains(&peak), "{peak}");
+    }
+
+    #[test]
+    fn refuses_what_is_not_audio_or_too_long() {
+        assert!(matches!(decode_mono_16k(b"hello, not audio", 10), Err(SpeechError::BadAudio(_))));
+        assert!(matches!(decode_mono_16k(&wav(16_000, 3.0), 2), Err(SpeechError::TooLong { .. })));
+        let mut cut = wav(16_000, 1.0);
+        cut.truncate(30);
+        assert!(decode_mono_16k(&cut, 10).is_err());
+    }
+}

@@ -1,0 +1,114 @@
+//! Speech-to-text as an operator checks it: `sandbot transcribe` on speech
+//! that espeak-ng synthesised, with the embedded Whisper tiny.en.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::json;
+use support::{reply, workspace, Setup, BIN};
+
+/// Sentences, and the words Whisper must hear in each.
+const SENTENCES: &[(&str, &[&str])] = &[
+    ("The quick brown fox jumps over the lazy dog.", &["quick", "brown", "fox", "lazy", "dog"]),
+    ("What is the capital of France?", &["what", "capital", "france"]),
+    ("Please train the model on my data.", &["train", "model", "data"]),
+];
+
+fn speak(text: &str, path: &Path) {
+    let status = Command::new("espeak-ng")
+        .arg("-w")
+        .arg(path)
+        .arg(text)
+        .status()
+        .expect("run espeak-ng (make test installs it)");
+    assert!(status.success(), "espeak-ng failed on {text:?}");
+}
+
+fn setup() -> Setup {
+    let whisper = workspace().join("models/whisper-tiny.en");
+    Setup::new(&format!("[speech]\nwhisper = {:?}\n", whisper.display().to_string()))
+}
+
+fn transcribe(setup: &Setup, files: &[&Path]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("transcribe")
+        .args(files)
+        .arg("--config")
+        .arg(&setup.config)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run sandbot transcribe")
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+}
+
+#[test]
+fn hears_what_espeak_says() {
+    let setup = setup();
+    let files: Vec<_> = SENTENCES
+        .iter()
+        .enumerate()
+        .map(|(i, (text, _))| {
+            let path = setup.path(&format!("sentence{i}.wav"));
+            speak(text, &path);
+            path
+        })
+        .collect();
+    let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+    let out = transcribe(&setup, &paths);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), SENTENCES.len(), "{stdout}");
+    for ((text, expected), heard) in SENTENCES.iter().zip(&lines) {
+        let heard_words = words(heard);
+        let missing: Vec<_> = expected.iter().filter(|w| !heard_words.contains(&w.to_string())).collect();
+        assert!(missing.is_empty(), "said {text:?}, heard {heard:?}: missing {missing:?}");
+    }
+}
+
+#[test]
+fn says_why_it_cannot_transcribe() {
+    let setup = setup();
+    let not_audio = setup.path("notes.txt");
+    std::fs::write(&not_audio, "just text").unwrap();
+    let out = transcribe(&setup, &[&not_audio]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("notes.txt") && stderr.contains("not an audio file"), "{stderr}");
+
+    // No weights configured: a sentence that says so, not a crash.
+    let bare = Setup::new("[speech]\nwhisper = \"missing-folder\"\n");
+    let wav = bare.path("a.wav");
+    speak("hello", &wav);
+    let out = transcribe(&bare, &[&wav]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("make build"), "{stderr}");
+}
+
+#[test]
+fn answers_a_voice_message_from_what_was_said() {
+    let whisper = workspace().join("models/whisper-tiny.en");
+    let setup = Setup::chatty(&format!("[speech]\nwhisper = {:?}\n", whisper.display().to_string()));
+    let question = setup.path("question.wav");
+    speak("What is the capital of France?", &question);
+    let notes = setup.path("notes.txt");
+    std::fs::write(&notes, "just text").unwrap();
+    let broken = setup.path("broken.wav");
+    std::fs::write(&broken, b"RIFF\x10\0\0\0WAVEnot really").unwrap();
+    let out = setup.run(&[
+        json!({"content": "!train What is the capital of France? | Paris is the capital of France."}),
+        json!({"content": "", "attachments": [question]}),
+        json!({"content": "", "attachments": [notes]}),
+        json!({"content": "", "attachments": [broken]}),
+    ]);
+    assert_eq!(reply(&out, 1), "Paris is the capital of France.", "{out:#?}");
+    assert_eq!(reply(&out, 2), "I can answer text and voice messages, but I cannot use `notes.txt`.");
+    let answer = reply(&out, 3);
+    assert!(answer.starts_with("I cannot listen to `broken.wav`"), "{answer}");
+}
