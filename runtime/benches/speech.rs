@@ -35,15 +35,15 @@ fn main() {
         .collect();
 
     let started = Instant::now();
-    speech.transcribe_blocking(&clips[0]).expect("first transcription");
+    speech.transcribe_blocking(clips[0].clone()).expect("first transcription");
     println!("speech/first call (loads the model): {:.2} s", started.elapsed().as_secs_f64());
 
     for (text, clip) in SENTENCES.iter().zip(&clips) {
-        let seconds = audio::decode_mono_16k(clip, 120).expect("decode").len() as f64 / 16_000.0;
+        let seconds = audio::decode_mono_16k(clip.clone(), 120).expect("decode").len() as f64 / 16_000.0;
         let mut times: Vec<f64> = (0..3)
             .map(|_| {
                 let started = Instant::now();
-                speech.transcribe_blocking(clip).expect("transcribe");
+                speech.transcribe_blocking(clip.clone()).expect("transcribe");
                 started.elapsed().as_secs_f64()
             })
             .collect();

@@ -77,6 +77,7 @@ impl From<SpeechError> for HostError {
             SpeechError::Unavailable(why) => HostError::Unavailable(why),
             SpeechError::BadAudio(why) => HostError::Invalid(why),
             SpeechError::TooLong { .. } => HostError::TooLarge(e.to_string()),
+            SpeechError::Cancelled => HostError::Failed(e.to_string()),
             SpeechError::Failed(why) => {
                 tracing::error!(error = %why, "transcription failed");
                 HostError::Failed("the transcription failed".into())

@@ -18,11 +18,21 @@ use super::SpeechError;
 /// Whisper's sample rate.
 pub const SAMPLE_RATE: u32 = 16_000;
 
+/// Sample rates accepted: speech needs no more, and a crafted rate would
+/// otherwise size the resampler (and the decoded buffer) at will.
+const RATES: std::ops::RangeInclusive<u32> = 8_000..=48_000;
+
 /// Decodes `bytes`, mixes the channels down and resamples to 16 kHz;
-/// refuses audio longer than `max_seconds`.
-pub fn decode_mono_16k(bytes: &[u8], max_seconds: u32) -> Result<Vec<f32>, SpeechError> {
+/// refuses audio longer than `max_seconds` as soon as it passes it. A
+/// decoder that panics on crafted input is reported as bad audio.
+pub fn decode_mono_16k(bytes: Vec<u8>, max_seconds: u32) -> Result<Vec<f32>, SpeechError> {
+    std::panic::catch_unwind(move || decode(bytes, max_seconds))
+        .unwrap_or_else(|_| Err(SpeechError::BadAudio("the audio is malformed".into())))
+}
+
+fn decode(bytes: Vec<u8>, max_seconds: u32) -> Result<Vec<f32>, SpeechError> {
     let unreadable = |why: String| SpeechError::BadAudio(why);
-    let source = MediaSourceStream::new(Box::new(Cursor::new(bytes.to_vec())), Default::default());
+    let source = MediaSourceStream::new(Box::new(Cursor::new(bytes)), Default::default());
     let probed = symphonia::default::get_probe()
         .format(&Hint::new(), source, &FormatOptions::default(), &MetadataOptions::default())
         .map_err(|_| unreadable("not an audio file this bot can read (WAV, MP3, Ogg Vorbis, FLAC)".into()))?;
@@ -37,10 +47,16 @@ pub fn decode_mono_16k(bytes: &[u8], max_seconds: u32) -> Result<Vec<f32>, Speec
     }
     let track_id = track.id;
     let rate = track.codec_params.sample_rate.ok_or_else(|| unreadable("no sample rate".into()))?;
+    if !RATES.contains(&rate) {
+        return Err(unreadable(format!("a sample rate of {rate} Hz is not supported (8 to 48 kHz)")));
+    }
+    let max_samples = max_seconds as usize * rate as usize;
+    if track.codec_params.n_frames.is_some_and(|frames| frames > max_samples as u64) {
+        return Err(SpeechError::TooLong { seconds: max_seconds });
+    }
     let mut decoder = symphonia::default::get_codecs()
         .make(&track.codec_params, &DecoderOptions::default())
         .map_err(|e| unreadable(format!("cannot decode it: {e}")))?;
-    let max_samples = max_seconds as usize * rate as usize;
     let mut mono = Vec::new();
     loop {
         let packet = match format.next_packet() {
@@ -59,10 +75,15 @@ pub fn decode_mono_16k(bytes: &[u8], max_seconds: u32) -> Result<Vec<f32>, Speec
             Err(e) => return Err(unreadable(format!("broken audio: {e}"))),
         };
         let spec = *decoded.spec();
+        if spec.rate != rate {
+            return Err(unreadable("the sample rate changes midway".into()));
+        }
         let channels = spec.channels.count().max(1);
         let mut samples = SampleBuffer::<f32>::new(decoded.capacity() as u64, spec);
         samples.copy_interleaved_ref(decoded);
-        mono.extend(samples.samples().chunks(channels).map(|frame| frame.iter().sum::<f32>() / channels as f32));
+        let mixed = samples.samples().chunks(channels).map(|frame| frame.iter().sum::<f32>() / channels as f32);
+        // Float formats can carry NaN and infinities; the model must not.
+        mono.extend(mixed.map(|s| if s.is_finite() { s.clamp(-1.0, 1.0) } else { 0.0 }));
         if mono.len() > max_samples {
             return Err(SpeechError::TooLong { seconds: max_seconds });
         }
@@ -114,7 +135,7 @@ mod tests {
 
     #[test]
     fn decodes_and_resamples_to_16k() {
-        let samples = decode_mono_16k(&wav(22_050, 1.0), 10).unwrap();
+        let samples = decode_mono_16k(wav(22_050, 1.0), 10).unwrap();
         assert!((15_800..=16_200).contains(&samples.len()), "{}", samples.len());
         let peak = samples.iter().fold(0f32, |m, s| m.max(s.abs()));
         assert!((0.4..0.6).contains(&peak), "{peak}");
@@ -122,10 +143,22 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_audio_or_too_long() {
-        assert!(matches!(decode_mono_16k(b"hello, not audio", 10), Err(SpeechError::BadAudio(_))));
-        assert!(matches!(decode_mono_16k(&wav(16_000, 3.0), 2), Err(SpeechError::TooLong { .. })));
+        assert!(matches!(decode_mono_16k(b"hello, not audio".to_vec(), 10), Err(SpeechError::BadAudio(_))));
+        assert!(matches!(decode_mono_16k(wav(16_000, 3.0), 2), Err(SpeechError::TooLong { .. })));
         let mut cut = wav(16_000, 1.0);
         cut.truncate(30);
-        assert!(decode_mono_16k(&cut, 10).is_err());
+        assert!(decode_mono_16k(cut, 10).is_err());
+    }
+
+    #[test]
+    fn refuses_crafted_sample_rates() {
+        // A prime rate would size the resampler's FFT at gigabytes; zero
+        // panics inside the decoder.
+        for rate in [0u32, 1, 7_999, 48_001, 4_294_967_291] {
+            let mut file = wav(16_000, 0.1);
+            file[24..28].copy_from_slice(&rate.to_le_bytes());
+            let result = decode_mono_16k(file, 10);
+            assert!(matches!(result, Err(SpeechError::BadAudio(_))), "{rate} Hz: {result:?}");
+        }
     }
 }

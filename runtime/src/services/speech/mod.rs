@@ -5,7 +5,8 @@ pub mod audio;
 pub mod whisper;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use whisper::WhisperModel;
 
@@ -21,6 +22,9 @@ pub enum SpeechError {
     TooLong { seconds: u32 },
     #[error("{0}")]
     Failed(String),
+    /// The caller stopped waiting.
+    #[error("the transcription was cancelled")]
+    Cancelled,
 }
 
 /// Where the embedded engine's files are, and its limits.
@@ -32,48 +36,75 @@ pub struct SpeechSettings {
     pub max_seconds: u32,
 }
 
-/// Speech-to-text with the weights loaded on first use and kept.
+/// Speech-to-text with the weights loaded on first use and kept. A load
+/// that fails (no weights yet) is tried again on the next call, so
+/// `make build` while the bot runs is enough.
 pub struct SpeechToText {
     settings: SpeechSettings,
-    model: OnceLock<Result<Arc<Mutex<WhisperModel>>, String>>,
+    model: Mutex<Option<Arc<Mutex<WhisperModel>>>>,
+}
+
+/// Set when the caller stops waiting (its deadline passed): the blocking
+/// work checks it between windows and tokens and gives up.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 impl SpeechToText {
     pub fn new(settings: SpeechSettings) -> SpeechToText {
-        SpeechToText { settings, model: OnceLock::new() }
+        SpeechToText { settings, model: Mutex::new(None) }
     }
 
     /// The words spoken in `bytes` (any format [`audio`] reads). CPU-bound:
-    /// runs on the blocking pool, one transcription at a time.
+    /// runs on the blocking pool, one transcription at a time; dropping
+    /// the future stops the work at the next token.
     pub async fn transcribe(self: &Arc<Self>, bytes: Vec<u8>) -> Result<String, SpeechError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.transcribe_blocking(&bytes))
+        let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
+        let flag = cancel.0.clone();
+        let result = tokio::task::spawn_blocking(move || this.transcribe_until(bytes, &flag))
             .await
-            .map_err(|e| SpeechError::Failed(format!("the transcription task ended: {e}")))?
+            .map_err(|e| SpeechError::Failed(format!("the transcription task ended: {e}")))?;
+        drop(cancel);
+        result
     }
 
-    pub fn transcribe_blocking(&self, bytes: &[u8]) -> Result<String, SpeechError> {
+    pub fn transcribe_blocking(&self, bytes: Vec<u8>) -> Result<String, SpeechError> {
+        self.transcribe_until(bytes, &AtomicBool::new(false))
+    }
+
+    fn transcribe_until(&self, bytes: Vec<u8>, cancel: &AtomicBool) -> Result<String, SpeechError> {
         let samples = audio::decode_mono_16k(bytes, self.settings.max_seconds)?;
         let model = self.model()?;
         let mut model = model.lock().unwrap_or_else(|p| p.into_inner());
-        model.transcribe(&samples)
+        model.transcribe(&samples, cancel)
     }
 
     fn model(&self) -> Result<Arc<Mutex<WhisperModel>>, SpeechError> {
         let Some(dir) = &self.settings.whisper else {
             return Err(SpeechError::Unavailable("speech recognition is turned off in the config".into()));
         };
-        self.model
-            .get_or_init(|| {
-                let started = std::time::Instant::now();
-                let loaded = WhisperModel::load(dir).map(|m| Arc::new(Mutex::new(m))).map_err(|e| e.to_string());
-                match &loaded {
-                    Ok(_) => tracing::info!(dir = %dir.display(), ms = started.elapsed().as_millis() as u64, "speech model loaded"),
-                    Err(e) => tracing::warn!(error = %e, "speech model unavailable"),
-                }
-                loaded
-            })
-            .clone()
-            .map_err(SpeechError::Unavailable)
+        let mut slot = self.model.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(model) = &*slot {
+            return Ok(model.clone());
+        }
+        let started = std::time::Instant::now();
+        match WhisperModel::load(dir) {
+            Ok(model) => {
+                let ms = started.elapsed().as_millis() as u64;
+                tracing::info!(dir = %dir.display(), ms, "speech model loaded");
+                let model = Arc::new(Mutex::new(model));
+                *slot = Some(model.clone());
+                Ok(model)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "speech model unavailable");
+                Err(e)
+            }
+        }
     }
 }

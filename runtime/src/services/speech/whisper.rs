@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
@@ -33,6 +34,8 @@ pub struct WhisperModel {
     mel_filters: Vec<f32>,
     /// `-inf` at suppressed token ids, 0 elsewhere.
     suppress: Tensor,
+    /// The same, plus what may not come first (a blank, the end).
+    suppress_first: Tensor,
 }
 
 fn failed(what: &'static str) -> impl Fn(candle_core::Error) -> SpeechError {
@@ -59,22 +62,28 @@ impl WhisperModel {
         let (tensors, config) = read_ct2(std::io::BufReader::new(bin), ct2.suppress_ids.clone())?;
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
         let model = Whisper::load(&vb, config.clone()).map_err(failed("building the model"))?;
-        let mut mask = vec![0f32; config.vocab_size];
-        for &id in ct2.suppress_ids.iter().chain([NO_TIMESTAMPS].iter()) {
-            if let Some(slot) = mask.get_mut(id as usize) {
-                *slot = f32::NEG_INFINITY;
+        let mask = |ids: &mut dyn Iterator<Item = &u32>| {
+            let mut mask = vec![0f32; config.vocab_size];
+            for &id in ids {
+                if let Some(slot) = mask.get_mut(id as usize) {
+                    *slot = f32::NEG_INFINITY;
+                }
             }
-        }
-        let suppress = Tensor::new(mask, &Device::Cpu).map_err(failed("the suppress mask"))?;
+            Tensor::new(mask, &Device::Cpu).map_err(failed("the suppress mask"))
+        };
+        let suppress = mask(&mut ct2.suppress_ids.iter().chain([NO_TIMESTAMPS].iter()))?;
+        let suppress_first =
+            mask(&mut ct2.suppress_ids.iter().chain(&ct2.suppress_ids_begin).chain([NO_TIMESTAMPS].iter()))?;
         let mel_filters = mel_filters(w::SAMPLE_RATE, w::N_FFT, config.num_mel_bins);
-        Ok(WhisperModel { model, config, tokenizer, mel_filters, suppress })
+        Ok(WhisperModel { model, config, tokenizer, mel_filters, suppress, suppress_first })
     }
 
     /// The text spoken in `pcm`: mono, 16 kHz, -1..1.
-    pub fn transcribe(&mut self, pcm: &[f32]) -> Result<String, SpeechError> {
+    /// Stops with [`SpeechError::Cancelled`] once `cancel` is set.
+    pub fn transcribe(&mut self, pcm: &[f32], cancel: &AtomicBool) -> Result<String, SpeechError> {
         let mut text = String::new();
         for window in pcm.chunks(w::N_SAMPLES) {
-            let part = self.transcribe_window(window)?;
+            let part = self.transcribe_window(window, cancel)?;
             if !part.is_empty() {
                 if !text.is_empty() {
                     text.push(' ');
@@ -87,7 +96,7 @@ impl WhisperModel {
 
     /// One window of at most 30 s, padded with silence to 30 s as Whisper
     /// was trained.
-    fn transcribe_window(&mut self, window: &[f32]) -> Result<String, SpeechError> {
+    fn transcribe_window(&mut self, window: &[f32], cancel: &AtomicBool) -> Result<String, SpeechError> {
         let mut samples = window.to_vec();
         samples.resize(w::N_SAMPLES, 0.0);
         let mel = audio::pcm_to_mel(&self.config, &samples, &self.mel_filters);
@@ -99,6 +108,9 @@ impl WhisperModel {
         let mut tokens = vec![SOT, NO_TIMESTAMPS];
         let prompt = tokens.len();
         for i in 0..MAX_TOKENS {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(SpeechError::Cancelled);
+            }
             let input = Tensor::new(tokens.as_slice(), &Device::Cpu)
                 .and_then(|t| t.unsqueeze(0))
                 .map_err(failed("the decoder input"))?;
@@ -109,7 +121,7 @@ impl WhisperModel {
                 .decoder
                 .final_linear(&hidden.i((..1, last..)).map_err(failed("the decoder"))?)
                 .and_then(|l| l.i(0)?.i(0))
-                .and_then(|l| l.broadcast_add(&self.suppress))
+                .and_then(|l| l.broadcast_add(if i == 0 { &self.suppress_first } else { &self.suppress }))
                 .map_err(failed("the logits"))?;
             let next = logits.argmax(0).and_then(|t| t.to_scalar::<u32>()).map_err(failed("choosing a token"))?;
             if next == EOT {
@@ -130,6 +142,8 @@ impl WhisperModel {
 struct Ct2Config {
     #[serde(default)]
     suppress_ids: Vec<u32>,
+    #[serde(default)]
+    suppress_ids_begin: Vec<u32>,
 }
 
 /// One variable of the container.
