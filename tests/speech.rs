@@ -112,3 +112,33 @@ fn answers_a_voice_message_from_what_was_said() {
     let answer = reply(&out, 3);
     assert!(answer.starts_with("I cannot listen to `broken.wav`"), "{answer}");
 }
+
+#[test]
+fn speaks_the_answer_when_the_author_is_in_voice() {
+    let whisper = workspace().join("models/whisper-tiny.en");
+    let setup = Setup::chatty(&format!("[speech]\nwhisper = {:?}\n", whisper.display().to_string()));
+    let question = setup.path("question.wav");
+    speak("What is the capital of France?", &question);
+    let out = setup.run(&[
+        json!({"content": "!train What is the capital of France? | Paris is the capital of France."}),
+        json!({"content": "What is the capital of France?", "voice_channel": "General"}),
+        json!({"content": "What is the capital of France?"}),
+        // A voice message from someone in voice: heard, answered aloud.
+        json!({"content": "", "attachments": [question], "voice_channel": "General"}),
+    ]);
+    let audio: Vec<_> = out.iter().filter(|v| v["type"] == "audio").collect();
+    assert_eq!(audio.len(), 2, "{out:#?}");
+    assert_eq!(audio[1]["input"], 3);
+    assert!(support::replies(&out, 3).is_empty(), "{out:#?}");
+    assert_eq!(audio[0]["input"], 1);
+    assert_eq!(audio[0]["channel"], "General");
+    assert!(support::replies(&out, 1).is_empty(), "a spoken answer was also written: {out:#?}");
+    assert_eq!(reply(&out, 2), "Paris is the capital of France.");
+
+    // What the bot said, heard back.
+    let wav = Path::new(audio[0]["path"].as_str().expect("a path"));
+    let heard = transcribe(&setup, &[wav]);
+    assert!(heard.status.success(), "{}", String::from_utf8_lossy(&heard.stderr));
+    let heard = words(&String::from_utf8_lossy(&heard.stdout));
+    assert!(heard.contains(&"paris".to_string()) && heard.contains(&"france".to_string()), "{heard:?}");
+}

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+use sandbot::services::speech::tts::{Espeak, TtsSettings};
 use sandbot::services::speech::{audio, SpeechSettings, SpeechToText};
 
 const SENTENCES: &[&str] = &[
@@ -21,7 +22,7 @@ fn main() {
         return;
     }
     let whisper = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/whisper-tiny.en");
-    let speech = SpeechToText::new(SpeechSettings { whisper: Some(whisper), max_seconds: 120 });
+    let speech = SpeechToText::new(SpeechSettings { whisper: Some(whisper), max_seconds: 120, tts: None });
     let dir = tempfile::tempdir().expect("temp dir");
     let clips: Vec<Vec<u8>> = SENTENCES
         .iter()
@@ -37,6 +38,20 @@ fn main() {
     let started = Instant::now();
     speech.transcribe_blocking(clips[0].clone()).expect("first transcription");
     println!("speech/first call (loads the model): {:.2} s", started.elapsed().as_secs_f64());
+
+    let espeak = Espeak::new(TtsSettings { program: "espeak-ng".into(), voice: "en".into() });
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    for text in SENTENCES {
+        let mut times: Vec<f64> = (0..5)
+            .map(|_| {
+                let started = Instant::now();
+                runtime.block_on(espeak.synthesize(text)).expect("synthesize");
+                started.elapsed().as_secs_f64()
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        println!("speech/espeak-ng, {} words: median {:.0} ms", text.split_whitespace().count(), times[2] * 1000.0);
+    }
 
     for (text, clip) in SENTENCES.iter().zip(&clips) {
         let seconds = audio::decode_mono_16k(clip.clone(), 120).expect("decode").len() as f64 / 16_000.0;

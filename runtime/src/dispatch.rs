@@ -27,6 +27,7 @@ use crate::services::files::Root;
 use crate::services::model::embedded::EmbeddedModel;
 use crate::services::model::openai::OpenAiModel;
 use crate::services::model::{JobRecord, ModelProvider};
+use crate::services::speech::tts::Espeak;
 use crate::services::speech::SpeechToText;
 use crate::services::store::{SqliteStore, Store};
 use crate::services::Services;
@@ -74,10 +75,12 @@ impl Dispatcher {
             }
         };
         let speech = config.speech.whisper.is_some().then(|| Arc::new(SpeechToText::new(config.speech.clone())));
+        let tts = config.speech.tts.clone().map(|settings| Arc::new(Espeak::new(settings)));
         let services = Services {
             store,
             model,
             speech,
+            tts,
             roots: Arc::new(config.roots.iter().map(|(k, v)| (k.clone(), Arc::<Root>::clone(v))).collect()),
         };
         let sandbox = Sandbox::new(EngineSettings {

@@ -4,6 +4,8 @@
 //! A voice message (an audio attachment) is transcribed first, and what
 //! was said is the question. Other attachments are left alone: the text
 //! of the message is answered, or the author is told what the bot can use.
+//! When the author is in a voice channel, the answer is spoken there
+//! (written instead where the bot cannot speak).
 
 use sandbot_sdk::host::{chat, model, voice};
 use sandbot_sdk::{command, reply, Attachment, Command, CommandInfo, Error, HostError, Invocation};
@@ -12,8 +14,9 @@ struct Chat;
 
 impl Command for Chat {
     fn describe() -> CommandInfo {
-        CommandInfo::new("chat", "Answers plain messages and voice messages with the model.", "chat <message…>")
-            .needs(&["chat.send-message", "model.call-model", "chat.read-attachment", "voice.transcribe"])
+        CommandInfo::new("chat", "Answers plain messages and voice messages with the model.", "chat <message…>").needs(
+            &["chat.send-message", "model.call-model", "chat.read-attachment", "voice.transcribe", "voice.speak"],
+        )
     }
 
     fn handle(invocation: Invocation) -> Result<(), Error> {
@@ -35,6 +38,14 @@ impl Command for Chat {
             return Ok(());
         }
         let answer = model::call_model(&question)?;
+        if invocation.message.author.voice_channel.is_some() {
+            match voice::speak(&answer) {
+                Ok(()) => return Ok(()),
+                // Not here, not granted, or too long to say: write it.
+                Err(HostError::Unavailable(_) | HostError::Denied(_) | HostError::Invalid(_)) => {}
+                Err(other) => return Err(Error::Host(other)),
+            }
+        }
         reply(answer)?;
         Ok(())
     }

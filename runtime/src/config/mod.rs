@@ -23,6 +23,7 @@ use raw::{RawConfig, RawLimits};
 use crate::services::files::Root;
 use crate::services::model::llm::LlmSettings;
 use crate::services::model::openai::OpenAiSettings;
+use crate::services::speech::tts::TtsSettings;
 use crate::services::speech::SpeechSettings;
 
 /// Commands that touch the bot's data: operators only unless the config
@@ -321,7 +322,19 @@ impl Resolver<'_> {
         let speech = SpeechSettings {
             whisper: raw.speech.whisper.as_ref().filter(|p| !p.as_os_str().is_empty()).map(|p| self.relative(p)),
             max_seconds,
+            tts: match raw.speech.espeak.as_deref().unwrap_or("espeak-ng") {
+                "" => None,
+                program => Some(TtsSettings {
+                    program: program.to_string(),
+                    voice: raw.speech.voice.clone().unwrap_or_else(|| "en".into()),
+                }),
+            },
         };
+        if let Some(tts) = &speech.tts {
+            if tts.voice.is_empty() || !tts.voice.chars().all(|c| c.is_ascii_alphanumeric() || "-_+/".contains(c)) {
+                return Err(self.invalid("speech.voice", "an espeak-ng voice name, like `en` or `en-us`"));
+            }
+        }
 
         let max_concurrency = raw.sandbox.max_concurrency.unwrap_or(32);
         if !(1..=1000).contains(&max_concurrency) {

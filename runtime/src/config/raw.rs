@@ -114,4 +114,6 @@ pub struct RawDiscord {
 pub struct RawSpeech {
     pub whisper: Option<PathBuf>,
     pub max_seconds: Option<u32>,
+    pub espeak: Option<String>,
+    pub voice: Option<String>,
 }

@@ -1,15 +1,14 @@
 //! `voice`: the voice channel of the invoking guild.
 //!
-//! Joining and leaving go to the platform, transcription to the speech
-//! service. Playing and speech synthesis are not built yet: they answer
-//! `unavailable`, never a pretend success.
+//! Joining, leaving and playing go to the platform; speech synthesis and
+//! transcription to the speech services. A platform that cannot play
+//! (Discord, until songbird is wired) answers `unavailable`, never a
+//! pretend success.
 
 use crate::bindings::voice;
 use crate::config::HostFn;
 use crate::host::{GuestCtx, HostError};
 use crate::platform::JoinOutcome;
-
-const NO_PLAYBACK: &str = "playing audio is not supported by this build of the bot yet";
 
 impl voice::Host for GuestCtx {
     async fn join(&mut self) -> Result<voice::JoinOutcome, HostError> {
@@ -35,14 +34,19 @@ impl voice::Host for GuestCtx {
         }
     }
 
-    async fn play_audio(&mut self, _audio: Vec<u8>) -> Result<(), HostError> {
+    async fn play_audio(&mut self, audio: Vec<u8>) -> Result<(), HostError> {
         self.check(HostFn::VoicePlayAudio)?;
-        Err(HostError::Unavailable(NO_PLAYBACK.into()))
+        if audio.is_empty() {
+            return Err(HostError::Invalid("there is no audio".into()));
+        }
+        Ok(self.conversation.play_audio(audio).await?)
     }
 
-    async fn speak(&mut self, _text: String) -> Result<(), HostError> {
+    async fn speak(&mut self, text: String) -> Result<(), HostError> {
         self.check(HostFn::VoiceSpeak)?;
-        Err(HostError::Unavailable(NO_PLAYBACK.into()))
+        let tts = self.services.tts.clone().ok_or_else(|| HostError::Unavailable("speech is turned off".into()))?;
+        let wav = tts.synthesize(&text).await?;
+        Ok(self.conversation.play_audio(wav).await?)
     }
 
     async fn transcribe(&mut self, audio: Vec<u8>) -> Result<String, HostError> {

@@ -87,11 +87,34 @@ impl InputLine {
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Effect<'a> {
-    Message { input: u64, channel: &'a str, id: &'a str, content: &'a str, files: Vec<FileEffect> },
-    VoiceJoin { input: u64, channel: &'a str },
-    VoiceLeave { input: u64 },
-    Error { input: u64, message: &'a str },
-    Done { input: u64 },
+    Message {
+        input: u64,
+        channel: &'a str,
+        id: &'a str,
+        content: &'a str,
+        files: Vec<FileEffect>,
+    },
+    VoiceJoin {
+        input: u64,
+        channel: &'a str,
+    },
+    VoiceLeave {
+        input: u64,
+    },
+    /// A clip the bot played in a voice channel, saved as a file.
+    Audio {
+        input: u64,
+        channel: &'a str,
+        path: PathBuf,
+        bytes: u64,
+    },
+    Error {
+        input: u64,
+        message: &'a str,
+    },
+    Done {
+        input: u64,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -278,6 +301,9 @@ fn write_human(out: &mut dyn Write, effect: &Effect<'_>) -> std::io::Result<()> 
         }
         Effect::VoiceJoin { channel, .. } => writeln!(out, "bot › (joined voice channel {channel})"),
         Effect::VoiceLeave { .. } => writeln!(out, "bot › (left the voice channel)"),
+        Effect::Audio { channel, path, bytes, .. } => {
+            writeln!(out, "bot › [audio in {channel}] {} ({bytes} bytes)", path.display())
+        }
         Effect::Error { message, .. } => writeln!(out, "error: {message}"),
         Effect::Done { .. } => Ok(()),
     }
@@ -299,6 +325,21 @@ fn content_type(filename: &str) -> Option<&'static str> {
         "zip" => "application/zip",
         _ => return None,
     })
+}
+
+/// A file extension for audio bytes, from their first bytes.
+fn audio_extension(audio: &[u8]) -> &'static str {
+    if audio.starts_with(b"RIFF") {
+        "wav"
+    } else if audio.starts_with(b"OggS") {
+        "ogg"
+    } else if audio.starts_with(b"ID3") || audio.starts_with(&[0xFF, 0xFB]) || audio.starts_with(&[0xFF, 0xF3]) {
+        "mp3"
+    } else if audio.starts_with(b"fLaC") {
+        "flac"
+    } else {
+        "bin"
+    }
 }
 
 /// One input line's conversation: answers are tagged with its number.
@@ -379,6 +420,21 @@ impl Conversation for ConsoleConversation {
         }
         self.console.emit(Effect::VoiceJoin { input: self.input, channel: &channel });
         Ok(JoinOutcome::Joined(channel))
+    }
+
+    async fn play_audio(&self, audio: Vec<u8>) -> Result<(), PlatformError> {
+        let guild = self.guild.clone().ok_or(PlatformError::Unsupported("voice channels exist only in servers"))?;
+        // Where the bot was asked to be, else where the author is.
+        let joined = self.console.voice.lock().unwrap_or_else(|p| p.into_inner()).get(&guild).cloned();
+        let channel = joined
+            .or_else(|| self.voice_channel.clone())
+            .ok_or_else(|| PlatformError::NotFound("a voice channel to play in".into()))?;
+        let path = self.console.out_dir.join(format!("{}-audio.{}", self.console.new_id(), audio_extension(&audio)));
+        tokio::fs::write(&path, &audio)
+            .await
+            .map_err(|e| PlatformError::Failed(format!("writing {}: {e}", path.display())))?;
+        self.console.emit(Effect::Audio { input: self.input, channel: &channel, path, bytes: audio.len() as u64 });
+        Ok(())
     }
 
     async fn leave_voice(&self) -> Result<bool, PlatformError> {

@@ -106,6 +106,11 @@ pub trait Conversation: Send + Sync {
     async fn join_voice(&self) -> Result<JoinOutcome, PlatformError>;
     /// Leaves the guild's voice channel; `false` when not in one.
     async fn leave_voice(&self) -> Result<bool, PlatformError>;
+    /// Plays audio (WAV, Ogg, MP3 bytes) in the voice channel where the
+    /// author is, after what is already playing there.
+    async fn play_audio(&self, _audio: Vec<u8>) -> Result<(), PlatformError> {
+        Err(PlatformError::Unsupported("playing audio is not supported here yet"))
+    }
 }
 
 /// An incoming message and the way to answer it.

@@ -24,4 +24,6 @@ pub struct Services {
     pub model: Option<Arc<dyn model::ModelProvider>>,
     /// Speech to text; `None` when the config turns it off.
     pub speech: Option<Arc<speech::SpeechToText>>,
+    /// Text to speech; `None` when the config turns it off.
+    pub tts: Option<Arc<speech::tts::Espeak>>,
 }

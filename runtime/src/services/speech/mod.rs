@@ -1,7 +1,9 @@
-//! Speech services: audio → text. The embedded engine is Whisper tiny.en
-//! on the CPU ([`whisper`]), fed by [`audio`]'s decoder.
+//! Speech services: audio → text with Whisper tiny.en on the CPU
+//! ([`whisper`], fed by [`audio`]'s decoder), and text → audio with
+//! espeak-ng ([`tts`]).
 
 pub mod audio;
+pub mod tts;
 pub mod whisper;
 
 use std::path::PathBuf;
@@ -34,6 +36,8 @@ pub struct SpeechSettings {
     pub whisper: Option<PathBuf>,
     /// Longest audio transcribed.
     pub max_seconds: u32,
+    /// Text-to-speech; `None` turns it off.
+    pub tts: Option<tts::TtsSettings>,
 }
 
 /// Speech-to-text with the weights loaded on first use and kept. A load
