@@ -322,3 +322,25 @@ fn corrections_and_feedback_survive_kill_9_right_after_the_reply() {
     assert_eq!(corrections.len(), 1);
     assert_eq!(corrections[0]["correction"], "Hello!");
 }
+
+#[test]
+fn join_and_leave_follow_the_author() {
+    let setup = Setup::new("");
+    let out = setup.run(&[
+        json!({"content": "!join"}),
+        json!({"content": "!join", "voice_channel": "General"}),
+        json!({"content": "!join", "voice_channel": "General"}),
+        json!({"content": "!leave"}),
+        json!({"content": "!leave"}),
+        json!({"content": "!join", "voice_channel": "General", "guild": null}),
+    ]);
+    assert_eq!(reply(&out, 0), "You are not in a voice channel.");
+    assert_eq!(reply(&out, 1), "Joined General.");
+    assert!(out.iter().any(|v| v["type"] == "voice_join" && v["input"] == 1 && v["channel"] == "General"));
+    assert_eq!(reply(&out, 2), "I am already in General.");
+    assert_eq!(out.iter().filter(|v| v["type"] == "voice_join").count(), 1, "{out:#?}");
+    assert_eq!(reply(&out, 3), "Left the voice channel.");
+    assert!(out.iter().any(|v| v["type"] == "voice_leave" && v["input"] == 3));
+    assert_eq!(reply(&out, 4), "I am not in a voice channel.");
+    assert_eq!(reply(&out, 5), "I cannot join: voice channels exist only in servers.");
+}

@@ -84,6 +84,14 @@ instruction = {instruction:?}
 wasm = "hi.wasm"
 grants = ["chat.send-message"]
 
+[commands.join]
+wasm = "join.wasm"
+grants = ["chat.send-message", "voice.join"]
+
+[commands.leave]
+wasm = "leave.wasm"
+grants = ["chat.send-message", "voice.leave"]
+
 [commands.help]
 wasm = "help.wasm"
 grants = ["chat.send-message", "commands.list"]
