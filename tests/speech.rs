@@ -26,9 +26,14 @@ fn speak(text: &str, path: &Path) {
     assert!(status.success(), "espeak-ng failed on {text:?}");
 }
 
-fn setup() -> Setup {
+/// The `[speech]` table pointing at the weights `make build` fetched.
+fn speech_table() -> String {
     let whisper = workspace().join("models/whisper-tiny.en");
-    Setup::new(&format!("[speech]\nwhisper = {:?}\n", whisper.display().to_string()))
+    format!("[speech]\nwhisper = {:?}\n", whisper.display().to_string())
+}
+
+fn setup() -> Setup {
+    Setup::new(&speech_table())
 }
 
 fn transcribe(setup: &Setup, files: &[&Path]) -> std::process::Output {
@@ -93,8 +98,7 @@ fn says_why_it_cannot_transcribe() {
 
 #[test]
 fn answers_a_voice_message_from_what_was_said() {
-    let whisper = workspace().join("models/whisper-tiny.en");
-    let setup = Setup::chatty(&format!("[speech]\nwhisper = {:?}\n", whisper.display().to_string()));
+    let setup = Setup::chatty(&speech_table());
     let question = setup.path("question.wav");
     speak("What is the capital of France?", &question);
     let notes = setup.path("notes.txt");
@@ -115,8 +119,7 @@ fn answers_a_voice_message_from_what_was_said() {
 
 #[test]
 fn speaks_the_answer_when_the_author_is_in_voice() {
-    let whisper = workspace().join("models/whisper-tiny.en");
-    let setup = Setup::chatty(&format!("[speech]\nwhisper = {:?}\n", whisper.display().to_string()));
+    let setup = Setup::chatty(&speech_table());
     let question = setup.path("question.wav");
     speak("What is the capital of France?", &question);
     let out = setup.run(&[

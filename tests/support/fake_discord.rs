@@ -76,8 +76,6 @@ struct Shared {
     changed: Condvar,
     http_base: String,
     gateway_url: String,
-    /// Sent after READY, so the bot's cache knows roles and voice states.
-    send_guild: bool,
 }
 
 impl Shared {
@@ -101,11 +99,6 @@ impl FakeDiscord {
     /// Starts the fake on its own thread; `api_base()` is what the bot is
     /// pointed at.
     pub fn start() -> FakeDiscord {
-        FakeDiscord::start_with(true)
-    }
-
-    /// `send_guild = false`: no GUILD_CREATE, so the bot's cache is empty.
-    pub fn start_with(send_guild: bool) -> FakeDiscord {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -123,7 +116,6 @@ impl FakeDiscord {
                     changed: Condvar::new(),
                     http_base: format!("http://{http_addr}"),
                     gateway_url: format!("ws://{gateway_addr}"),
-                    send_guild,
                 });
                 tx.send(shared.clone()).unwrap();
                 let app = Router::new()
@@ -417,9 +409,8 @@ async fn gateway_session(shared: Arc<Shared>, stream: tokio::net::TcpStream) {
                     }
                     Some(2) => {
                         out.push(frame(&mut seq, "READY", ready(&shared.gateway_url)));
-                        if shared.send_guild {
-                            out.push(frame(&mut seq, "GUILD_CREATE", guild_create()));
-                        }
+                        // So the bot's cache knows roles and voice states.
+                        out.push(frame(&mut seq, "GUILD_CREATE", guild_create()));
                         let mut inner = shared.lock();
                         inner.identifies.push(payload["d"].clone());
                         inner.gateway = Some(tx.clone());

@@ -26,7 +26,6 @@ use serenity::all::{ClientBuilder, CreateAllowedMentions, GatewayError, GatewayI
 use crate::config::DiscordConfig;
 use crate::dispatch::Dispatcher;
 use conversation::Shared;
-pub use conversation::MAX_MESSAGE_CHARS;
 use download::Downloader;
 
 /// How long one REST call to Discord may take.

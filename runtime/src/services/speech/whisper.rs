@@ -168,11 +168,11 @@ fn read_ct2(
 ) -> Result<(HashMap<String, Tensor>, w::Config), SpeechError> {
     let bad = |why: String| SpeechError::Failed(format!("model.bin: {why}"));
     let io = |e: std::io::Error| SpeechError::Failed(format!("model.bin: {e}"));
-    let u8_ = |input: &mut dyn Read| -> Result<u8, SpeechError> {
+    fn u8_(input: &mut dyn Read) -> std::io::Result<u8> {
         let mut b = [0u8; 1];
-        input.read_exact(&mut b).map_err(io)?;
+        input.read_exact(&mut b)?;
         Ok(b[0])
-    };
+    }
     fn u16_(input: &mut dyn Read) -> std::io::Result<u16> {
         let mut b = [0u8; 2];
         input.read_exact(&mut b)?;
@@ -203,9 +203,9 @@ fn read_ct2(
     let mut variables = HashMap::new();
     for _ in 0..count {
         let name = string(input).map_err(io)?;
-        let rank = u8_(input)?;
+        let rank = u8_(input).map_err(io)?;
         let dims = (0..rank).map(|_| u32_(input).map(|d| d as usize)).collect::<Result<Vec<_>, _>>().map_err(io)?;
-        let dtype = u8_(input)?;
+        let dtype = u8_(input).map_err(io)?;
         let bytes = u32_(input).map_err(io)? as usize;
         // The file is ours (hash-checked), but a short or odd file must
         // still fail cleanly rather than allocate wildly.
