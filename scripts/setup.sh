@@ -67,14 +67,29 @@ if ! whisper_ok; then
     rm -rf "$WHISPER.old" "$wtmp"
 fi
 
-# espeak-ng speaks the tests' audio (and will speak the bot's answers). The
-# bot runs without it, so a machine where it cannot be installed only warns.
-if ! command -v espeak-ng >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "setup: installing espeak-ng"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null \
-            || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null; }
-    else
-        echo "setup: warning: espeak-ng is missing (Debian: apt-get install espeak-ng); the speech tests need it" >&2
+# System packages, in one apt-get call: libopus (+ pkg-config to find it)
+# is linked by songbird's Opus codec (Discord voice, Ogg Opus voice
+# messages): required. espeak-ng speaks the bot's answers and the tests'
+# audio; the bot runs without it, so only a warning when it cannot be had.
+packages=()
+if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists opus; }; then
+    packages+=(libopus-dev pkg-config)
+fi
+command -v espeak-ng >/dev/null 2>&1 || packages+=(espeak-ng)
+if [ ${#packages[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || { sudo -n true 2>/dev/null && sudo="sudo -n"; }
+    if { [ "$(id -u)" = 0 ] || [ -n "$sudo" ]; } && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing ${packages[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        $sudo apt-get install -y -qq "${packages[@]}" >/dev/null \
+            || { $sudo apt-get update -qq && $sudo apt-get install -y -qq "${packages[@]}" >/dev/null; }
     fi
+fi
+if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists opus; }; then
+    echo "setup: libopus is missing; install it (Debian: apt-get install libopus-dev pkg-config) and run again" >&2
+    exit 1
+fi
+if ! command -v espeak-ng >/dev/null 2>&1; then
+    echo "setup: warning: espeak-ng is missing (Debian: apt-get install espeak-ng); the speech tests need it" >&2
 fi

@@ -258,3 +258,48 @@ fn a_refused_token_ends_the_bot_with_a_clear_reason() {
     assert!(stderr.contains("Discord refused the token"), "{stderr}");
     assert!(!stderr.contains("bad-token"), "the token reached the log: {stderr}");
 }
+
+/// `!join` as far as a loopback allows: the voice state update goes out on
+/// the gateway, songbird takes Discord's VOICE_STATE_UPDATE and
+/// VOICE_SERVER_UPDATE and dials the endpoint it was given. Discord's voice
+/// websocket itself (wss with DAVE encryption) cannot be faked, so the
+/// connection fails there; the bot says so and leaves the channel.
+#[test]
+fn joins_through_the_gateway_and_says_when_voice_cannot_connect() {
+    let (_setup, fake, _bot) = connected();
+    fake.say(message("42", "!join"));
+    fake.say(message("42", "!leave"));
+    let posts = fake.wait_posts(2);
+    let mut texts: Vec<&str> = posts.iter().map(|p| p.content.as_str()).collect();
+    texts.sort();
+    assert_eq!(texts, ["I am not in a voice channel.", "You are not in a voice channel."]);
+    assert!(fake.voice_updates().is_empty(), "nothing to join, yet: {:?}", fake.voice_updates());
+
+    // User 51 is in the voice channel.
+    fake.say(message("51", "!join"));
+    let join = fake.wait_voice_updates(1).remove(0);
+    assert_eq!(fake_discord::snowflake(&join["guild_id"]), fake_discord::GUILD_ID);
+    assert_eq!(fake_discord::snowflake(&join["channel_id"]), fake_discord::VOICE_CHANNEL);
+    fake.wait_voice_handshake();
+    let posts = fake.wait_posts(3);
+    let answer = &posts[2].content;
+    assert!(answer.starts_with("I cannot join: cannot connect to the voice channel"), "{answer}");
+    let updates = fake.wait_voice_updates(2);
+    assert!(updates[1]["channel_id"].is_null(), "the bot stayed half-joined: {updates:?}");
+}
+
+/// The chat guest speaks to an author in voice; when the voice connection
+/// fails, the answer is written instead of lost.
+#[test]
+fn a_spoken_answer_that_cannot_be_played_is_written() {
+    let setup = Setup::chatty("");
+    let fake = FakeDiscord::start();
+    let _bot = Bot::start(&setup, &fake);
+    fake.wait_identified(1);
+    fake.say(message("51", "hello there"));
+    let join = fake.wait_voice_updates(1).remove(0);
+    assert_eq!(fake_discord::snowflake(&join["channel_id"]), fake_discord::VOICE_CHANNEL);
+    let posts = fake.wait_posts(1);
+    assert_eq!(posts[0].channel, TEXT_CHANNEL);
+    assert!(!posts[0].content.trim().is_empty(), "{posts:?}");
+}

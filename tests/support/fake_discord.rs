@@ -69,6 +69,10 @@ struct Inner {
     gateway: Option<mpsc::UnboundedSender<Command>>,
     /// When each MESSAGE_CREATE went out, by message id (for benchmarks).
     sent_at: HashMap<String, Instant>,
+    /// The bot's voice state updates (gateway op 4), in order.
+    voice_updates: Vec<Value>,
+    /// TLS handshakes started at the voice endpoint the fake gave out.
+    voice_handshakes: u32,
 }
 
 struct Shared {
@@ -76,6 +80,10 @@ struct Shared {
     changed: Condvar,
     http_base: String,
     gateway_url: String,
+    /// What VOICE_SERVER_UPDATE names: a listener that only notes a TLS
+    /// ClientHello, since Discord's voice websocket (wss, DAVE) cannot be
+    /// faked on loopback.
+    voice_endpoint: String,
 }
 
 impl Shared {
@@ -109,6 +117,7 @@ impl FakeDiscord {
             runtime.block_on(async move {
                 let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
                 let gateway = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                let voice = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
                 let http_addr: SocketAddr = http.local_addr().unwrap();
                 let gateway_addr: SocketAddr = gateway.local_addr().unwrap();
                 let shared = Arc::new(Shared {
@@ -116,6 +125,7 @@ impl FakeDiscord {
                     changed: Condvar::new(),
                     http_base: format!("http://{http_addr}"),
                     gateway_url: format!("ws://{gateway_addr}"),
+                    voice_endpoint: voice.local_addr().unwrap().to_string(),
                 });
                 tx.send(shared.clone()).unwrap();
                 let app = Router::new()
@@ -126,6 +136,7 @@ impl FakeDiscord {
                     .route("/files/{name}", get(download))
                     .with_state(shared.clone());
                 tokio::spawn(async move { axum::serve(http, app).await });
+                tokio::spawn(voice_endpoint(shared.clone(), voice));
                 loop {
                     let Ok((stream, _)) = gateway.accept().await else { continue };
                     tokio::spawn(gateway_session(shared.clone(), stream));
@@ -171,6 +182,22 @@ impl FakeDiscord {
     }
 
     /// Waits until the bot has posted `n` messages in all; returns them all.
+    /// Waits for the bot's `n`th voice state update (op 4); all so far.
+    pub fn wait_voice_updates(&self, n: usize) -> Vec<Value> {
+        self.wait(&format!("{n} voice state updates"), |i| {
+            (i.voice_updates.len() >= n).then(|| i.voice_updates.clone())
+        })
+    }
+
+    pub fn voice_updates(&self) -> Vec<Value> {
+        self.shared.lock().voice_updates.clone()
+    }
+
+    /// Waits until the bot has dialled the voice endpoint (a TLS ClientHello).
+    pub fn wait_voice_handshake(&self) {
+        self.wait("a TLS handshake at the voice endpoint", |i| (i.voice_handshakes > 0).then_some(()));
+    }
+
     pub fn wait_posts(&self, n: usize) -> Vec<Posted> {
         self.wait(&format!("{n} posted messages"), |inner| (inner.posts.len() >= n).then(|| inner.posts.clone()))
     }
@@ -415,6 +442,28 @@ async fn gateway_session(shared: Arc<Shared>, stream: tokio::net::TcpStream) {
                         inner.identifies.push(payload["d"].clone());
                         inner.gateway = Some(tx.clone());
                     }
+                    // Voice state update: answered as Discord does, with the
+                    // bot's new voice state and, when joining, the server to
+                    // connect to.
+                    Some(4) => {
+                        let d = &payload["d"];
+                        let state = json!({
+                            "guild_id": snowflake(&d["guild_id"]), "channel_id": snowflake(&d["channel_id"]),
+                            "user_id": BOT_ID,
+                            "session_id": "voice-session", "deaf": false, "mute": false,
+                            "self_deaf": d["self_deaf"], "self_mute": d["self_mute"], "self_video": false,
+                            "suppress": false, "request_to_speak_timestamp": null,
+                        });
+                        out.push(frame(&mut seq, "VOICE_STATE_UPDATE", state));
+                        if !d["channel_id"].is_null() {
+                            let server = json!({
+                                "token": "voice-token", "guild_id": snowflake(&d["guild_id"]),
+                                "endpoint": shared.voice_endpoint,
+                            });
+                            out.push(frame(&mut seq, "VOICE_SERVER_UPDATE", server));
+                        }
+                        shared.lock().voice_updates.push(d.clone());
+                    }
                     Some(6) => {
                         seq = payload["d"]["seq"].as_u64().unwrap_or(seq);
                         out.push(frame(&mut seq, "RESUMED", json!({})));
@@ -440,6 +489,32 @@ async fn gateway_session(shared: Arc<Shared>, stream: tokio::net::TcpStream) {
                 Some(Command::Drop) | None => return,
             },
         }
+    }
+}
+
+/// An id as Discord writes it (a string), whether the bot sent a string or
+/// a number; `null` stays `null`.
+pub fn snowflake(id: &Value) -> Value {
+    match id {
+        Value::Number(n) => Value::String(n.to_string()),
+        other => other.clone(),
+    }
+}
+
+/// The voice endpoint: counts connections that open with a TLS handshake
+/// record (0x16), then hangs up.
+async fn voice_endpoint(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
+    use tokio::io::AsyncReadExt;
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else { continue };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut first = [0u8; 1];
+            if stream.read_exact(&mut first).await.is_ok() && first[0] == 0x16 {
+                shared.lock().voice_handshakes += 1;
+                shared.changed.notify_all();
+            }
+        });
     }
 }
 

@@ -44,6 +44,9 @@ pub struct DiscordConfig {
     pub download_timeout: Duration,
     /// The shards this process runs.
     pub shards: ShardRange,
+    /// How long a bot that joined a voice channel only to speak stays
+    /// after its last clip.
+    pub voice_idle: Duration,
 }
 
 impl DiscordConfig {
@@ -97,6 +100,10 @@ impl DiscordConfig {
         if !(1..=3600).contains(&download_secs) {
             return Err(("discord.download_timeout_secs".into(), "must be between 1 and 3600".into()));
         }
+        let voice_idle_secs = raw.voice_idle_secs.unwrap_or(60);
+        if !(1..=86_400).contains(&voice_idle_secs) {
+            return Err(("discord.voice_idle_secs".into(), "must be between 1 and 86400".into()));
+        }
         let shards = match raw.shards {
             Some(text) => text.parse().map_err(|e: ShardRangeError| ("discord.shards".to_string(), e.to_string()))?,
             None => ShardRange::default(),
@@ -108,6 +115,7 @@ impl DiscordConfig {
             upload_bytes: upload_mib << 20,
             download_timeout: Duration::from_secs(download_secs),
             shards,
+            voice_idle: Duration::from_secs(voice_idle_secs),
         })
     }
 }

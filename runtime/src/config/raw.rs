@@ -107,6 +107,7 @@ pub struct RawDiscord {
     pub upload_mib: Option<u64>,
     pub download_timeout_secs: Option<u64>,
     pub shards: Option<String>,
+    pub voice_idle_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

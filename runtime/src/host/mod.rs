@@ -66,6 +66,8 @@ impl From<PlatformError> for HostError {
             PlatformError::NotFound(what) => HostError::NotFound(what),
             PlatformError::TooLarge { .. } => HostError::TooLarge(e.to_string()),
             PlatformError::Unsupported(what) => HostError::Unavailable(what.to_string()),
+            PlatformError::Unavailable(why) => HostError::Unavailable(why),
+            PlatformError::Invalid(why) => HostError::Invalid(why),
             PlatformError::Failed(why) => HostError::Failed(why),
         }
     }

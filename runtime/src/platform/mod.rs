@@ -80,6 +80,12 @@ pub enum PlatformError {
     TooLarge { size: u64, limit: u64 },
     #[error("{0}")]
     Unsupported(&'static str),
+    /// Supported, but not now (a voice connection that fails, say).
+    #[error("{0}")]
+    Unavailable(String),
+    /// What the guest handed over cannot be used (audio that does not play).
+    #[error("{0}")]
+    Invalid(String),
     #[error("{0}")]
     Failed(String),
 }

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serenity::all::{ChannelId, CreateAllowedMentions, CreateAttachment, CreateMessage, Http, MessageId};
+use serenity::all::{ChannelId, CreateAllowedMentions, CreateAttachment, CreateMessage, GuildId, Http, MessageId};
 use serenity::http::HttpError;
 
 use super::download::Downloader;
+use super::voice::Voice;
 use crate::platform::{Conversation, FetchedMessage, JoinOutcome, Outgoing, PlatformError};
 
 /// Discord's limit on the characters of one message.
@@ -18,6 +19,7 @@ pub struct Shared {
     pub downloader: Downloader,
     /// The most bytes of files one message may carry.
     pub upload_bytes: u64,
+    pub voice: Arc<Voice>,
 }
 
 /// An attachment of the incoming message, with where to fetch it.
@@ -31,7 +33,17 @@ pub struct DiscordConversation {
     pub http: Arc<Http>,
     pub shared: Arc<Shared>,
     pub channel: ChannelId,
+    /// `None` in direct messages.
+    pub guild: Option<GuildId>,
+    /// The voice channel the author is in, if any.
+    pub author_voice: Option<ChannelId>,
     pub downloads: Vec<Download>,
+}
+
+impl DiscordConversation {
+    fn guild(&self) -> Result<GuildId, PlatformError> {
+        self.guild.ok_or_else(|| PlatformError::Invalid("voice channels exist only in servers".into()))
+    }
 }
 
 #[async_trait]
@@ -105,11 +117,17 @@ impl Conversation for DiscordConversation {
     }
 
     async fn join_voice(&self) -> Result<JoinOutcome, PlatformError> {
-        Err(PlatformError::Unsupported("voice channels on Discord are not supported by this build yet"))
+        let channel =
+            self.author_voice.ok_or_else(|| PlatformError::NotFound("the author is not in a voice channel".into()))?;
+        self.shared.voice.join(self.guild()?, channel, true).await
     }
 
     async fn leave_voice(&self) -> Result<bool, PlatformError> {
-        Err(PlatformError::Unsupported("voice channels on Discord are not supported by this build yet"))
+        self.shared.voice.leave(self.guild()?).await
+    }
+
+    async fn play_audio(&self, audio: Vec<u8>) -> Result<(), PlatformError> {
+        self.shared.voice.play(self.guild()?, self.author_voice, audio).await
     }
 }
 

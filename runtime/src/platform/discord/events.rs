@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serenity::all::{
-    Context, EventHandler, Guild, MessageType, RawEventHandler, Ready, ResumedEvent, ShardStageUpdateEvent,
+    ChannelId, Context, EventHandler, Guild, MessageType, RawEventHandler, Ready, ResumedEvent, ShardStageUpdateEvent,
 };
 use serenity::cache::Cache;
 
@@ -61,13 +61,16 @@ impl EventHandler for Handler {
             .iter()
             .map(|a| Download { id: a.id.to_string(), url: a.url.clone(), size: u64::from(a.size) })
             .collect();
+        let author_voice = voice_channel(&ctx.cache, &msg);
         let conversation = DiscordConversation {
             http: ctx.http.clone(),
             shared: self.shared.clone(),
             channel: msg.channel_id,
+            guild: msg.guild_id,
+            author_voice,
             downloads,
         };
-        let message = platform_message(&ctx.cache, msg);
+        let message = platform_message(&ctx.cache, msg, author_voice);
         self.dispatcher.dispatch(Event { message: Arc::new(message), conversation: Arc::new(conversation) }).await;
     }
 }
@@ -96,10 +99,16 @@ impl RawEventHandler for UnreadableEvents {
     }
 }
 
+/// The voice channel the author is in, from the cache's voice states.
+fn voice_channel(cache: &Cache, msg: &serenity::all::Message) -> Option<ChannelId> {
+    let guild = cache.guild(msg.guild_id?)?;
+    guild.voice_states.get(&msg.author.id)?.channel_id
+}
+
 /// What the rest of the bot knows of a Discord message. Role names and the
 /// author's voice channel come from the cache (filled by GUILD_CREATE and
 /// voice state updates); a role the cache does not know is given by id.
-fn platform_message(cache: &Cache, msg: serenity::all::Message) -> Message {
+fn platform_message(cache: &Cache, msg: serenity::all::Message, voice_channel: Option<ChannelId>) -> Message {
     let guild = msg.guild_id.and_then(|id| cache.guild(id));
     let roles = msg
         .member
@@ -114,11 +123,6 @@ fn platform_message(cache: &Cache, msg: serenity::all::Message) -> Message {
                 .collect()
         })
         .unwrap_or_default();
-    let voice_channel = guild
-        .as_ref()
-        .and_then(|g| g.voice_states.get(&msg.author.id))
-        .and_then(|state| state.channel_id)
-        .map(|id| id.to_string());
     drop(guild);
     let name = msg
         .member
@@ -136,7 +140,7 @@ fn platform_message(cache: &Cache, msg: serenity::all::Message) -> Message {
             roles,
             // Webhooks post as users that are not flagged as bots.
             is_bot: msg.author.bot || msg.webhook_id.is_some(),
-            voice_channel,
+            voice_channel: voice_channel.map(|id| id.to_string()),
             platform_operator: false,
         },
         content: msg.content,

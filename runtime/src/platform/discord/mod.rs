@@ -5,6 +5,7 @@
 //! ```text
 //! gateway ─MESSAGE_CREATE─▶ events::Handler ─Event─▶ Dispatcher (same as the console)
 //!                                 guests' host calls ─▶ conversation ─REST─▶ Discord
+//!                                                              └─voice──▶ songbird
 //! ```
 //!
 //! Sharding: each process runs the shard range of its config; shards share
@@ -16,12 +17,14 @@
 mod conversation;
 mod download;
 mod events;
+pub mod voice;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use serenity::all::{ClientBuilder, CreateAllowedMentions, GatewayError, GatewayIntents, HttpBuilder};
+use songbird::SerenityInit;
 
 use crate::config::DiscordConfig;
 use crate::dispatch::Dispatcher;
@@ -62,14 +65,17 @@ pub async fn run(dispatcher: Arc<Dispatcher>, settings: &DiscordConfig) -> anyho
         let gateway = http.get_gateway().await.with_context(|| format!("{base} did not say where its gateway is"))?;
         tracing::info!(gateway = %gateway.url, "gateway of the API base");
     }
+    let songbird = songbird::Songbird::serenity_from_config(voice::songbird_config());
     let shared = Arc::new(Shared {
         downloader: Downloader::new(settings.download_timeout, settings.api_base.is_none())?,
         upload_bytes: settings.upload_bytes,
+        voice: voice::Voice::new(songbird.clone(), settings.voice_idle),
     });
     let handler = events::Handler { dispatcher, shared };
     let mut client = ClientBuilder::new_with_http(http, INTENTS)
         .event_handler(handler)
         .raw_event_handler(events::UnreadableEvents)
+        .register_songbird_with(songbird)
         .await
         .context("cannot set up the Discord client")?;
     let shards = settings.shards;

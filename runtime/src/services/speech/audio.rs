@@ -1,12 +1,13 @@
 //! Audio bytes → mono 16 kHz samples, what speech recognition reads.
-//! symphonia decodes (WAV, MP3, Ogg Vorbis, FLAC); rubato resamples.
+//! symphonia decodes (WAV, MP3, Ogg Vorbis, FLAC, and Ogg Opus, Discord's
+//! voice messages, through songbird's libopus codec); rubato resamples.
 
 use std::io::Cursor;
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler};
 use symphonia::core::audio::SampleBuffer;
-use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL, CODEC_TYPE_OPUS};
+use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
 use symphonia::core::errors::Error as DecodeError;
 use symphonia::core::formats::FormatOptions;
 use symphonia::core::io::MediaSourceStream;
@@ -35,16 +36,13 @@ fn decode(bytes: Vec<u8>, max_seconds: u32) -> Result<Vec<f32>, SpeechError> {
     let source = MediaSourceStream::new(Box::new(Cursor::new(bytes)), Default::default());
     let probed = symphonia::default::get_probe()
         .format(&Hint::new(), source, &FormatOptions::default(), &MetadataOptions::default())
-        .map_err(|_| unreadable("not an audio file this bot can read (WAV, MP3, Ogg Vorbis, FLAC)".into()))?;
+        .map_err(|_| unreadable("not an audio file this bot can read (WAV, MP3, Ogg, FLAC)".into()))?;
     let mut format = probed.format;
     let track = format
         .tracks()
         .iter()
         .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
         .ok_or_else(|| unreadable("no audio track".into()))?;
-    if track.codec_params.codec == CODEC_TYPE_OPUS {
-        return Err(SpeechError::Unavailable("Ogg Opus (Discord voice messages) cannot be decoded yet".into()));
-    }
     let track_id = track.id;
     let rate = track.codec_params.sample_rate.ok_or_else(|| unreadable("no sample rate".into()))?;
     if !RATES.contains(&rate) {
@@ -54,7 +52,8 @@ fn decode(bytes: Vec<u8>, max_seconds: u32) -> Result<Vec<f32>, SpeechError> {
     if track.codec_params.n_frames.is_some_and(|frames| frames > max_samples as u64) {
         return Err(SpeechError::TooLong { seconds: max_seconds });
     }
-    let mut decoder = symphonia::default::get_codecs()
+    // symphonia's own codecs plus songbird's Opus (symphonia has none).
+    let mut decoder = songbird::input::codecs::get_codec_registry()
         .make(&track.codec_params, &DecoderOptions::default())
         .map_err(|e| unreadable(format!("cannot decode it: {e}")))?;
     let mut mono = Vec::new();
