@@ -105,3 +105,48 @@ fn server_errors_are_retried_and_failures_get_a_short_reply() {
     assert_eq!(reply(&out, 0), "Something went wrong: the model failed.");
     assert_eq!(reply(&out, 1), "HI, you!");
 }
+
+/// `[speech]` on an OpenAI-compatible server: the voice message goes to
+/// `audio/transcriptions` as a named file, the answer to `audio/speech`, and
+/// what the server spoke is the clip the bot plays.
+#[test]
+fn voice_messages_are_heard_and_answered_by_the_speech_server() {
+    let (fake, base) = FakeOpenAi::start();
+    let setup = Setup::chatty(&format!(
+        "[speech]\ntranscriber = \"openai\"\nsynthesizer = \"openai\"\nbase_url = \"{base}\"\napi_key = \"sk-test\"\n\
+         transcription_model = \"whisper-test\"\nspeech_model = \"tts-test\"\nspeech_voice = \"nova\"\nlanguage = \"fr\"\n"
+    ));
+    // Real Ogg Opus, as Discord sends voice messages; the fake checks its name.
+    let samples: Vec<f32> = (0..16_000).map(|i| (i as f32 * 0.05).sin() * 0.3).collect();
+    let voice = setup.path("voice-message.ogg");
+    std::fs::write(&voice, support::ogg_opus::encode(&samples)).unwrap();
+    let short = setup.path("short.wav");
+    std::fs::write(&short, b"RIFF\x24\0\0\0WAVEfmt tiny").unwrap();
+    let out = setup.run(&[
+        json!({"content": "!train What is the capital of France? | Paris is the capital of France."}),
+        json!({"content": "", "attachments": [voice]}),
+        json!({"content": "", "attachments": [voice], "voice_channel": "General"}),
+        json!({"content": "", "attachments": [short]}),
+    ]);
+    assert_eq!(reply(&out, 1), "Paris is the capital of France.", "{out:#?}");
+    let audio: Vec<_> = out.iter().filter(|v| v["type"] == "audio").collect();
+    assert_eq!(audio.len(), 1, "{out:#?}");
+    assert_eq!(audio[0]["input"], 2);
+    assert!(replies(&out, 2).is_empty(), "spoken and also written: {out:#?}");
+    let answer = reply(&out, 3);
+    assert!(answer.starts_with("I cannot listen to `short.wav`: the speech server refused it"), "{answer}");
+    assert!(answer.contains("too short"), "{answer}");
+
+    let recorded = fake.recorded.lock().unwrap();
+    let first = &recorded.transcriptions[0];
+    assert_eq!(first["filename"], "audio.ogg");
+    assert_eq!(first["model"], "whisper-test");
+    assert_eq!(first["language"], "fr");
+    assert_eq!(first["bytes"].as_u64(), Some(std::fs::metadata(&voice).unwrap().len()));
+    assert_eq!(recorded.speeches.len(), 1);
+    let speech = &recorded.speeches[0];
+    assert_eq!(speech["input"], "Paris is the capital of France.");
+    assert_eq!((speech["model"].as_str(), speech["voice"].as_str()), (Some("tts-test"), Some("nova")));
+    let played = std::fs::read(audio[0]["path"].as_str().unwrap()).unwrap();
+    assert_eq!(played, recorded.spoken[0], "the clip played is not what the server spoke");
+}

@@ -1,15 +1,23 @@
-//! Embedded speech-to-text: Whisper tiny.en on the CPU, on sentences that
-//! espeak-ng speaks. Prints the load time, and per clip the audio length,
-//! the transcription time and the real-time factor (time / audio length).
+//! Embedded speech: Whisper tiny.en on the CPU, on sentences that
+//! espeak-ng speaks. Prints the load time, per clip the audio length, the
+//! transcription time and the real-time factor (time / audio length), and
+//! espeak-ng's time per sentence. Then end to end, through the real
+//! `sandbot console`: an Ogg Opus voice message in, from an author in a
+//! voice channel, to the spoken answer's clip out.
 //!
 //! `cargo bench -p sandbot --bench speech` (after `make build`).
 
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
 use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sandbot::services::speech::tts::{Espeak, TtsSettings};
-use sandbot::services::speech::{audio, SpeechSettings, SpeechToText};
+use sandbot::services::speech::{audio, SpeechToText, Synthesizer};
+use serde_json::json;
+use support::{workspace, Setup};
 
 const SENTENCES: &[&str] = &[
     "Hello.",
@@ -22,7 +30,7 @@ fn main() {
         return;
     }
     let whisper = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/whisper-tiny.en");
-    let speech = SpeechToText::new(SpeechSettings { whisper: Some(whisper), max_seconds: 120, tts: None });
+    let speech = SpeechToText::new(whisper, 120);
     let dir = tempfile::tempdir().expect("temp dir");
     let clips: Vec<Vec<u8>> = SENTENCES
         .iter()
@@ -72,4 +80,54 @@ fn main() {
             median / seconds
         );
     }
+
+    end_to_end();
+}
+
+/// Voice message in → spoken answer out, through the console: the time
+/// from writing the input line to reading the `audio` effect (the clip
+/// that would start playing). Once with an answer taught by `!train`
+/// (retrieval), once answered by the embedded SmolLM2.
+fn end_to_end() {
+    let models = workspace().join("models");
+    let setup = Setup::chatty(&format!(
+        "[model]\nllm = {:?}\n\n[speech]\nwhisper = {:?}\n",
+        models.join("SmolLM2-135M-Instruct.Q4_1.gguf").display().to_string(),
+        models.join("whisper-tiny.en").display().to_string(),
+    ));
+    let voice_message = |text: &str, name: &str| {
+        let wav = setup.path(&format!("{name}.wav"));
+        let status = Command::new("espeak-ng").arg("-w").arg(&wav).arg(text).status().expect("espeak-ng");
+        assert!(status.success());
+        let ogg = setup.path(&format!("{name}.ogg"));
+        std::fs::write(&ogg, support::ogg_opus::from_audio(std::fs::read(&wav).expect("read"))).expect("write");
+        ogg
+    };
+    let taught = voice_message("What is the capital of France?", "taught");
+    let open = voice_message("Tell me something about the sea.", "open");
+    let mut bot = setup.spawn();
+    bot.send(&json!({"content": "!train What is the capital of France? | Paris is the capital of France."}));
+    bot.read_until_done(1);
+    let mut input = 1;
+    for (label, clip) in [("taught answer", &taught), ("SmolLM2 answer", &open)] {
+        let mut times: Vec<Duration> = (0..6)
+            .map(|_| {
+                input += 1;
+                let started = Instant::now();
+                bot.send(&json!({"content": "", "attachments": [clip], "voice_channel": "General"}));
+                let out = bot.read_until_done(input);
+                assert!(out.iter().any(|v| v["type"] == "audio"), "no spoken answer: {out:?}");
+                started.elapsed()
+            })
+            .collect();
+        // The first of each warms the model up.
+        times.remove(0);
+        times.sort();
+        println!(
+            "speech/voice message to spoken answer ({label}): median {:.2} s, min {:.2} s",
+            times[times.len() / 2].as_secs_f64(),
+            times[0].as_secs_f64()
+        );
+    }
+    drop(bot.finish());
 }

@@ -27,8 +27,7 @@ use crate::services::files::Root;
 use crate::services::model::embedded::EmbeddedModel;
 use crate::services::model::openai::OpenAiModel;
 use crate::services::model::{JobRecord, ModelProvider};
-use crate::services::speech::tts::Espeak;
-use crate::services::speech::SpeechToText;
+use crate::services::speech;
 use crate::services::store::{SqliteStore, Store};
 use crate::services::Services;
 
@@ -74,8 +73,8 @@ impl Dispatcher {
                 Some(Arc::new(OpenAiModel::open(settings.clone(), store.clone(), *min_similarity).await?))
             }
         };
-        let speech = config.speech.whisper.is_some().then(|| Arc::new(SpeechToText::new(config.speech.clone())));
-        let tts = config.speech.tts.clone().map(|settings| Arc::new(Espeak::new(settings)));
+        let speech = speech::transcriber(&config.speech)?;
+        let tts = speech::synthesizer(&config.speech)?;
         let services = Services {
             store,
             model,

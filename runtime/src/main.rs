@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use sandbot::config::ShardRange;
 use sandbot::platform::console::{Console, Mode};
 use sandbot::platform::discord;
-use sandbot::services::speech::SpeechToText;
+use sandbot::services::speech;
 use sandbot::services::store::{SqliteStore, Store, Table};
 use sandbot::{Config, Dispatcher};
 
@@ -103,7 +103,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Console { jsonl, out } => console(config, jsonl, out).await,
         Command::Transcribe { files } => {
-            let speech = Arc::new(SpeechToText::new(config.speech.clone()));
+            let speech = speech::transcriber(&config.speech)?
+                .context("speech recognition is turned off in the config (`speech.transcriber`)")?;
             for file in files {
                 let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
                 let started = std::time::Instant::now();

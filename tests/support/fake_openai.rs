@@ -23,7 +23,17 @@ pub struct Recorded {
     pub jobs: HashMap<String, (String, u32)>,
     /// Chat requests answered with 500 so far (prompts containing "flaky").
     pub flaky_failures: u32,
+    /// Each transcription request: its text fields and the file's name and size.
+    pub transcriptions: Vec<Value>,
+    /// Each speech request body.
+    pub speeches: Vec<Value>,
+    /// The WAV each speech request was answered with.
+    pub spoken: Vec<Vec<u8>>,
 }
+
+/// What the fake "hears" in any audio long enough (a test double cannot
+/// listen; the embedded engine's tests check real recognition).
+pub const HEARD: &str = "What is the capital of France?";
 
 #[derive(Clone, Default)]
 pub struct FakeOpenAi {
@@ -39,6 +49,8 @@ impl FakeOpenAi {
             .route("/v1/files", post(upload))
             .route("/v1/fine_tuning/jobs", post(create_job))
             .route("/v1/fine_tuning/jobs/{id}", get(job))
+            .route("/v1/audio/transcriptions", post(transcription))
+            .route("/v1/audio/speech", post(speech))
             .with_state(fake.clone());
         let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
         std::thread::spawn(move || {
@@ -131,4 +143,89 @@ async fn job(State(fake): State<FakeOpenAi>, Path(id): Path<String>) -> Result<J
         (_, true) => json!({ "id": id, "status": "failed", "error": { "message": "the training file asked to fail" } }),
     };
     Ok(Json(body))
+}
+
+fn openai_error(status: StatusCode, message: &str) -> (StatusCode, Json<Value>) {
+    (status, Json(json!({ "error": { "message": message, "type": "invalid_request_error" } })))
+}
+
+/// Like OpenAI: the format is told by the file name, which must match the
+/// bytes; audio under 0.1 s is refused.
+async fn transcription(
+    State(fake): State<FakeOpenAi>,
+    mut form: Multipart,
+) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
+    let bad = |m: &str| openai_error(StatusCode::BAD_REQUEST, m);
+    let mut request = serde_json::Map::new();
+    let mut file = None;
+    while let Some(field) = form.next_field().await.map_err(|_| bad("malformed multipart"))? {
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "file" {
+            let filename = field.file_name().unwrap_or_default().to_string();
+            let bytes = field.bytes().await.map_err(|_| bad("unreadable file"))?;
+            file = Some((filename, bytes));
+        } else {
+            let text = field.text().await.map_err(|_| bad("unreadable field"))?;
+            request.insert(name, json!(text));
+        }
+    }
+    let (filename, bytes) = file.ok_or_else(|| bad("file is required"))?;
+    request.insert("filename".into(), json!(filename));
+    request.insert("bytes".into(), json!(bytes.len()));
+    fake.recorded.lock().unwrap().transcriptions.push(Value::Object(request.clone()));
+    if request.get("model").and_then(Value::as_str).unwrap_or_default().is_empty() {
+        return Err(bad("model is required"));
+    }
+    let magic_matches = match filename.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("wav") => bytes.starts_with(b"RIFF"),
+        Some("ogg") => bytes.starts_with(b"OggS"),
+        Some("mp3") => bytes.starts_with(b"ID3") || bytes.first() == Some(&0xFF),
+        Some("flac") => bytes.starts_with(b"fLaC"),
+        _ => false,
+    };
+    if !magic_matches {
+        return Err(bad("Invalid file format."));
+    }
+    if bytes.len() < 1_000 {
+        return Err(bad("Audio file is too short. Minimum audio length is 0.1 seconds."));
+    }
+    Ok(Json(json!({ "text": format!(" {HEARD} ") })))
+}
+
+/// Answers with half a second of a 440 Hz tone as a 24 kHz WAV (OpenAI's
+/// WAV rate), and keeps it for the test to compare.
+async fn speech(State(fake): State<FakeOpenAi>, Json(body): Json<Value>) -> Result<Vec<u8>, (StatusCode, Json<Value>)> {
+    let bad = |m: &str| openai_error(StatusCode::BAD_REQUEST, m);
+    fake.recorded.lock().unwrap().speeches.push(body.clone());
+    for field in ["model", "input", "voice"] {
+        if body[field].as_str().unwrap_or_default().is_empty() {
+            return Err(bad(&format!("{field} is required")));
+        }
+    }
+    let rate = 24_000u32;
+    let data: Vec<u8> = (0..rate / 2)
+        .flat_map(|i| {
+            let s = (2.0 * std::f32::consts::PI * 440.0 * i as f32 / rate as f32).sin() * 0.3;
+            ((s * i16::MAX as f32) as i16).to_le_bytes()
+        })
+        .collect();
+    let mut wav = b"RIFF".to_vec();
+    wav.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    for field in [
+        16u32.to_le_bytes().as_slice(),
+        &1u16.to_le_bytes(),
+        &1u16.to_le_bytes(),
+        &rate.to_le_bytes(),
+        &(rate * 2).to_le_bytes(),
+        &2u16.to_le_bytes(),
+        &16u16.to_le_bytes(),
+    ] {
+        wav.extend_from_slice(field);
+    }
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    wav.extend_from_slice(&data);
+    fake.recorded.lock().unwrap().spoken.push(wav.clone());
+    Ok(wav)
 }

@@ -18,13 +18,14 @@ use std::time::Duration;
 
 pub use discord::{DiscordConfig, ShardRange, ShardRangeError, Token, API_BASE_ENV, TOKEN_ENV};
 pub use grants::{Grants, HostFn, UnknownGrant};
-use raw::{RawConfig, RawLimits};
+use raw::{RawConfig, RawLimits, RawSpeech};
 
 use crate::services::files::Root;
 use crate::services::model::llm::LlmSettings;
 use crate::services::model::openai::OpenAiSettings;
+use crate::services::speech::openai::OpenAiSpeechSettings;
 use crate::services::speech::tts::TtsSettings;
-use crate::services::speech::SpeechSettings;
+use crate::services::speech::{SpeechSettings, SynthesizerSettings, TranscriberSettings};
 
 /// Commands that touch the bot's data: operators only unless the config
 /// says otherwise (SPEC: "Who may run what").
@@ -315,26 +316,7 @@ impl Resolver<'_> {
         let discord = DiscordConfig::resolve(raw.discord, |key| std::env::var(key).ok())
             .map_err(|(key, reason)| self.invalid(key, reason))?;
 
-        let max_seconds = raw.speech.max_seconds.unwrap_or(120);
-        if !(1..=3600).contains(&max_seconds) {
-            return Err(self.invalid("speech.max_seconds", "must be between 1 and 3600"));
-        }
-        let speech = SpeechSettings {
-            whisper: raw.speech.whisper.as_ref().filter(|p| !p.as_os_str().is_empty()).map(|p| self.relative(p)),
-            max_seconds,
-            tts: match raw.speech.espeak.as_deref().unwrap_or("espeak-ng") {
-                "" => None,
-                program => Some(TtsSettings {
-                    program: program.to_string(),
-                    voice: raw.speech.voice.clone().unwrap_or_else(|| "en".into()),
-                }),
-            },
-        };
-        if let Some(tts) = &speech.tts {
-            if tts.voice.is_empty() || !tts.voice.chars().all(|c| c.is_ascii_alphanumeric() || "-_+/".contains(c)) {
-                return Err(self.invalid("speech.voice", "an espeak-ng voice name, like `en` or `en-us`"));
-            }
-        }
+        let speech = self.speech(raw.speech)?;
 
         let max_concurrency = raw.sandbox.max_concurrency.unwrap_or(32);
         if !(1..=1000).contains(&max_concurrency) {
@@ -361,6 +343,84 @@ impl Resolver<'_> {
             discord,
             speech,
         })
+    }
+
+    /// The `[speech]` table: which engines hear and speak, and their limits.
+    fn speech(&self, raw: RawSpeech) -> Result<SpeechSettings, ConfigError> {
+        let max_seconds = raw.max_seconds.unwrap_or(120);
+        if !(1..=3600).contains(&max_seconds) {
+            return Err(self.invalid("speech.max_seconds", "must be between 1 and 3600"));
+        }
+        let max_mib = raw.max_mib.unwrap_or(25);
+        if !(1..=500).contains(&max_mib) {
+            return Err(self.invalid("speech.max_mib", "must be between 1 and 500"));
+        }
+        let language = raw.language.clone().unwrap_or_else(|| "en".into());
+        if language.len() != 2 || !language.chars().all(|c| c.is_ascii_lowercase()) {
+            return Err(self.invalid("speech.language", "a two-letter ISO-639-1 code, like `en` or `de`"));
+        }
+        let openai = || -> Result<OpenAiSpeechSettings, ConfigError> {
+            let base_url = raw
+                .base_url
+                .clone()
+                .or_else(|| std::env::var("OPENAI_BASE_URL").ok())
+                .unwrap_or_else(|| "https://api.openai.com/v1".into());
+            if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+                return Err(self.invalid("speech.base_url", "must start with http:// or https://"));
+            }
+            Ok(OpenAiSpeechSettings {
+                base_url,
+                // Like the model's key: config or environment, host only.
+                api_key: raw.api_key.clone().or_else(|| std::env::var("OPENAI_API_KEY").ok()).filter(|k| !k.is_empty()),
+                transcription_model: raw.transcription_model.clone().unwrap_or_else(|| "whisper-1".into()),
+                speech_model: raw.speech_model.clone().unwrap_or_else(|| "tts-1".into()),
+                voice: raw.speech_voice.clone().unwrap_or_else(|| "alloy".into()),
+                language: language.clone(),
+                timeout: Duration::from_secs(raw.timeout_secs.unwrap_or(60).clamp(1, 3600)),
+            })
+        };
+        let whisper = raw.whisper.as_ref().filter(|p| !p.as_os_str().is_empty()).map(|p| self.relative(p));
+        let transcriber = match raw.transcriber.as_deref().unwrap_or("whisper") {
+            "whisper" => match whisper {
+                // Whisper tiny.en knows English only.
+                Some(_) if language != "en" => return Err(self.invalid(
+                    "speech.language",
+                    "the embedded Whisper tiny.en hears only English (`en`); use transcriber = \"openai\" for other \
+                         languages",
+                )),
+                Some(dir) => TranscriberSettings::Whisper(dir),
+                None => TranscriberSettings::Off,
+            },
+            "openai" => TranscriberSettings::OpenAi(openai()?),
+            "none" => TranscriberSettings::Off,
+            other => {
+                return Err(self.invalid(
+                    "speech.transcriber",
+                    format!("unknown transcriber `{other}`; known: whisper, openai, none"),
+                ))
+            }
+        };
+        let synthesizer = match raw.synthesizer.as_deref().unwrap_or("espeak") {
+            "espeak" => match raw.espeak.as_deref().unwrap_or("espeak-ng") {
+                "" => SynthesizerSettings::Off,
+                program => {
+                    let voice = raw.voice.clone().unwrap_or_else(|| language.clone());
+                    if voice.is_empty() || !voice.chars().all(|c| c.is_ascii_alphanumeric() || "-_+/".contains(c)) {
+                        return Err(self.invalid("speech.voice", "an espeak-ng voice name, like `en` or `en-us`"));
+                    }
+                    SynthesizerSettings::Espeak(TtsSettings { program: program.to_string(), voice })
+                }
+            },
+            "openai" => SynthesizerSettings::OpenAi(openai()?),
+            "none" => SynthesizerSettings::Off,
+            other => {
+                return Err(self.invalid(
+                    "speech.synthesizer",
+                    format!("unknown synthesizer `{other}`; known: espeak, openai, none"),
+                ))
+            }
+        };
+        Ok(SpeechSettings { transcriber, synthesizer, max_seconds, max_bytes: max_mib << 20 })
     }
 
     fn limits(&self, key: &str, raw: &RawLimits, defaults: &Limits) -> Result<Limits, ConfigError> {
@@ -425,6 +485,26 @@ mod tests {
 
         let err = load("[commands.hi]\nwasm = \"hi.wasm\"\nread = [\"shared\"]\n").unwrap_err().to_string();
         assert!(err.contains("`commands.hi.read`") && err.contains("no root `shared`"), "{err}");
+    }
+
+    #[test]
+    fn speech_engines_are_chosen_and_checked() {
+        let config = load("[speech]\nwhisper = \"models/w\"\n").unwrap();
+        assert!(matches!(config.speech.transcriber, TranscriberSettings::Whisper(_)));
+        assert!(matches!(&config.speech.synthesizer, SynthesizerSettings::Espeak(t) if t.voice == "en"));
+        assert_eq!(config.speech.max_bytes, 25 << 20);
+        let config = load("[speech]\ntranscriber = \"openai\"\nsynthesizer = \"none\"\nlanguage = \"de\"\n").unwrap();
+        assert!(matches!(&config.speech.transcriber, TranscriberSettings::OpenAi(s) if s.language == "de"
+            && s.transcription_model == "whisper-1"));
+        assert_eq!(config.speech.synthesizer, SynthesizerSettings::Off);
+        let err = load("[speech]\nwhisper = \"models/w\"\nlanguage = \"de\"\n").unwrap_err().to_string();
+        assert!(err.contains("speech.language") && err.contains("only English"), "{err}");
+        let err = load("[speech]\ntranscriber = \"vosk\"\n").unwrap_err().to_string();
+        assert!(err.contains("speech.transcriber") && err.contains("known: whisper, openai, none"), "{err}");
+        let err = load("[speech]\nlanguage = \"english\"\n").unwrap_err().to_string();
+        assert!(err.contains("two-letter"), "{err}");
+        let config = load("[speech]\nsynthesizer = \"openai\"\napi_key = \"sk-secret\"\n").unwrap();
+        assert!(!format!("{:?}", config.speech).contains("sk-secret"), "the key reached Debug");
     }
 
     #[test]

@@ -113,8 +113,18 @@ pub struct RawDiscord {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSpeech {
+    pub transcriber: Option<String>,
+    pub synthesizer: Option<String>,
+    pub language: Option<String>,
     pub whisper: Option<PathBuf>,
     pub max_seconds: Option<u32>,
+    pub max_mib: Option<u64>,
     pub espeak: Option<String>,
     pub voice: Option<String>,
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    pub transcription_model: Option<String>,
+    pub speech_model: Option<String>,
+    pub speech_voice: Option<String>,
+    pub timeout_secs: Option<u64>,
 }

@@ -78,7 +78,7 @@ impl From<SpeechError> for HostError {
         match e {
             SpeechError::Unavailable(why) => HostError::Unavailable(why),
             SpeechError::BadAudio(why) => HostError::Invalid(why),
-            SpeechError::TooLong { .. } => HostError::TooLarge(e.to_string()),
+            SpeechError::TooLong { .. } | SpeechError::TooLarge { .. } => HostError::TooLarge(e.to_string()),
             SpeechError::Cancelled => HostError::Failed(e.to_string()),
             SpeechError::Failed(why) => {
                 tracing::error!(error = %why, "transcription failed");

@@ -327,21 +327,6 @@ fn content_type(filename: &str) -> Option<&'static str> {
     })
 }
 
-/// A file extension for audio bytes, from their first bytes.
-fn audio_extension(audio: &[u8]) -> &'static str {
-    if audio.starts_with(b"RIFF") {
-        "wav"
-    } else if audio.starts_with(b"OggS") {
-        "ogg"
-    } else if audio.starts_with(b"ID3") || audio.starts_with(&[0xFF, 0xFB]) || audio.starts_with(&[0xFF, 0xF3]) {
-        "mp3"
-    } else if audio.starts_with(b"fLaC") {
-        "flac"
-    } else {
-        "bin"
-    }
-}
-
 /// One input line's conversation: answers are tagged with its number.
 pub struct ConsoleConversation {
     console: Arc<Console>,
@@ -429,7 +414,11 @@ impl Conversation for ConsoleConversation {
         let channel = joined
             .or_else(|| self.voice_channel.clone())
             .ok_or_else(|| PlatformError::NotFound("a voice channel to play in".into()))?;
-        let path = self.console.out_dir.join(format!("{}-audio.{}", self.console.new_id(), audio_extension(&audio)));
+        let path = self.console.out_dir.join(format!(
+            "{}-audio.{}",
+            self.console.new_id(),
+            crate::services::speech::audio::extension(&audio).unwrap_or("bin")
+        ));
         tokio::fs::write(&path, &audio)
             .await
             .map_err(|e| PlatformError::Failed(format!("writing {}: {e}", path.display())))?;

@@ -4,6 +4,7 @@
 
 pub mod files;
 pub mod model;
+pub mod openai_http;
 pub mod speech;
 pub mod store;
 
@@ -23,7 +24,7 @@ pub struct Services {
     /// `None` when the config turns the model off.
     pub model: Option<Arc<dyn model::ModelProvider>>,
     /// Speech to text; `None` when the config turns it off.
-    pub speech: Option<Arc<speech::SpeechToText>>,
+    pub speech: Option<Arc<dyn speech::Transcriber>>,
     /// Text to speech; `None` when the config turns it off.
-    pub tts: Option<Arc<speech::tts::Espeak>>,
+    pub tts: Option<Arc<dyn speech::Synthesizer>>,
 }

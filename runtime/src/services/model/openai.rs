@@ -18,10 +18,11 @@ use serde_json::{json, Value};
 
 use super::embedded::EmbeddedModel;
 use super::{ChannelHistory, Example, JobRecord, ModelError, ModelProvider};
+use crate::services::openai_http::OpenAiClient;
 use crate::services::store::Store;
 
-/// Attempts per request (the first and the retries).
-const ATTEMPTS: u32 = 3;
+/// The largest JSON answer read.
+const MAX_ANSWER_BYTES: u64 = 8 << 20;
 
 /// What the operator configured.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,7 +44,7 @@ pub struct OpenAiSettings {
 }
 
 pub struct OpenAiModel {
-    http: reqwest::Client,
+    client: OpenAiClient,
     settings: OpenAiSettings,
     store: Arc<dyn Store>,
     /// What was taught (examples and corrections), for context.
@@ -89,49 +90,21 @@ impl OpenAiModel {
         store: Arc<dyn Store>,
         min_similarity: f32,
     ) -> Result<Self, ModelError> {
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| ModelError::Failed(format!("HTTP client: {e}")))?;
+        let client = OpenAiClient::new(&settings.base_url, settings.api_key.clone(), settings.timeout)
+            .map_err(ModelError::Failed)?;
         let taught = EmbeddedModel::open(store.clone(), min_similarity, None, 0).await?;
         let history = ChannelHistory::new(settings.context_turns);
-        Ok(OpenAiModel { http, settings, store, taught, history })
+        Ok(OpenAiModel { client, settings, store, taught, history })
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}/{}", self.settings.base_url.trim_end_matches('/'), path)
-    }
-
-    /// Sends a request (rebuilt for each attempt), retrying what may pass.
+    /// Sends a request (rebuilt for each attempt); the answer as JSON.
     async fn send(&self, build: impl Fn() -> reqwest::RequestBuilder) -> Result<Value, ModelError> {
-        let mut last = String::new();
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(500 << (attempt - 1))).await;
-            }
-            let mut request = build();
-            if let Some(key) = &self.settings.api_key {
-                request = request.bearer_auth(key);
-            }
-            match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let body = response.text().await.unwrap_or_default();
-                    if status.is_success() {
-                        return serde_json::from_str(&body)
-                            .map_err(|e| ModelError::Failed(format!("the server's answer is not JSON: {e}")));
-                    }
-                    last = format!("HTTP {status}: {}", body.chars().take(300).collect::<String>());
-                    if !(status.as_u16() == 429 || status.is_server_error()) {
-                        break;
-                    }
-                }
-                Err(e) => last = e.to_string(),
-            }
-            tracing::warn!(attempt = attempt + 1, error = %last, "model server request failed");
-        }
-        Err(ModelError::Failed(format!("the model server failed: {last}")))
+        let body = self
+            .client
+            .send(build, MAX_ANSWER_BYTES)
+            .await
+            .map_err(|last| ModelError::Failed(format!("the model server failed: {last}")))?;
+        serde_json::from_slice(&body).map_err(|e| ModelError::Failed(format!("the server's answer is not JSON: {e}")))
     }
 
     /// The model to answer with: the newest fine-tuned one, if allowed.
@@ -147,7 +120,7 @@ impl OpenAiModel {
     async fn complete(&self, messages: Vec<Value>) -> Result<String, ModelError> {
         let model = self.answering_model().await?;
         let body = json!({ "model": model, "messages": messages });
-        let value = self.send(|| self.http.post(self.url("chat/completions")).json(&body)).await?;
+        let value = self.send(|| self.client.http().post(self.client.url("chat/completions")).json(&body)).await?;
         let response: ChatResponse =
             serde_json::from_value(value).map_err(|e| ModelError::Failed(format!("unexpected chat answer: {e}")))?;
         let choice = response.choices.into_iter().next();
@@ -215,13 +188,13 @@ impl ModelProvider for OpenAiModel {
                     .mime_str("application/jsonl")
                     .expect("a valid MIME type");
                 let form = reqwest::multipart::Form::new().text("purpose", "fine-tune").part("file", part);
-                self.http.post(self.url("files")).multipart(form)
+                self.client.http().post(self.client.url("files")).multipart(form)
             })
             .await?;
         let file: Created =
             serde_json::from_value(file).map_err(|e| ModelError::Failed(format!("file upload: {e}")))?;
         let body = json!({ "model": self.settings.fine_tune_model, "training_file": file.id });
-        let job = self.send(|| self.http.post(self.url("fine_tuning/jobs")).json(&body)).await?;
+        let job = self.send(|| self.client.http().post(self.client.url("fine_tuning/jobs")).json(&body)).await?;
         let job: Created = serde_json::from_value(job).map_err(|e| ModelError::Failed(format!("job: {e}")))?;
         let record = JobRecord {
             id: job.id,
@@ -239,7 +212,7 @@ impl ModelProvider for OpenAiModel {
         if stored.is_finished() || stored.provider != "openai" {
             return Ok(stored);
         }
-        let value = self.send(|| self.http.get(self.url(&format!("fine_tuning/jobs/{id}")))).await?;
+        let value = self.send(|| self.client.http().get(self.client.url(&format!("fine_tuning/jobs/{id}")))).await?;
         let remote: RemoteJob =
             serde_json::from_value(value).map_err(|e| ModelError::Failed(format!("job status: {e}")))?;
         let status = normalise_status(&remote.status);

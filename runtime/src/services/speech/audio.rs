@@ -31,6 +31,24 @@ pub fn decode_mono_16k(bytes: Vec<u8>, max_seconds: u32) -> Result<Vec<f32>, Spe
         .unwrap_or_else(|_| Err(SpeechError::BadAudio("the audio is malformed".into())))
 }
 
+/// The usual file extension of audio bytes, from their first bytes.
+pub fn extension(audio: &[u8]) -> Option<&'static str> {
+    let mp3_frame = audio.len() >= 2 && audio[0] == 0xFF && audio[1] & 0xE0 == 0xE0;
+    Some(if audio.starts_with(b"RIFF") && audio.get(8..12) == Some(b"WAVE") {
+        "wav"
+    } else if audio.starts_with(b"OggS") {
+        "ogg"
+    } else if audio.starts_with(b"ID3") || mp3_frame {
+        "mp3"
+    } else if audio.starts_with(b"fLaC") {
+        "flac"
+    } else if audio.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]) {
+        "webm"
+    } else {
+        return None;
+    })
+}
+
 fn decode(bytes: Vec<u8>, max_seconds: u32) -> Result<Vec<f32>, SpeechError> {
     let unreadable = |why: String| SpeechError::BadAudio(why);
     let source = MediaSourceStream::new(Box::new(Cursor::new(bytes)), Default::default());

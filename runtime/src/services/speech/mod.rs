@@ -1,14 +1,20 @@
-//! Speech services: audio → text with Whisper tiny.en on the CPU
-//! ([`whisper`], fed by [`audio`]'s decoder), and text → audio with
-//! espeak-ng ([`tts`]).
+//! Speech services behind two traits, so the host does not care which
+//! engine runs: [`Transcriber`] (audio → text) and [`Synthesizer`] (text →
+//! audio). Embedded defaults: Whisper tiny.en on the CPU ([`whisper`], fed
+//! by [`audio`]'s decoder) and espeak-ng ([`tts`]); or any
+//! OpenAI-compatible server ([`openai`]).
 
 pub mod audio;
+pub mod openai;
 pub mod tts;
 pub mod whisper;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use tokio::sync::Semaphore;
 
 use whisper::WhisperModel;
 
@@ -22,6 +28,8 @@ pub enum SpeechError {
     BadAudio(String),
     #[error("the audio is longer than {seconds} seconds")]
     TooLong { seconds: u32 },
+    #[error("the audio is over {mib} MiB")]
+    TooLarge { mib: u64 },
     #[error("{0}")]
     Failed(String),
     /// The caller stopped waiting.
@@ -29,23 +37,116 @@ pub enum SpeechError {
     Cancelled,
 }
 
-/// Where the embedded engine's files are, and its limits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpeechSettings {
-    /// The folder with Whisper's `model.bin`, `config.json`, `tokenizer.json`.
-    pub whisper: Option<PathBuf>,
-    /// Longest audio transcribed.
-    pub max_seconds: u32,
-    /// Text-to-speech; `None` turns it off.
-    pub tts: Option<tts::TtsSettings>,
+/// Audio → text.
+#[async_trait]
+pub trait Transcriber: Send + Sync {
+    /// The words spoken in `audio` (WAV, MP3, Ogg Opus or Vorbis, FLAC).
+    async fn transcribe(&self, audio: Vec<u8>) -> Result<String, SpeechError>;
 }
 
-/// Speech-to-text with the weights loaded on first use and kept. A load
-/// that fails (no weights yet) is tried again on the next call, so
-/// `make build` while the bot runs is enough.
+/// Text → audio.
+#[async_trait]
+pub trait Synthesizer: Send + Sync {
+    /// `text` spoken, as bytes the voice channel plays (WAV, MP3, Ogg).
+    async fn synthesize(&self, text: &str) -> Result<Vec<u8>, SpeechError>;
+}
+
+/// The `[speech]` table, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpeechSettings {
+    pub transcriber: TranscriberSettings,
+    pub synthesizer: SynthesizerSettings,
+    /// Longest audio transcribed.
+    pub max_seconds: u32,
+    /// Largest audio transcribed.
+    pub max_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TranscriberSettings {
+    Off,
+    /// The folder with Whisper's `model.bin`, `config.json`, `tokenizer.json`.
+    Whisper(PathBuf),
+    OpenAi(openai::OpenAiSpeechSettings),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SynthesizerSettings {
+    Off,
+    Espeak(tts::TtsSettings),
+    OpenAi(openai::OpenAiSpeechSettings),
+}
+
+/// The configured transcriber, with the size limit; `None` when the
+/// config turns it off.
+pub fn transcriber(settings: &SpeechSettings) -> Result<Option<Arc<dyn Transcriber>>, SpeechError> {
+    let inner: Arc<dyn Transcriber> = match &settings.transcriber {
+        TranscriberSettings::Off => return Ok(None),
+        TranscriberSettings::Whisper(dir) => Arc::new(SpeechToText::new(dir.clone(), settings.max_seconds)),
+        TranscriberSettings::OpenAi(remote) => Arc::new(openai::OpenAiSpeech::new(remote.clone())?),
+    };
+    Ok(Some(Arc::new(SizeLimited { inner, max_bytes: settings.max_bytes })))
+}
+
+/// The configured synthesizer; `None` when the config turns it off.
+pub fn synthesizer(settings: &SpeechSettings) -> Result<Option<Arc<dyn Synthesizer>>, SpeechError> {
+    Ok(match &settings.synthesizer {
+        SynthesizerSettings::Off => None,
+        SynthesizerSettings::Espeak(espeak) => Some(Arc::new(tts::Espeak::new(espeak.clone()))),
+        SynthesizerSettings::OpenAi(remote) => Some(Arc::new(openai::OpenAiSpeech::new(remote.clone())?)),
+    })
+}
+
+/// Whatever the engine, the same size limit on what is heard.
+struct SizeLimited {
+    inner: Arc<dyn Transcriber>,
+    max_bytes: u64,
+}
+
+#[async_trait]
+impl Transcriber for SizeLimited {
+    async fn transcribe(&self, audio: Vec<u8>) -> Result<String, SpeechError> {
+        if audio.len() as u64 > self.max_bytes {
+            return Err(SpeechError::TooLarge { mib: self.max_bytes >> 20 });
+        }
+        if audio.is_empty() {
+            return Err(SpeechError::BadAudio("there is no audio".into()));
+        }
+        self.inner.transcribe(audio).await
+    }
+}
+
+/// `text` trimmed, or why it cannot be spoken.
+pub fn speakable(text: &str) -> Result<&str, SpeechError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(SpeechError::BadAudio("there is nothing to say".into()));
+    }
+    if text.chars().count() > tts::MAX_CHARS {
+        return Err(SpeechError::BadAudio(format!("at most {} characters are spoken at once", tts::MAX_CHARS)));
+    }
+    Ok(text)
+}
+
+/// How many transcriptions may wait behind the one running before more
+/// are refused as busy: each holds its audio in memory, and a queue of
+/// minutes helps nobody.
+pub const MAX_QUEUED: usize = 8;
+
+/// Embedded speech-to-text: Whisper tiny.en, its weights loaded on first
+/// use and kept. A load that fails (no weights yet) is tried again on the
+/// next call, so `make build` while the bot runs is enough.
+#[derive(Clone)]
 pub struct SpeechToText {
-    settings: SpeechSettings,
+    inner: Arc<Embedded>,
+}
+
+struct Embedded {
+    dir: PathBuf,
+    max_seconds: u32,
     model: Mutex<Option<Arc<Mutex<WhisperModel>>>>,
+    /// The one running and those waiting.
+    queue: Semaphore,
 }
 
 /// Set when the caller stops waiting (its deadline passed): the blocking
@@ -59,39 +160,46 @@ impl Drop for CancelOnDrop {
 }
 
 impl SpeechToText {
-    pub fn new(settings: SpeechSettings) -> SpeechToText {
-        SpeechToText { settings, model: Mutex::new(None) }
+    pub fn new(dir: PathBuf, max_seconds: u32) -> SpeechToText {
+        let inner = Embedded { dir, max_seconds, model: Mutex::new(None), queue: Semaphore::new(MAX_QUEUED + 1) };
+        SpeechToText { inner: Arc::new(inner) }
     }
 
-    /// The words spoken in `bytes` (any format [`audio`] reads). CPU-bound:
-    /// runs on the blocking pool, one transcription at a time; dropping
-    /// the future stops the work at the next token.
-    pub async fn transcribe(self: &Arc<Self>, bytes: Vec<u8>) -> Result<String, SpeechError> {
-        let this = self.clone();
+    /// Transcribes on the calling thread (the CLI and benchmarks).
+    pub fn transcribe_blocking(&self, bytes: Vec<u8>) -> Result<String, SpeechError> {
+        self.inner.transcribe_until(bytes, &AtomicBool::new(false))
+    }
+}
+
+/// CPU-bound: runs on the blocking pool, one transcription at a time;
+/// dropping the future stops the work at the next token.
+#[async_trait]
+impl Transcriber for SpeechToText {
+    async fn transcribe(&self, bytes: Vec<u8>) -> Result<String, SpeechError> {
+        let _place = self.inner.queue.try_acquire().map_err(|_| {
+            SpeechError::Unavailable(format!("{MAX_QUEUED} recordings are already waiting to be heard; try again soon"))
+        })?;
+        let inner = self.inner.clone();
         let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
         let flag = cancel.0.clone();
-        let result = tokio::task::spawn_blocking(move || this.transcribe_until(bytes, &flag))
+        let result = tokio::task::spawn_blocking(move || inner.transcribe_until(bytes, &flag))
             .await
             .map_err(|e| SpeechError::Failed(format!("the transcription task ended: {e}")))?;
         drop(cancel);
         result
     }
+}
 
-    pub fn transcribe_blocking(&self, bytes: Vec<u8>) -> Result<String, SpeechError> {
-        self.transcribe_until(bytes, &AtomicBool::new(false))
-    }
-
+impl Embedded {
     fn transcribe_until(&self, bytes: Vec<u8>, cancel: &AtomicBool) -> Result<String, SpeechError> {
-        let samples = audio::decode_mono_16k(bytes, self.settings.max_seconds)?;
+        let samples = audio::decode_mono_16k(bytes, self.max_seconds)?;
         let model = self.model()?;
         let mut model = model.lock().unwrap_or_else(|p| p.into_inner());
         model.transcribe(&samples, cancel)
     }
 
     fn model(&self) -> Result<Arc<Mutex<WhisperModel>>, SpeechError> {
-        let Some(dir) = &self.settings.whisper else {
-            return Err(SpeechError::Unavailable("speech recognition is turned off in the config".into()));
-        };
+        let dir = &self.dir;
         let mut slot = self.model.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(model) = &*slot {
             return Ok(model.clone());

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::SpeechError;
+use async_trait::async_trait;
+
+use super::{speakable, SpeechError, Synthesizer};
 
 /// The longest text spoken at once (one Discord message).
 pub const MAX_CHARS: usize = 2000;
@@ -32,16 +34,13 @@ impl Espeak {
     pub fn new(settings: TtsSettings) -> Espeak {
         Espeak { settings }
     }
+}
 
-    /// `text` spoken, as WAV bytes.
-    pub async fn synthesize(&self, text: &str) -> Result<Vec<u8>, SpeechError> {
-        let text = text.trim();
-        if text.is_empty() {
-            return Err(SpeechError::BadAudio("there is nothing to say".into()));
-        }
-        if text.chars().count() > MAX_CHARS {
-            return Err(SpeechError::BadAudio(format!("at most {MAX_CHARS} characters are spoken at once")));
-        }
+/// `text` spoken, as WAV bytes.
+#[async_trait]
+impl Synthesizer for Espeak {
+    async fn synthesize(&self, text: &str) -> Result<Vec<u8>, SpeechError> {
+        let text = speakable(text)?;
         // Text on stdin, not as an argument: a text starting with `-`
         // must not read as an option.
         let mut child = tokio::process::Command::new(&self.settings.program)
