@@ -81,9 +81,9 @@ if [ ${#packages[@]} -gt 0 ]; then
     [ "$(id -u)" = 0 ] || { sudo -n true 2>/dev/null && sudo="sudo -n"; }
     if { [ "$(id -u)" = 0 ] || [ -n "$sudo" ]; } && command -v apt-get >/dev/null 2>&1; then
         echo "setup: installing ${packages[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        $sudo apt-get install -y -qq "${packages[@]}" >/dev/null \
-            || { $sudo apt-get update -qq && $sudo apt-get install -y -qq "${packages[@]}" >/dev/null; }
+        apt="$sudo env DEBIAN_FRONTEND=noninteractive apt-get"
+        $apt install -y -qq "${packages[@]}" >/dev/null \
+            || { $apt update -qq && $apt install -y -qq "${packages[@]}" >/dev/null; }
     fi
 fi
 if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists opus; }; then

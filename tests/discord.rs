@@ -296,10 +296,14 @@ fn a_spoken_answer_that_cannot_be_played_is_written() {
     let fake = FakeDiscord::start();
     let _bot = Bot::start(&setup, &fake);
     fake.wait_identified(1);
-    fake.say(message("51", "hello there"));
-    let join = fake.wait_voice_updates(1).remove(0);
-    assert_eq!(fake_discord::snowflake(&join["channel_id"]), fake_discord::VOICE_CHANNEL);
-    let posts = fake.wait_posts(1);
-    assert_eq!(posts[0].channel, TEXT_CHANNEL);
-    assert!(!posts[0].content.trim().is_empty(), "{posts:?}");
+    fake.say(message("42", "!train What is the capital of France? | Paris is the capital of France."));
+    let trained = fake.wait_posts(2);
+    assert!(trained[1].content.contains("succeeded"), "{trained:?}");
+    fake.say(message("51", "What is the capital of France?"));
+    let updates = fake.wait_voice_updates(2);
+    assert_eq!(fake_discord::snowflake(&updates[0]["channel_id"]), fake_discord::VOICE_CHANNEL);
+    assert!(updates[1]["channel_id"].is_null(), "the bot stayed half-joined: {updates:?}");
+    let posts = fake.wait_posts(3);
+    assert_eq!(posts[2].channel, TEXT_CHANNEL);
+    assert_eq!(posts[2].content, "Paris is the capital of France.");
 }

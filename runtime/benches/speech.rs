@@ -107,8 +107,8 @@ fn end_to_end() {
     let open = voice_message("Tell me something about the sea.", "open");
     let mut bot = setup.spawn();
     bot.send(&json!({"content": "!train What is the capital of France? | Paris is the capital of France."}));
-    bot.read_until_done(1);
-    let mut input = 1;
+    bot.read_until_done(0);
+    let mut input = 0;
     for (label, clip) in [("taught answer", &taught), ("SmolLM2 answer", &open)] {
         let mut times: Vec<Duration> = (0..6)
             .map(|_| {

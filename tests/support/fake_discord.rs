@@ -181,7 +181,6 @@ impl FakeDiscord {
         self.shared.lock().connections
     }
 
-    /// Waits until the bot has posted `n` messages in all; returns them all.
     /// Waits for the bot's `n`th voice state update (op 4); all so far.
     pub fn wait_voice_updates(&self, n: usize) -> Vec<Value> {
         self.wait(&format!("{n} voice state updates"), |i| {
@@ -198,6 +197,7 @@ impl FakeDiscord {
         self.wait("a TLS handshake at the voice endpoint", |i| (i.voice_handshakes > 0).then_some(()));
     }
 
+    /// Waits until the bot has posted `n` messages in all; returns them all.
     pub fn wait_posts(&self, n: usize) -> Vec<Posted> {
         self.wait(&format!("{n} posted messages"), |inner| (inner.posts.len() >= n).then(|| inner.posts.clone()))
     }

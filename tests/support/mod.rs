@@ -88,6 +88,7 @@ grants = ["chat.send-message"]
 [commands.join]
 wasm = "join.wasm"
 grants = ["chat.send-message", "voice.join"]
+limits = {{ deadline_ms = 15000 }}
 
 [commands.leave]
 wasm = "leave.wasm"

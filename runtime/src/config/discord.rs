@@ -54,7 +54,7 @@ impl DiscordConfig {
     /// `Err((key, reason))` names the offending key.
     pub(super) fn resolve(raw: RawDiscord, env: impl Fn(&str) -> Option<String>) -> Result<Self, (String, String)> {
         let non_empty = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-        let token = non_empty(env(TOKEN_ENV)).or_else(|| non_empty(raw.token)).map(Token);
+        let token = non_empty(env(TOKEN_ENV)).or_else(|| non_empty(raw.token.map(|t| t.0))).map(Token);
         let api_base = non_empty(env(API_BASE_ENV)).or_else(|| non_empty(raw.api_base));
         if let Some(base) = &api_base {
             let parsed = reqwest::Url::parse(base).map_err(|e| ("discord.api_base".to_string(), e.to_string()))?;
@@ -168,6 +168,7 @@ impl FromStr for ShardRange {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::raw::Secret;
 
     fn resolve(raw: RawDiscord, env: &[(&str, &str)]) -> Result<DiscordConfig, (String, String)> {
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -186,7 +187,7 @@ mod tests {
 
     #[test]
     fn environment_wins_and_blank_means_unset() {
-        let raw = || RawDiscord { token: Some("from-file".into()), ..RawDiscord::default() };
+        let raw = || RawDiscord { token: Some(Secret("from-file".into())), ..RawDiscord::default() };
         let config = resolve(raw(), &[(TOKEN_ENV, "from-env")]).unwrap();
         assert_eq!(config.token.unwrap().expose(), "from-env");
         let config = resolve(raw(), &[(TOKEN_ENV, "  ")]).unwrap();

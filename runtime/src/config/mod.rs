@@ -296,7 +296,11 @@ impl Resolver<'_> {
                         base_url,
                         // The key stays in the host: from the config or the
                         // environment, never passed to a guest.
-                        api_key: m.api_key.or_else(|| std::env::var("OPENAI_API_KEY").ok()).filter(|k| !k.is_empty()),
+                        api_key: m
+                            .api_key
+                            .map(|k| k.0)
+                            .or_else(|| std::env::var("OPENAI_API_KEY").ok())
+                            .filter(|k| !k.is_empty()),
                         fine_tune_model: m.fine_tune_model.unwrap_or_else(|| model.clone()),
                         model,
                         use_fine_tuned: m.use_fine_tuned.unwrap_or(true),
@@ -371,7 +375,12 @@ impl Resolver<'_> {
             Ok(OpenAiSpeechSettings {
                 base_url,
                 // Like the model's key: config or environment, host only.
-                api_key: raw.api_key.clone().or_else(|| std::env::var("OPENAI_API_KEY").ok()).filter(|k| !k.is_empty()),
+                api_key: raw
+                    .api_key
+                    .clone()
+                    .map(|k| k.0)
+                    .or_else(|| std::env::var("OPENAI_API_KEY").ok())
+                    .filter(|k| !k.is_empty()),
                 transcription_model: raw.transcription_model.clone().unwrap_or_else(|| "whisper-1".into()),
                 speech_model: raw.speech_model.clone().unwrap_or_else(|| "tts-1".into()),
                 voice: raw.speech_voice.clone().unwrap_or_else(|| "alloy".into()),
@@ -493,7 +502,10 @@ mod tests {
         assert!(matches!(config.speech.transcriber, TranscriberSettings::Whisper(_)));
         assert!(matches!(&config.speech.synthesizer, SynthesizerSettings::Espeak(t) if t.voice == "en"));
         assert_eq!(config.speech.max_bytes, 25 << 20);
-        let config = load("[speech]\ntranscriber = \"openai\"\nsynthesizer = \"none\"\nlanguage = \"de\"\n").unwrap();
+        let config = load(
+            "[speech]\ntranscriber = \"openai\"\nsynthesizer = \"none\"\nlanguage = \"de\"\nbase_url = \"http://127.0.0.1:1/v1\"\n",
+        )
+        .unwrap();
         assert!(matches!(&config.speech.transcriber, TranscriberSettings::OpenAi(s) if s.language == "de"
             && s.transcription_model == "whisper-1"));
         assert_eq!(config.speech.synthesizer, SynthesizerSettings::Off);
@@ -503,8 +515,13 @@ mod tests {
         assert!(err.contains("speech.transcriber") && err.contains("known: whisper, openai, none"), "{err}");
         let err = load("[speech]\nlanguage = \"english\"\n").unwrap_err().to_string();
         assert!(err.contains("two-letter"), "{err}");
-        let config = load("[speech]\nsynthesizer = \"openai\"\napi_key = \"sk-secret\"\n").unwrap();
-        assert!(!format!("{:?}", config.speech).contains("sk-secret"), "the key reached Debug");
+        let config = load(
+            "[model]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\napi_key = \"sk-model\"\n\
+             [speech]\nsynthesizer = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\napi_key = \"sk-speech\"\n",
+        )
+        .unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("sk-model") && !shown.contains("sk-speech"), "a key reached Debug: {shown}");
     }
 
     #[test]

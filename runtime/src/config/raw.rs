@@ -87,7 +87,7 @@ pub struct RawModel {
     pub provider: Option<String>,
     pub min_similarity: Option<f32>,
     pub base_url: Option<String>,
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     pub model: Option<String>,
     pub fine_tune_model: Option<String>,
     pub use_fine_tuned: Option<bool>,
@@ -101,7 +101,7 @@ pub struct RawModel {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDiscord {
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     pub api_base: Option<String>,
     pub rate_limiter: Option<bool>,
     pub upload_mib: Option<u64>,
@@ -122,9 +122,20 @@ pub struct RawSpeech {
     pub espeak: Option<String>,
     pub voice: Option<String>,
     pub base_url: Option<String>,
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     pub transcription_model: Option<String>,
     pub speech_model: Option<String>,
     pub speech_voice: Option<String>,
     pub timeout_secs: Option<u64>,
+}
+
+/// A key or token as written in the file; its `Debug` never shows it.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
 }

@@ -81,8 +81,8 @@ impl From<SpeechError> for HostError {
             SpeechError::TooLong { .. } | SpeechError::TooLarge { .. } => HostError::TooLarge(e.to_string()),
             SpeechError::Cancelled => HostError::Failed(e.to_string()),
             SpeechError::Failed(why) => {
-                tracing::error!(error = %why, "transcription failed");
-                HostError::Failed("the transcription failed".into())
+                tracing::error!(error = %why, "speech failed");
+                HostError::Failed("the speech engine failed".into())
             }
         }
     }

@@ -2,13 +2,13 @@
 //!
 //! Joining, leaving and playing go to the platform; speech synthesis and
 //! transcription to the speech services. A platform that cannot play
-//! (Discord, until songbird is wired) answers `unavailable`, never a
-//! pretend success.
+//! answers `unavailable`, never a pretend success.
 
 use crate::bindings::voice;
 use crate::config::HostFn;
 use crate::host::{GuestCtx, HostError};
-use crate::platform::JoinOutcome;
+use crate::platform::{JoinOutcome, PlatformError};
+use crate::services::speech::SpeechError;
 
 impl voice::Host for GuestCtx {
     async fn join(&mut self) -> Result<voice::JoinOutcome, HostError> {
@@ -45,8 +45,22 @@ impl voice::Host for GuestCtx {
     async fn speak(&mut self, text: String) -> Result<(), HostError> {
         self.check(HostFn::VoiceSpeak)?;
         let tts = self.services.tts.clone().ok_or_else(|| HostError::Unavailable("speech is turned off".into()))?;
-        let wav = tts.synthesize(&text).await?;
-        Ok(self.conversation.play_audio(wav).await?)
+        // A failure to speak is `unavailable`, so the guest can write the
+        // text instead of losing it.
+        let audio = tts.synthesize(&text).await.map_err(|e| match e {
+            SpeechError::Failed(why) => {
+                tracing::warn!(error = %why, "speech synthesis failed");
+                HostError::Unavailable("speaking is not possible right now".into())
+            }
+            other => other.into(),
+        })?;
+        self.conversation.play_audio(audio).await.map_err(|e| match e {
+            PlatformError::Failed(why) => {
+                tracing::warn!(error = %why, "a spoken answer could not be played");
+                HostError::Unavailable("speaking is not possible right now".into())
+            }
+            other => other.into(),
+        })
     }
 
     async fn transcribe(&mut self, audio: Vec<u8>) -> Result<String, HostError> {

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 /// Attempts per request (the first and the retries).
 const ATTEMPTS: u32 = 3;
+/// The most of an error answer read: enough for its message.
+const MAX_ERROR_BYTES: u64 = 64 << 10;
 
 /// A request that did not succeed: the server's status, if it answered,
 /// and what it (or the connection) said.
@@ -25,12 +27,12 @@ pub struct OpenAiClient {
 }
 
 impl OpenAiClient {
-    pub fn new(base_url: &str, api_key: Option<String>, timeout: Duration) -> Result<OpenAiClient, String> {
+    pub fn new(base_url: &str, api_key: Option<String>, timeout: Duration) -> Result<OpenAiClient, RemoteError> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(10))
             .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+            .map_err(|e| RemoteError { status: None, message: format!("HTTP client: {e}") })?;
         Ok(OpenAiClient { http, base_url: base_url.trim_end_matches('/').to_string(), api_key })
     }
 
@@ -63,12 +65,13 @@ impl OpenAiClient {
             match request.send().await {
                 Ok(response) => {
                     let status = response.status();
-                    let body = read_capped(response, max_bytes).await;
                     if status.is_success() {
-                        return body.map_err(|message| RemoteError { status: Some(status.as_u16()), message });
+                        return read_capped(response, max_bytes)
+                            .await
+                            .map_err(|message| RemoteError { status: Some(status.as_u16()), message });
                     }
-                    let text = body.map(|b| String::from_utf8_lossy(&b).chars().take(300).collect::<String>());
-                    let message = format!("HTTP {status}: {}", text.unwrap_or_default());
+                    let body = read_capped(response, MAX_ERROR_BYTES).await.unwrap_or_default();
+                    let message = format!("HTTP {status}: {}", error_message(&body));
                     last = RemoteError { status: Some(status.as_u16()), message };
                     if !(status.as_u16() == 429 || status.is_server_error()) {
                         break;
@@ -80,6 +83,24 @@ impl OpenAiClient {
         }
         Err(last)
     }
+}
+
+/// What an error answer says: OpenAI's `{"error": {"message": …}}`, else
+/// the start of the text (a proxy's page, say).
+fn error_message(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        error: Detail,
+    }
+    #[derive(serde::Deserialize)]
+    struct Detail {
+        message: String,
+    }
+    let text = match serde_json::from_slice::<Answer>(body) {
+        Ok(answer) => answer.error.message,
+        Err(_) => String::from_utf8_lossy(body).into_owned(),
+    };
+    text.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(200).collect()
 }
 
 /// The body, refused as soon as it passes `max_bytes`.

@@ -119,7 +119,7 @@ impl Conversation for DiscordConversation {
     async fn join_voice(&self) -> Result<JoinOutcome, PlatformError> {
         let channel =
             self.author_voice.ok_or_else(|| PlatformError::NotFound("the author is not in a voice channel".into()))?;
-        self.shared.voice.join(self.guild()?, channel, true).await
+        self.shared.voice.join(self.guild()?, channel).await
     }
 
     async fn leave_voice(&self) -> Result<bool, PlatformError> {

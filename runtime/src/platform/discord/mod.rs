@@ -17,7 +17,7 @@
 mod conversation;
 mod download;
 mod events;
-pub mod voice;
+mod voice;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,11 +3,19 @@
 //!
 //! A bot asked to `!join` stays until `!leave`. A bot that joined only to
 //! speak an answer leaves once its queue has been idle for `idle_leave`:
-//! each clip ending starts a timer, and any clip queued since, or a
-//! `!join`, makes that timer stale.
+//! joining and each clip's end start a timer, and any clip queued since, or
+//! a `!join`, makes that timer stale.
+//!
+//! Everything one server's voice does (join, leave, queue a clip, the idle
+//! check) runs one at a time under that server's lock, in a task of its
+//! own: two answers at once cannot start two joins that cancel each other,
+//! and a guest whose deadline passes mid-join cannot leave the bot
+//! half-joined.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::num::NonZeroU8;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -22,127 +30,169 @@ use tokio::sync::Mutex as AsyncMutex;
 
 use crate::platform::{JoinOutcome, PlatformError};
 
-/// How songbird connects: quick enough to fit a command's deadline (5 s by
-/// default), where its defaults (10 s timeouts, 5 retries) would not.
+/// Clips waiting in one server's queue before more are refused (the chat
+/// guest then writes its answer instead).
+const MAX_QUEUED_CLIPS: usize = 8;
+
+/// How songbird connects: a join that fails ends within about 9 s (the
+/// shipped config gives `!join` 15 s), where songbird's defaults (10 s
+/// timeouts, 5 retries) take a minute.
 pub fn songbird_config() -> songbird::Config {
     songbird::Config::default()
-        .gateway_timeout(Some(Duration::from_secs(5)))
+        .gateway_timeout(Some(Duration::from_secs(4)))
         .driver_timeout(Some(Duration::from_secs(4)))
-        .driver_retry(Retry { retry_limit: NonZeroU8::new(2), ..Retry::default() })
+        .driver_retry(Retry { retry_limit: NonZeroU8::new(1), ..Retry::default() })
 }
 
 pub struct Voice {
     songbird: Arc<Songbird>,
     idle_leave: Duration,
-    presence: Mutex<HashMap<GuildId, Presence>>,
+    servers: Mutex<HashMap<GuildId, Arc<AsyncMutex<Presence>>>>,
+    /// Numbers each clip queued, in every server; never reset, so a timer
+    /// from an earlier stay cannot match a later one.
+    clips: AtomicU64,
 }
 
 /// What the bot remembers of its stay in one server's voice channel.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default)]
 struct Presence {
     /// Someone asked it to `!join`: it stays.
     asked: bool,
-    /// Bumped by every clip queued; an idle timer started at another
-    /// value is stale.
+    /// The last clip queued (or the join); an idle timer started at
+    /// another value is stale.
     generation: u64,
 }
 
 impl Voice {
     pub fn new(songbird: Arc<Songbird>, idle_leave: Duration) -> Arc<Voice> {
-        Arc::new(Voice { songbird, idle_leave, presence: Mutex::new(HashMap::new()) })
+        Arc::new(Voice { songbird, idle_leave, servers: Mutex::new(HashMap::new()), clips: AtomicU64::new(0) })
     }
 
-    /// Joins `channel`; `asked` when a user asked for it (`!join`), so the
-    /// bot stays after it speaks.
-    pub async fn join(
+    /// Joins `channel` because a user asked (`!join`): the bot stays.
+    pub async fn join(self: &Arc<Self>, guild: GuildId, channel: ChannelId) -> Result<JoinOutcome, PlatformError> {
+        let this = self.clone();
+        detached(async move {
+            let server = this.server(guild);
+            let mut presence = server.lock().await;
+            this.join_locked(guild, channel, true, &mut presence).await
+        })
+        .await
+    }
+
+    /// Leaves the server's voice channel; `false` when the bot is in none.
+    pub async fn leave(self: &Arc<Self>, guild: GuildId) -> Result<bool, PlatformError> {
+        let this = self.clone();
+        detached(async move {
+            let server = this.server(guild);
+            let mut presence = server.lock().await;
+            this.leave_locked(guild, &mut presence).await
+        })
+        .await
+    }
+
+    /// Queues `audio` in the server's voice channel, joining `author` (the
+    /// author's channel) first when the bot is in none. Refused when the
+    /// bot is in another channel than the author, or the queue is full.
+    pub async fn play(
+        self: &Arc<Self>,
+        guild: GuildId,
+        author: Option<ChannelId>,
+        audio: Vec<u8>,
+    ) -> Result<(), PlatformError> {
+        // Refused here, with the reason, rather than failing silently
+        // inside the mixer.
+        let input = playable(audio).await?;
+        let this = self.clone();
+        detached(async move {
+            let server = this.server(guild);
+            let mut presence = server.lock().await;
+            let call = match this.current_call(guild).await {
+                Some((_, channel)) if author.is_some_and(|author| author != channel) => {
+                    return Err(PlatformError::Unavailable("I am speaking in another voice channel".into()));
+                }
+                Some((call, _)) => call,
+                None => {
+                    let channel =
+                        author.ok_or_else(|| PlatformError::NotFound("the author is not in a voice channel".into()))?;
+                    this.join_locked(guild, channel, false, &mut presence).await?;
+                    this.songbird
+                        .get(guild)
+                        .ok_or_else(|| PlatformError::Unavailable("the voice connection ended".into()))?
+                }
+            };
+            let mut call = call.lock().await;
+            if call.queue().len() >= MAX_QUEUED_CLIPS {
+                return Err(PlatformError::Unavailable(format!(
+                    "{MAX_QUEUED_CLIPS} clips are already waiting to be played"
+                )));
+            }
+            let track = call.enqueue_input(input).await;
+            drop(call);
+            presence.generation = this.next_clip();
+            let ended = ClipEnded { voice: Arc::downgrade(&this), guild };
+            if track.add_event(Event::Track(TrackEvent::End), ended).is_err() {
+                // Over already: time the stay from now.
+                this.leave_when_idle(guild, presence.generation, presence.asked);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// The lock and state of one server's voice.
+    fn server(&self, guild: GuildId) -> Arc<AsyncMutex<Presence>> {
+        let mut servers = self.servers.lock().unwrap_or_else(|p| p.into_inner());
+        servers.entry(guild).or_default().clone()
+    }
+
+    fn next_clip(&self) -> u64 {
+        self.clips.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    async fn join_locked(
         self: &Arc<Self>,
         guild: GuildId,
         channel: ChannelId,
         asked: bool,
+        presence: &mut Presence,
     ) -> Result<JoinOutcome, PlatformError> {
-        let name = mention(channel);
-        if self.current_call(guild).await.is_some_and(|(_, current)| current == channel) {
-            if asked {
-                self.update(guild, |p| p.asked = true);
-            }
-            return Ok(JoinOutcome::AlreadyThere(name));
-        }
-        tracing::info!(guild = %guild, channel = %channel, "joining a voice channel");
-        // In a task of its own: if the guest's deadline passes meanwhile,
-        // the join still ends cleanly, joined (and timed) or left.
-        let this = self.clone();
-        let attempt = tokio::spawn(async move {
-            match this.songbird.join(guild, channel).await {
-                Ok(_) => {
-                    this.update(guild, |p| p.asked |= asked);
-                    tracing::info!(guild = %guild, channel = %channel, "joined a voice channel");
+        let was_there = self.current_call(guild).await.is_some_and(|(_, current)| current == channel);
+        tracing::info!(guild = %guild, channel = %channel, was_there, "joining a voice channel");
+        // Even when already there: songbird then only reconnects a
+        // connection that dropped.
+        match self.songbird.join(guild, channel).await {
+            Ok(_) => {
+                presence.asked = asked || (was_there && presence.asked);
+                if !presence.asked {
                     // Joined to speak: leave if no clip comes.
-                    this.clone().leave_when_idle(guild);
-                    Ok(())
+                    presence.generation = self.next_clip();
+                    self.leave_when_idle(guild, presence.generation, false);
                 }
-                Err(e) => {
-                    tracing::warn!(guild = %guild, channel = %channel, error = %e, "could not join a voice channel");
-                    // songbird keeps the half-made call: leave it, so Discord
-                    // does not show the bot in a channel it cannot speak in.
-                    if let Err(e) = this.songbird.remove(guild).await {
-                        tracing::debug!(guild = %guild, error = %e, "could not leave after a failed join");
-                    }
-                    this.forget(guild);
-                    Err(e.to_string())
-                }
+                let name = mention(channel);
+                Ok(if was_there { JoinOutcome::AlreadyThere(name) } else { JoinOutcome::Joined(name) })
             }
-        });
-        match attempt.await {
-            Ok(Ok(())) => Ok(JoinOutcome::Joined(name)),
-            Ok(Err(why)) => Err(PlatformError::Unavailable(format!("cannot connect to the voice channel ({why})"))),
-            Err(e) => Err(PlatformError::Failed(format!("the voice join ended: {e}"))),
+            Err(e) => {
+                tracing::warn!(guild = %guild, channel = %channel, error = %e, "could not join a voice channel");
+                // songbird keeps the half-made call: leave it, so Discord
+                // does not show the bot in a channel it cannot speak in.
+                if let Err(e) = self.leave_locked(guild, presence).await {
+                    tracing::debug!(guild = %guild, error = %e, "could not leave after a failed join");
+                }
+                Err(PlatformError::Unavailable(format!("cannot connect to the voice channel ({e})")))
+            }
         }
     }
 
-    /// Leaves the server's voice channel; `false` when the bot is in none.
-    pub async fn leave(&self, guild: GuildId) -> Result<bool, PlatformError> {
-        let connected = self.current_call(guild).await.is_some();
-        self.forget(guild);
-        if self.songbird.get(guild).is_none() {
-            return Ok(false);
-        }
+    async fn leave_locked(&self, guild: GuildId, presence: &mut Presence) -> Result<bool, PlatformError> {
+        *presence = Presence::default();
+        let Some(call) = self.songbird.get(guild) else { return Ok(false) };
+        let connected = call.lock().await.current_channel().is_some();
         self.songbird
             .remove(guild)
             .await
             .map_err(|e| PlatformError::Failed(format!("could not leave the voice channel: {e}")))?;
         tracing::info!(guild = %guild, "left the voice channel");
         Ok(connected)
-    }
-
-    /// Queues `audio` in the server's voice channel, joining `fallback`
-    /// (the author's channel) first when the bot is in none.
-    pub async fn play(
-        self: &Arc<Self>,
-        guild: GuildId,
-        fallback: Option<ChannelId>,
-        audio: Vec<u8>,
-    ) -> Result<(), PlatformError> {
-        // Refused here, with the reason, rather than failing silently
-        // inside the mixer.
-        let input = playable(audio).await?;
-        let call = match self.current_call(guild).await {
-            Some((call, _)) => call,
-            None => {
-                let channel =
-                    fallback.ok_or_else(|| PlatformError::NotFound("the author is not in a voice channel".into()))?;
-                self.join(guild, channel, false).await?;
-                self.songbird.get(guild).ok_or_else(|| PlatformError::Failed("the voice call ended".into()))?
-            }
-        };
-        self.update(guild, |p| p.generation += 1);
-        let track = call.lock().await.enqueue_input(input).await;
-        let idle = ClipEnded { voice: Arc::downgrade(self), guild };
-        for event in [TrackEvent::End, TrackEvent::Error] {
-            if let Err(e) = track.add_event(Event::Track(event), idle.clone()) {
-                tracing::debug!(guild = %guild, error = %e, "a clip ended before its idle timer was set");
-            }
-        }
-        Ok(())
     }
 
     /// The server's call and its channel, if the bot is in (or joining) one.
@@ -152,45 +202,51 @@ impl Voice {
         Some((call, ChannelId::new(channel.0.get())))
     }
 
-    fn update(&self, guild: GuildId, change: impl FnOnce(&mut Presence)) -> Presence {
-        let mut presence = self.presence.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = presence.entry(guild).or_default();
-        change(entry);
-        *entry
-    }
-
-    fn forget(&self, guild: GuildId) {
-        self.presence.lock().unwrap_or_else(|p| p.into_inner()).remove(&guild);
-    }
-
-    /// Leaves after `idle_leave` if nothing is queued meanwhile and nobody
-    /// asks the bot to stay. Called on joining to speak and when a clip ends.
-    fn leave_when_idle(self: Arc<Self>, guild: GuildId) {
-        let seen = self.update(guild, |_| {});
-        if seen.asked {
+    /// Leaves after `idle_leave` unless a clip is queued meanwhile (which
+    /// changes the generation) or someone asks the bot to stay.
+    fn leave_when_idle(self: &Arc<Self>, guild: GuildId, generation: u64, asked: bool) {
+        if asked {
             return;
         }
+        let this = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(self.idle_leave).await;
-            let now = self.update(guild, |_| {});
-            if now.asked || now.generation != seen.generation {
+            tokio::time::sleep(this.idle_leave).await;
+            let server = this.server(guild);
+            let mut presence = server.lock().await;
+            if presence.asked || presence.generation != generation {
                 return;
             }
-            let Some((call, _)) = self.current_call(guild).await else { return };
-            if !call.lock().await.queue().is_empty() {
-                return;
+            if let Some((call, _)) = this.current_call(guild).await {
+                if !call.lock().await.queue().is_empty() {
+                    return;
+                }
             }
-            tracing::info!(guild = %guild, idle_secs = self.idle_leave.as_secs(), "leaving an idle voice channel");
-            if let Err(e) = self.leave(guild).await {
+            tracing::info!(guild = %guild, idle_secs = this.idle_leave.as_secs(), "leaving an idle voice channel");
+            if let Err(e) = this.leave_locked(guild, &mut presence).await {
                 tracing::warn!(guild = %guild, error = %e, "could not leave an idle voice channel");
             }
         });
     }
+
+    /// A clip ended: time the stay from now, if it was the last one queued.
+    async fn clip_ended(self: &Arc<Self>, guild: GuildId) {
+        let server = self.server(guild);
+        let presence = server.lock().await;
+        self.leave_when_idle(guild, presence.generation, presence.asked);
+    }
+}
+
+/// Runs `work` in a task of its own and waits for it: if the caller is
+/// dropped (a guest's deadline), the work still finishes.
+async fn detached<T: Send + 'static>(
+    work: impl Future<Output = Result<T, PlatformError>> + Send + 'static,
+) -> Result<T, PlatformError> {
+    tokio::spawn(work).await.map_err(|e| PlatformError::Failed(format!("a voice task ended: {e}")))?
 }
 
 /// `audio` (WAV, Ogg Opus or Vorbis, MP3, FLAC) probed and ready for
 /// songbird's mixer, or the reason it cannot be played.
-pub async fn playable(audio: Vec<u8>) -> Result<Input, PlatformError> {
+async fn playable(audio: Vec<u8>) -> Result<Input, PlatformError> {
     let input: Input = audio.into();
     input
         .make_playable_async(get_codec_registry(), get_probe())
@@ -203,7 +259,6 @@ fn mention(channel: ChannelId) -> String {
     format!("<#{channel}>")
 }
 
-#[derive(Clone)]
 struct ClipEnded {
     voice: Weak<Voice>,
     guild: GuildId,
@@ -213,9 +268,11 @@ struct ClipEnded {
 impl EventHandler for ClipEnded {
     async fn act(&self, _ctx: &EventContext<'_>) -> Option<Event> {
         if let Some(voice) = self.voice.upgrade() {
-            voice.leave_when_idle(self.guild);
+            let guild = self.guild;
+            // Not awaited here: songbird runs every event handler of the
+            // call on one task.
+            tokio::spawn(async move { voice.clip_ended(guild).await });
         }
-        // One shot per clip.
         Some(Event::Cancel)
     }
 }

@@ -25,7 +25,7 @@ use crate::services::store::Store;
 const MAX_ANSWER_BYTES: u64 = 8 << 20;
 
 /// What the operator configured.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct OpenAiSettings {
     /// `https://api.openai.com/v1`, or any compatible server's `/v1`.
     pub base_url: String,
@@ -41,6 +41,20 @@ pub struct OpenAiSettings {
     /// Earlier (question, answer) turns of the channel sent as context.
     pub context_turns: usize,
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for OpenAiSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiSettings")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "…"))
+            .field("model", &self.model)
+            .field("fine_tune_model", &self.fine_tune_model)
+            .field("use_fine_tuned", &self.use_fine_tuned)
+            .field("context_turns", &self.context_turns)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 pub struct OpenAiModel {
@@ -91,7 +105,7 @@ impl OpenAiModel {
         min_similarity: f32,
     ) -> Result<Self, ModelError> {
         let client = OpenAiClient::new(&settings.base_url, settings.api_key.clone(), settings.timeout)
-            .map_err(ModelError::Failed)?;
+            .map_err(|e| ModelError::Failed(e.to_string()))?;
         let taught = EmbeddedModel::open(store.clone(), min_similarity, None, 0).await?;
         let history = ChannelHistory::new(settings.context_turns);
         Ok(OpenAiModel { client, settings, store, taught, history })

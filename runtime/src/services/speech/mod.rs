@@ -136,7 +136,6 @@ pub const MAX_QUEUED: usize = 8;
 /// Embedded speech-to-text: Whisper tiny.en, its weights loaded on first
 /// use and kept. A load that fails (no weights yet) is tried again on the
 /// next call, so `make build` while the bot runs is enough.
-#[derive(Clone)]
 pub struct SpeechToText {
     inner: Arc<Embedded>,
 }
@@ -146,7 +145,7 @@ struct Embedded {
     max_seconds: u32,
     model: Mutex<Option<Arc<Mutex<WhisperModel>>>>,
     /// The one running and those waiting.
-    queue: Semaphore,
+    queue: Arc<Semaphore>,
 }
 
 /// Set when the caller stops waiting (its deadline passed): the blocking
@@ -161,7 +160,8 @@ impl Drop for CancelOnDrop {
 
 impl SpeechToText {
     pub fn new(dir: PathBuf, max_seconds: u32) -> SpeechToText {
-        let inner = Embedded { dir, max_seconds, model: Mutex::new(None), queue: Semaphore::new(MAX_QUEUED + 1) };
+        let inner =
+            Embedded { dir, max_seconds, model: Mutex::new(None), queue: Arc::new(Semaphore::new(MAX_QUEUED + 1)) };
         SpeechToText { inner: Arc::new(inner) }
     }
 
@@ -176,15 +176,20 @@ impl SpeechToText {
 #[async_trait]
 impl Transcriber for SpeechToText {
     async fn transcribe(&self, bytes: Vec<u8>) -> Result<String, SpeechError> {
-        let _place = self.inner.queue.try_acquire().map_err(|_| {
+        // The place is held by the work itself, not the caller: a caller
+        // that gives up does not free it before the work has stopped.
+        let place = self.inner.queue.clone().try_acquire_owned().map_err(|_| {
             SpeechError::Unavailable(format!("{MAX_QUEUED} recordings are already waiting to be heard; try again soon"))
         })?;
         let inner = self.inner.clone();
         let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
         let flag = cancel.0.clone();
-        let result = tokio::task::spawn_blocking(move || inner.transcribe_until(bytes, &flag))
-            .await
-            .map_err(|e| SpeechError::Failed(format!("the transcription task ended: {e}")))?;
+        let result = tokio::task::spawn_blocking(move || {
+            let _place = place;
+            inner.transcribe_until(bytes, &flag)
+        })
+        .await
+        .map_err(|e| SpeechError::Failed(format!("the transcription task ended: {e}")))?;
         drop(cancel);
         result
     }
@@ -192,9 +197,13 @@ impl Transcriber for SpeechToText {
 
 impl Embedded {
     fn transcribe_until(&self, bytes: Vec<u8>, cancel: &AtomicBool) -> Result<String, SpeechError> {
+        let gave_up = || if cancel.load(Ordering::Relaxed) { Err(SpeechError::Cancelled) } else { Ok(()) };
+        gave_up()?;
         let samples = audio::decode_mono_16k(bytes, self.max_seconds)?;
         let model = self.model()?;
         let mut model = model.lock().unwrap_or_else(|p| p.into_inner());
+        // It may have waited for the model behind others.
+        gave_up()?;
         model.transcribe(&samples, cancel)
     }
 

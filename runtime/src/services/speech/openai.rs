@@ -63,7 +63,7 @@ struct Transcription {
 impl OpenAiSpeech {
     pub fn new(settings: OpenAiSpeechSettings) -> Result<OpenAiSpeech, SpeechError> {
         let client = OpenAiClient::new(&settings.base_url, settings.api_key.clone(), settings.timeout)
-            .map_err(SpeechError::Failed)?;
+            .map_err(|e| SpeechError::Failed(e.to_string()))?;
         Ok(OpenAiSpeech { client, settings })
     }
 }

@@ -97,6 +97,9 @@ impl WhisperModel {
     /// One window of at most 30 s, padded with silence to 30 s as Whisper
     /// was trained.
     fn transcribe_window(&mut self, window: &[f32], cancel: &AtomicBool) -> Result<String, SpeechError> {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(SpeechError::Cancelled);
+        }
         let mut samples = window.to_vec();
         samples.resize(w::N_SAMPLES, 0.0);
         let mel = audio::pcm_to_mel(&self.config, &samples, &self.mel_filters);
