@@ -4,7 +4,7 @@
 CARGO ?= cargo
 GUEST_TARGET := wasm32-wasip2
 # Every guest crate of the workspace (commands, and the hostile test guest).
-GUESTS := $(shell sed -n 's/^name = "\(sandbot-guest-[a-z_-]*\)"/\1/p' guests/*/Cargo.toml tests/guests/*/Cargo.toml)
+GUESTS := $(shell sed -n 's/^name = "\(sandbot-guest-[a-z0-9_-]*\)"/\1/p' guests/*/Cargo.toml tests/guests/*/Cargo.toml)
 
 .PHONY: run test build setup guests runtime bench lint clean
 

@@ -10,18 +10,19 @@
 //!   5. a failure → a short reply for the user + a log line for the operator
 //! ```
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tracing::Instrument;
 
 use crate::bindings::types;
-use crate::config::{Config, ModelConfig};
+use crate::config::{Config, ConfigError, ModelConfig};
 use crate::error::InvokeError;
 use crate::host::GuestCtx;
 use crate::platform::{Event, Message, Outgoing};
 use crate::ratelimit::{UserRateLimiter, Verdict};
-use crate::registry::{LoadedCommand, Registry};
+use crate::registry::{LoadedCommand, Registry, ReloadReport};
 use crate::sandbox::{EngineSettings, Sandbox};
 use crate::services::files::Root;
 use crate::services::model::embedded::EmbeddedModel;
@@ -58,6 +59,8 @@ pub struct Dispatcher {
     sandbox: Sandbox,
     services: Services,
     rate_limiter: Option<UserRateLimiter>,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl Dispatcher {
@@ -82,10 +85,16 @@ impl Dispatcher {
             tts,
             roots: Arc::new(config.roots.iter().map(|(k, v)| (k.clone(), Arc::<Root>::clone(v))).collect()),
         };
-        let sandbox = Sandbox::new(EngineSettings {
+        let mut sandbox = Sandbox::new(EngineSettings {
             max_concurrency: config.max_concurrency,
             max_memory_bytes: config.max_memory_bytes(),
         })?;
+        if let Some(dir) = &config.cache_dir {
+            // Without the cache the bot only starts slower: say so, go on.
+            if let Err(e) = sandbox.use_cache(dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "compiling without a cache");
+            }
+        }
         let registry = Registry::default();
         registry.load_all(&config, &sandbox, &services).await?;
         tracing::info!(commands = registry.snapshot().len(), "ready");
@@ -95,7 +104,35 @@ impl Dispatcher {
             registry,
             sandbox,
             services,
+            reloading: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Reads the config file again and brings the commands in line with
+    /// it and the guests folder (see [`Registry::reload`]). Only the
+    /// `[commands.*]` entries apply while running; other keys, and new
+    /// roots, on the next start.
+    pub async fn reload(&self) -> Result<ReloadReport, ConfigError> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let path = self.config.path.clone();
+        let config = tokio::task::spawn_blocking(move || Config::load(&path)).await.map_err(|e| {
+            ConfigError::Invalid { path: self.config.path.clone(), key: String::new(), reason: e.to_string() }
+        })??;
+        // Roots are opened at start: a command that reads one opened since
+        // keeps its old version until a restart.
+        let pinned: BTreeMap<String, String> = config
+            .commands
+            .iter()
+            .filter_map(|(name, command)| {
+                let root = command.read.iter().find(|r| !self.services.roots.contains_key(*r))?;
+                Some((name.clone(), format!("root `{root}` is new: restart the bot to open it")))
+            })
+            .collect();
+        let report = self.registry.reload(&config, &self.sandbox, &self.services, &pinned).await;
+        for line in report.lines() {
+            tracing::info!(change = %line, "reloaded");
+        }
+        Ok(report)
     }
 
     pub fn config(&self) -> &Config {

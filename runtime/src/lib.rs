@@ -8,6 +8,7 @@
 //! | [`platform`] | adapters (console, Discord) turn chat events into [`platform::Event`]s |
 //! | [`dispatch`] | **the message path, end to end — read this first**                   |
 //! | [`registry`] | command name → loaded component, grants and limits                   |
+//! | [`reload`]   | hot swap: the guests folder and config watched, commands reloaded    |
 //! | [`sandbox`]  | one wasmtime engine; a fresh, limited instance per message           |
 //! | [`host`]     | the WIT host interfaces, one file each, checked against grants       |
 //! | [`services`] | what host functions reach: the database, the granted folders         |
@@ -17,6 +18,7 @@
 //! `bindings` holds the single `bindgen!` over `../wit`.
 
 pub mod bindings;
+pub mod check;
 pub mod config;
 pub mod dispatch;
 pub mod error;
@@ -24,7 +26,9 @@ pub mod host;
 pub mod platform;
 pub mod ratelimit;
 pub mod registry;
+pub mod reload;
 pub mod sandbox;
+pub mod scaffold;
 pub mod services;
 pub mod text;
 

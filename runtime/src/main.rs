@@ -13,7 +13,7 @@ use sandbot::platform::console::{Console, Mode};
 use sandbot::platform::discord;
 use sandbot::services::speech;
 use sandbot::services::store::{SqliteStore, Store, Table};
-use sandbot::{Config, Dispatcher};
+use sandbot::{reload, Config, Dispatcher};
 
 #[derive(Parser)]
 #[command(name = "sandbot", version, about = "A Discord bot whose every command is a sandboxed WebAssembly component")]
@@ -55,6 +55,18 @@ enum Command {
         #[arg(value_enum)]
         table: Table,
     },
+    /// Says whether a component fits the bot's world, what it says about
+    /// itself and what it asks for; exits non-zero when it does not fit.
+    Check {
+        /// The component (`.wasm`).
+        wasm: PathBuf,
+    },
+    /// Creates a command: a guest crate in `guests/<name>` that builds and
+    /// runs as it stands, and its `[commands.<name>]` entry in the config.
+    New {
+        /// The command's name, what users type after the prefix.
+        name: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -84,9 +96,11 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = Config::load(&cli.config)?;
+    let config_path = cli.config.clone();
+    let config = || Config::load(&config_path);
     match cli.command {
         Command::Run { shards } => {
+            let config = config()?;
             if config.discord.token.is_none() {
                 if shards.is_some() {
                     tracing::warn!("--shards is for Discord; there is no DISCORD_TOKEN, so it does nothing");
@@ -99,10 +113,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 settings.shards = shards;
             }
             let dispatcher = Arc::new(Dispatcher::start(config).await?);
+            let _reloader = reload::start(dispatcher.clone())?;
             discord::run(dispatcher, &settings).await
         }
-        Command::Console { jsonl, out } => console(config, jsonl, out).await,
+        Command::Console { jsonl, out } => console(config()?, jsonl, out).await,
         Command::Transcribe { files } => {
+            let config = config()?;
             let speech = speech::transcriber(&config.speech)?
                 .context("speech recognition is turned off in the config (`speech.transcriber`)")?;
             for file in files {
@@ -114,7 +130,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        // These two need no loaded config.
+        Command::Check { wasm } => {
+            let report = sandbot::check::check(&wasm).await.with_context(|| format!("{}", wasm.display()))?;
+            println!("{} fits sandbot:bot.\n{report}", wasm.display());
+            Ok(())
+        }
+        Command::New { name } => {
+            anyhow::ensure!(
+                std::path::Path::new("guests/sdk").is_dir(),
+                "run `sandbot new` from the sandbot workspace (the folder with guests/sdk)"
+            );
+            let made = sandbot::scaffold::create(&name, std::path::Path::new("guests"), &cli.config)?;
+            println!("created {}", made.crate_dir.display());
+            if made.config_entry_added {
+                println!("added [commands.{name}] to {}", cli.config.display());
+            } else {
+                println!("{} already has [commands.{name}]; left as it is", cli.config.display());
+            }
+            println!("next: `make build`, then `!{name} hello` in the console (`make run`)");
+            Ok(())
+        }
         Command::Export { table } => {
+            let config = config()?;
             let store = SqliteStore::open(&config.data_dir.join("sandbot.db"))?;
             let mut stdout = std::io::stdout().lock();
             let count = store.export(table, &mut stdout)?;
@@ -127,7 +165,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn console(config: Config, jsonl: bool, out: Option<PathBuf>) -> anyhow::Result<()> {
     let out_dir = out.unwrap_or_else(|| config.data_dir.join("console"));
     let prefix = config.prefix.clone();
-    let dispatcher = Dispatcher::start(config).await?;
+    let dispatcher = Arc::new(Dispatcher::start(config).await?);
+    let _reloader = reload::start(dispatcher.clone())?;
     let mode = if jsonl { Mode::JsonLines } else { Mode::Interactive };
     let console = Console::new(Box::new(std::io::stdout()), mode, &out_dir)
         .with_context(|| format!("cannot create the output folder {}", out_dir.display()))?;

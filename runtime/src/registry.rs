@@ -3,12 +3,15 @@
 //!
 //! The map sits behind an `ArcSwap`: readers take a snapshot without a
 //! lock, and a reload replaces the whole map at once, so an invocation
-//! that already started finishes on the version it started with.
+//! that already started finishes on the version it started with, and the
+//! next message gets the new one.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::bindings::{types, CommandPre};
 use crate::config::{CommandConfig, Config, ConfigError, Grants};
@@ -23,17 +26,83 @@ pub struct LoadedCommand {
     /// What `describe()` returned when it loaded.
     pub info: types::CommandInfo,
     pub pre: CommandPre<HostState>,
+    /// The wasm's sha256 (hex): which version this is.
+    pub sha256: String,
+    pub loaded_at: SystemTime,
+    /// Loaded from the compile cache rather than compiled.
+    pub cached: bool,
+}
+
+impl LoadedCommand {
+    /// The same code under other settings.
+    fn with_config(&self, command: &CommandConfig) -> LoadedCommand {
+        LoadedCommand {
+            config: Arc::new(command.clone()),
+            info: self.info.clone(),
+            pre: self.pre.clone(),
+            sha256: self.sha256.clone(),
+            loaded_at: self.loaded_at,
+            cached: self.cached,
+        }
+    }
+}
+
+/// What a reload did, command by command.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// New commands, and new versions of existing ones.
+    pub loaded: Vec<String>,
+    /// Same wasm, new settings from the config (grants, limits, …).
+    pub reconfigured: Vec<String>,
+    /// `(command, why)`: not loaded; the old version, if any, still serves.
+    pub refused: Vec<(String, String)>,
+    /// Gone from the config.
+    pub removed: Vec<String>,
+}
+
+impl ReloadReport {
+    pub fn is_empty(&self) -> bool {
+        self.loaded.is_empty() && self.reconfigured.is_empty() && self.refused.is_empty() && self.removed.is_empty()
+    }
+
+    /// One line per change, for `!reload` and the log.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        lines.extend(self.loaded.iter().map(|c| format!("loaded {c}")));
+        lines.extend(self.reconfigured.iter().map(|c| format!("reconfigured {c}")));
+        lines.extend(self.refused.iter().map(|(c, why)| format!("refused {c}: {why}")));
+        lines.extend(self.removed.iter().map(|c| format!("removed {c}")));
+        lines
+    }
 }
 
 pub type CommandMap = BTreeMap<String, Arc<LoadedCommand>>;
+
+/// Asks the reloader (see [`crate::reload`]) for a reload; it answers
+/// with what changed, or why the config could not be read.
+pub type ReloadRequest = oneshot::Sender<Result<ReloadReport, String>>;
 
 /// The loaded commands; cheap to clone, shared by every invocation.
 #[derive(Clone, Default)]
 pub struct Registry {
     commands: Arc<ArcSwap<CommandMap>>,
+    reloader: Arc<OnceLock<mpsc::UnboundedSender<ReloadRequest>>>,
 }
 
 impl Registry {
+    /// Where [`Registry::request_reload`] sends; set once, by the reloader.
+    pub fn set_reloader(&self, requests: mpsc::UnboundedSender<ReloadRequest>) {
+        let _ = self.reloader.set(requests);
+    }
+
+    /// Reloads now (for `!reload`) and says what changed.
+    pub async fn request_reload(&self) -> Result<ReloadReport, String> {
+        let requests = self.reloader.get().ok_or("reloading is not running in this process")?;
+        let (reply, answer) = oneshot::channel();
+        requests.send(reply).map_err(|_| "reloading has stopped".to_string())?;
+        answer.await.map_err(|_| "the reload was interrupted".to_string())?
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<LoadedCommand>> {
         self.commands.load().get(name).cloned()
     }
@@ -49,21 +118,120 @@ impl Registry {
 
     /// Compiles, checks and describes every command of the config, then
     /// makes them live together. The first command that fails stops the
-    /// load with the config key and the reason.
+    /// load with the config key and the reason (at startup, an operator
+    /// wants to know at once).
     pub async fn load_all(&self, config: &Config, sandbox: &Sandbox, services: &Services) -> Result<(), ConfigError> {
         let mut commands = CommandMap::new();
         for command in config.commands.values() {
-            let loaded = load(config, command, sandbox, services, self).await?;
+            let wasm = read_wasm(config, command).await?;
+            let loaded = load(config, command, wasm, sandbox, services, self).await?;
             commands.insert(command.name.clone(), Arc::new(loaded));
         }
         self.replace(commands);
         Ok(())
     }
+
+    /// Brings the commands in line with `config` and the files on disk,
+    /// keeping what still works: a changed wasm is compiled and checked
+    /// before it replaces the old version; one that fails is refused and
+    /// the old code keeps serving, under the new settings (a grant taken
+    /// away is taken away even then); an unchanged wasm is not recompiled.
+    /// `pinned` commands (name → why) keep their old version and settings
+    /// whatever the config says. The new map goes live in one step.
+    pub async fn reload(
+        &self,
+        config: &Config,
+        sandbox: &Sandbox,
+        services: &Services,
+        pinned: &BTreeMap<String, String>,
+    ) -> ReloadReport {
+        let old = self.snapshot();
+        let mut next = CommandMap::new();
+        let mut report = ReloadReport::default();
+        for command in config.commands.values() {
+            let name = command.name.clone();
+            let previous = old.get(&name);
+            if let Some(why) = pinned.get(&name) {
+                tracing::warn!(command = %name, error = %why, kept_old = previous.is_some(), "refused a command");
+                report.refused.push((name.clone(), why.clone()));
+                if let Some(previous) = previous {
+                    next.insert(name, previous.clone());
+                }
+                continue;
+            }
+            let outcome = match read_wasm(config, command).await {
+                Err(e) => Err(e),
+                Ok(wasm) => match previous {
+                    Some(p) if p.sha256 == crate::sandbox::cache::sha256_hex(&wasm) => {
+                        if !same_settings(&p.config, command) {
+                            warn_of_missing_grants(command, &p.info);
+                            report.reconfigured.push(name.clone());
+                        }
+                        next.insert(name, Arc::new(p.with_config(command)));
+                        continue;
+                    }
+                    _ => load(config, command, wasm, sandbox, services, self).await,
+                },
+            };
+            match outcome {
+                Ok(loaded) => {
+                    report.loaded.push(name.clone());
+                    next.insert(name, Arc::new(loaded));
+                }
+                Err(e) => {
+                    let why = match e {
+                        ConfigError::Invalid { reason, .. } => reason,
+                        other => other.to_string(),
+                    };
+                    tracing::warn!(command = %name, error = %why, kept_old = previous.is_some(), "refused a command");
+                    report.refused.push((name.clone(), why));
+                    if let Some(previous) = previous {
+                        warn_of_missing_grants(command, &previous.info);
+                        next.insert(name, Arc::new(previous.with_config(command)));
+                    }
+                }
+            }
+        }
+        report.removed = old.keys().filter(|name| !next.contains_key(*name)).cloned().collect();
+        self.replace(next);
+        report
+    }
+}
+
+/// Said at every load and reconfiguration: the mismatch between what a
+/// guest declares and what the operator granted.
+fn warn_of_missing_grants(command: &CommandConfig, info: &types::CommandInfo) {
+    let missing = command.grants.missing(&info.needs);
+    if !missing.is_empty() {
+        tracing::warn!(
+            command = %command.name,
+            missing = %missing.join(", "),
+            "the command needs interfaces it is not granted; those calls will be denied"
+        );
+    }
+}
+
+/// Whether a command's settings are what they were (the wasm aside).
+fn same_settings(a: &CommandConfig, b: &CommandConfig) -> bool {
+    format!("{a:?}") == format!("{b:?}")
+}
+
+async fn read_wasm(config: &Config, command: &CommandConfig) -> Result<Vec<u8>, ConfigError> {
+    tokio::fs::read(&command.wasm).await.map_err(|e| ConfigError::Invalid {
+        path: config.path.clone(),
+        key: format!("commands.{}.wasm", command.name),
+        reason: if e.kind() == std::io::ErrorKind::NotFound {
+            format!("{} does not exist (build the guests with `make build`)", command.wasm.display())
+        } else {
+            format!("cannot read {}: {e}", command.wasm.display())
+        },
+    })
 }
 
 async fn load(
     config: &Config,
     command: &CommandConfig,
+    wasm: Vec<u8>,
     sandbox: &Sandbox,
     services: &Services,
     registry: &Registry,
@@ -73,15 +241,44 @@ async fn load(
         key: format!("commands.{}.wasm", command.name),
         reason,
     };
-    if !command.wasm.is_file() {
-        return Err(invalid(format!("{} does not exist (build the guests with `make build`)", command.wasm.display())));
-    }
-    let pre = sandbox
-        .prepare(&command.wasm)
+    let prepared = sandbox
+        .prepare(wasm)
         .await
         .map_err(|e| invalid(format!("{} is not a sandbot command: {e:#}", command.wasm.display())))?;
-    // `describe()` answers no message, so it runs with nothing granted: a
-    // guest cannot store or send anything in the name of nobody.
+    let info = describe(&prepared.pre, command, sandbox, services, registry)
+        .await
+        .map_err(|why| invalid(format!("describe() {why}")))?;
+    if info.name != command.name {
+        tracing::info!(command = %command.name, described_as = %info.name, "command is configured under another name");
+    }
+    warn_of_missing_grants(command, &info);
+    tracing::info!(
+        command = %command.name,
+        wasm = %command.wasm.display(),
+        sha256 = %&prepared.sha256[..12],
+        source = if prepared.cached { "cache" } else { "compiled" },
+        "loaded"
+    );
+    Ok(LoadedCommand {
+        config: Arc::new(command.clone()),
+        info,
+        pre: prepared.pre,
+        sha256: prepared.sha256,
+        loaded_at: SystemTime::now(),
+        cached: prepared.cached,
+    })
+}
+
+/// Runs `describe()` with nothing granted (it answers no message, so a
+/// guest cannot store or send anything in the name of nobody) and checks
+/// what it says.
+pub async fn describe(
+    pre: &CommandPre<HostState>,
+    command: &CommandConfig,
+    sandbox: &Sandbox,
+    services: &Services,
+    registry: &Registry,
+) -> Result<types::CommandInfo, String> {
     let describing = Arc::new(CommandConfig { grants: Grants::default(), read: Vec::new(), ..command.clone() });
     let guest = GuestCtx::new(
         describing,
@@ -90,24 +287,9 @@ async fn load(
         services.clone(),
         registry.clone(),
     );
-    let info = sandbox
-        .describe(&pre, guest, &command.limits)
-        .await
-        .map_err(|e| invalid(format!("describe() failed: {}", e.cause())))?;
-    check_info(&info).map_err(|why| invalid(format!("describe() returned {why}")))?;
-    if info.name != command.name {
-        tracing::info!(command = %command.name, described_as = %info.name, "command is configured under another name");
-    }
-    let missing = command.grants.missing(&info.needs);
-    if !missing.is_empty() {
-        tracing::warn!(
-            command = %command.name,
-            missing = %missing.join(", "),
-            "the command needs interfaces it is not granted; those calls will be denied"
-        );
-    }
-    tracing::info!(command = %command.name, wasm = %command.wasm.display(), "loaded");
-    Ok(LoadedCommand { config: Arc::new(command.clone()), info, pre })
+    let info = sandbox.describe(pre, guest, &command.limits).await.map_err(|e| format!("failed: {}", e.cause()))?;
+    check_info(&info).map_err(|why| format!("returned {why}"))?;
+    Ok(info)
 }
 
 /// What `describe()` returns ends up in `!help`: keep it to a size that

@@ -94,6 +94,15 @@ limits = {{ deadline_ms = 15000 }}
 wasm = "leave.wasm"
 grants = ["chat.send-message", "voice.leave"]
 
+[commands.commands]
+wasm = "commands.wasm"
+grants = ["chat.send-message", "commands.versions"]
+
+[commands.reload]
+wasm = "reload.wasm"
+grants = ["chat.send-message", "commands.reload"]
+limits = {{ deadline_ms = 60000 }}
+
 [commands.help]
 wasm = "help.wasm"
 grants = ["chat.send-message", "commands.list"]

@@ -29,9 +29,11 @@
 
 mod args;
 mod error;
+mod time;
 
 pub use args::{split_args, ArgsError};
 pub use error::Error;
+pub use time::format_utc;
 
 /// The generated bindings of the `sandbot:bot/command` world.
 ///

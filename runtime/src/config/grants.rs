@@ -27,10 +27,12 @@ pub enum HostFn {
     StoreLogCorrection,
     StoreLogFeedback,
     CommandsList,
+    CommandsVersions,
+    CommandsReload,
 }
 
 impl HostFn {
-    pub const ALL: [HostFn; 20] = [
+    pub const ALL: [HostFn; 22] = [
         HostFn::ChatSendMessage,
         HostFn::ChatReadAttachment,
         HostFn::ChatFetchMessage,
@@ -51,6 +53,8 @@ impl HostFn {
         HostFn::StoreLogCorrection,
         HostFn::StoreLogFeedback,
         HostFn::CommandsList,
+        HostFn::CommandsVersions,
+        HostFn::CommandsReload,
     ];
 
     /// `(interface, function)` as the WIT spells them.
@@ -76,6 +80,8 @@ impl HostFn {
             HostFn::StoreLogCorrection => ("store", "log-correction"),
             HostFn::StoreLogFeedback => ("store", "log-feedback"),
             HostFn::CommandsList => ("commands", "list"),
+            HostFn::CommandsVersions => ("commands", "versions"),
+            HostFn::CommandsReload => ("commands", "reload"),
         }
     }
 

@@ -139,6 +139,10 @@ pub struct Config {
     pub rate_limit: Option<RateLimit>,
     /// Instances that may run at once; the size of the instance pool.
     pub max_concurrency: u32,
+    /// Where compiled components are kept; `None`: compile every start.
+    pub cache_dir: Option<PathBuf>,
+    /// Reload commands when the guests folder or this file changes.
+    pub watch: bool,
     pub model: ModelConfig,
     pub roots: BTreeMap<String, Arc<Root>>,
     pub commands: BTreeMap<String, CommandConfig>,
@@ -220,6 +224,29 @@ impl Resolver<'_> {
             roots.insert(name.clone(), Arc::new(root));
         }
 
+        // Compiled code is run as is: keep it where no guest can read the
+        // cache's key (inside a root, `!archive` would zip it).
+        let cache_dir = match raw.sandbox.cache_dir.as_deref() {
+            Some(p) if p.as_os_str().is_empty() => None,
+            Some(p) => Some(self.relative(p)),
+            None => std::env::var_os("XDG_CACHE_HOME")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+                .map(|base| base.join("sandbot")),
+        };
+        if let Some(cache) = &cache_dir {
+            for (name, path) in &raw.roots {
+                let root = self.relative(path);
+                if cache.starts_with(&root) {
+                    return Err(self.invalid(
+                        "sandbox.cache_dir",
+                        format!("is inside root `{name}`; guests granted it could read the cache's key"),
+                    ));
+                }
+            }
+        }
+
         let mut commands = BTreeMap::new();
         for (name, raw_cmd) in raw.commands {
             let key = format!("commands.{name}");
@@ -241,7 +268,11 @@ impl Resolver<'_> {
                 }
             }
             let limits = self.limits(&format!("{key}.limits"), &raw_cmd.limits, &defaults)?;
-            let operators_only = raw_cmd.operators_only.unwrap_or(OPERATORS_ONLY_BY_DEFAULT.contains(&name.as_str()));
+            // Commands that see or change what is deployed are for
+            // operators unless the config says otherwise.
+            let operates = grants.allows(HostFn::CommandsVersions) || grants.allows(HostFn::CommandsReload);
+            let operators_only =
+                raw_cmd.operators_only.unwrap_or(operates || OPERATORS_ONLY_BY_DEFAULT.contains(&name.as_str()));
             commands
                 .insert(name.clone(), CommandConfig { name, wasm, grants, read: raw_cmd.read, operators_only, limits });
         }
@@ -341,6 +372,8 @@ impl Resolver<'_> {
             },
             rate_limit,
             max_concurrency,
+            cache_dir,
+            watch: raw.sandbox.watch.unwrap_or(true),
             model,
             roots,
             commands,

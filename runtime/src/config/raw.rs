@@ -66,6 +66,8 @@ pub struct RawRateLimit {
 #[serde(deny_unknown_fields)]
 pub struct RawSandbox {
     pub max_concurrency: Option<u32>,
+    pub cache_dir: Option<PathBuf>,
+    pub watch: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

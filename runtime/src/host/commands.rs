@@ -1,4 +1,5 @@
-//! `commands`: the loaded commands, for `!help`.
+//! `commands`: the loaded commands, for `!help`, and their versions and
+//! reloading, for operators (`!commands`, `!reload`).
 
 use crate::bindings::commands;
 use crate::config::HostFn;
@@ -17,5 +18,27 @@ impl commands::Host for GuestCtx {
                 operators_only: c.config.operators_only,
             })
             .collect())
+    }
+
+    async fn versions(&mut self) -> Result<Vec<commands::Version>, HostError> {
+        self.check(HostFn::CommandsVersions)?;
+        Ok(self
+            .registry
+            .snapshot()
+            .values()
+            .map(|c| commands::Version {
+                name: c.config.name.clone(),
+                sha256: c.sha256.clone(),
+                loaded_at: c.loaded_at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+                cached: c.cached,
+                missing_grants: c.config.grants.missing(&c.info.needs).into_iter().map(String::from).collect(),
+            })
+            .collect())
+    }
+
+    async fn reload(&mut self) -> Result<Vec<String>, HostError> {
+        self.check(HostFn::CommandsReload)?;
+        let report = self.registry.request_reload().await.map_err(HostError::Unavailable)?;
+        Ok(report.lines())
     }
 }

@@ -23,7 +23,10 @@ pub struct EngineSettings {
 }
 
 pub fn build(settings: EngineSettings) -> wasmtime::Result<Engine> {
-    let n = settings.max_concurrency;
+    // One slot more than messages may use: `describe()` at load time has
+    // it to itself, so a `!reload` (which holds a message's slot while it
+    // waits) never waits for the pool it is holding.
+    let n = settings.max_concurrency + 1;
     let mut pool = PoolingAllocationConfig::new();
     // A Rust wasip2 component is one core module plus a few small shims.
     // Per-component maxima times `n` fit in the totals, so no guest can

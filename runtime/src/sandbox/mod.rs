@@ -12,6 +12,7 @@
 //! stops a guest waiting in a host call or in WASI's own `poll` (a guest
 //! can `sleep`).
 
+pub mod cache;
 pub mod engine;
 
 use std::path::Path;
@@ -28,6 +29,7 @@ use crate::bindings::{types, CommandPre};
 use crate::config::Limits;
 use crate::error::InvokeError;
 use crate::host::{self, GuestCtx};
+use cache::CompileCache;
 pub use engine::EngineSettings;
 
 /// What a guest's stderr (panic messages) may fill, for the log.
@@ -73,8 +75,21 @@ impl ResourceLimiter for MemoryLimiter {
 pub struct Sandbox {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
+    /// Slots of the pool for messages.
     permits: Semaphore,
+    /// The pool's one extra slot, for `describe()` (see [`engine::build`]).
+    describing: Semaphore,
+    cache: Option<Arc<CompileCache>>,
     _ticker: engine::EpochTicker,
+}
+
+/// A component compiled and checked against the world.
+pub struct Prepared {
+    pub pre: CommandPre<HostState>,
+    /// The wasm's sha256, hex.
+    pub sha256: String,
+    /// Loaded from the compile cache rather than compiled.
+    pub cached: bool,
 }
 
 impl Sandbox {
@@ -87,25 +102,49 @@ impl Sandbox {
             engine,
             linker: Arc::new(linker),
             permits: Semaphore::new(settings.max_concurrency as usize),
+            describing: Semaphore::new(1),
+            cache: None,
             _ticker: ticker,
         })
     }
 
-    /// Compiles a component and checks it against the world: every import
-    /// must be one the host provides, and `describe` and `handle` must be
-    /// exported. Runs on the blocking pool (compiling takes milliseconds to
-    /// seconds).
-    pub async fn prepare(&self, wasm: &Path) -> anyhow::Result<CommandPre<HostState>> {
+    /// Keeps compiled components in `dir` (see [`cache`]); on an error the
+    /// sandbox stays uncached.
+    pub fn use_cache(&mut self, dir: &Path) -> std::io::Result<()> {
+        self.cache = Some(Arc::new(CompileCache::open(dir, &self.engine)?));
+        Ok(())
+    }
+
+    /// Compiles a component (or loads it from the cache) and checks it
+    /// against the world: every import must be one the host provides, and
+    /// `describe` and `handle` must be exported. Runs on the blocking pool
+    /// (compiling takes milliseconds to seconds).
+    pub async fn prepare(&self, wasm: Vec<u8>) -> anyhow::Result<Prepared> {
         let engine = self.engine.clone();
         let linker = self.linker.clone();
-        let wasm = wasm.to_path_buf();
-        let pre = tokio::task::spawn_blocking(move || {
-            let component = Component::from_file(&engine, &wasm)?;
-            let pre = linker.instantiate_pre(&component)?;
-            CommandPre::new(pre)
+        let cache = self.cache.clone();
+        tokio::task::spawn_blocking(move || {
+            let sha256 = cache::sha256_hex(&wasm);
+            let cached = cache.as_ref().and_then(|c| c.load(&engine, &sha256));
+            let from_cache = cached.is_some();
+            let component = match cached {
+                Some(component) => component,
+                None => Component::new(&engine, &wasm)?,
+            };
+            let pre = CommandPre::new(linker.instantiate_pre(&component)?)?;
+            // Only what fits the world is worth keeping.
+            if let (false, Some(cache)) = (from_cache, &cache) {
+                cache.store(&sha256, &component);
+            }
+            Ok(Prepared { pre, sha256, cached: from_cache })
         })
-        .await??;
-        Ok(pre)
+        .await?
+    }
+
+    /// The interfaces a prepared component imports, as the WIT names them.
+    pub fn imports(&self, pre: &CommandPre<HostState>) -> Vec<String> {
+        let component = pre.instance_pre().component();
+        component.component_type().imports(&self.engine).map(|(name, _)| name.to_string()).collect()
     }
 
     /// Calls `describe` on a fresh instance.
@@ -115,7 +154,7 @@ impl Sandbox {
         guest: GuestCtx,
         limits: &Limits,
     ) -> Result<types::CommandInfo, InvokeError> {
-        let _permit = self.permits.acquire().await.map_err(|_| InvokeError::Unavailable("shutting down".into()))?;
+        let _permit = self.describing.acquire().await.map_err(|_| InvokeError::Unavailable("shutting down".into()))?;
         let mut store = self.new_store(guest, limits);
         let run = async {
             let instance = pre.instantiate_async(&mut store).await?;
