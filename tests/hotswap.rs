@@ -198,6 +198,56 @@ fn a_new_command_and_a_changed_grant_apply_to_the_next_message() {
     bot.finish();
 }
 
+#[test]
+fn a_guests_folder_made_again_is_watched_again() {
+    // The bot's own guests folder, so it can be deleted.
+    let setup = Setup::new("");
+    let guests = setup.path("guests");
+    let copy_guests = |hi_from: &str| {
+        std::fs::create_dir_all(&guests).unwrap();
+        for entry in std::fs::read_dir(guests_dir()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "wasm") {
+                std::fs::copy(&path, guests.join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        std::fs::copy(guests_dir().join(hi_from), guests.join(A)).unwrap();
+    };
+    copy_guests(A);
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    let text = text.replace(
+        &format!("guests_dir = {:?}", guests_dir().display().to_string()),
+        &format!("guests_dir = {:?}", guests.display().to_string()),
+    );
+    std::fs::write(&setup.config, text).unwrap();
+    let mut bot = setup.spawn();
+    let mut input = 0;
+    wait_for(&mut bot, &mut input, "!hi", |out| {
+        out.iter().any(|v| v["content"].as_str().is_some_and(|c| c.starts_with("HI, ")))
+    });
+
+    // Deleted and deployed again, with another `hi`: `leave`'s code,
+    // which asks for `voice.leave`, a grant `hi` does not have.
+    std::fs::remove_dir_all(&guests).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    copy_guests(B);
+    wait_for(&mut bot, &mut input, "!hi", |out| {
+        out.iter().any(|v| {
+            v["content"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("This command is not allowed") && c.contains("voice.leave"))
+        })
+    });
+    // That much a reload for the files deleted would have done; a change
+    // in the new folder shows it is watched.
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::copy(guests_dir().join(A), guests.join(A)).unwrap();
+    wait_for(&mut bot, &mut input, "!hi", |out| {
+        out.iter().any(|v| v["content"].as_str().is_some_and(|c| c.starts_with("HI, ")))
+    });
+    bot.finish();
+}
+
 /// Sends `line` until its output satisfies `done` (the watcher's reload
 /// lands between two messages); at most a minute.
 fn wait_for(bot: &mut Bot, input: &mut u64, line: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {

@@ -3,7 +3,8 @@
 //! - start-up to ready (every guest of the standard config loaded), with
 //!   the compile cache empty and warm;
 //! - from a command's `.wasm` written to the new version answering, by
-//!   the watcher (its 300 ms quiet period included) and by `!reload`,
+//!   the watcher (its 300 ms quiet period included) and by `!reload`
+//!   (sent right after the write),
 //!   for a version never seen (compiled) and one seen before (cache hit).
 //!
 //! `cargo bench -p sandbot --bench hotswap` (after `make build`).

@@ -7,22 +7,34 @@
 //! line, and the old one keeps serving.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
-use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
+use notify::event::{AccessKind, EventKind, MetadataKind, ModifyKind};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use crate::dispatch::Dispatcher;
 
-/// How long the folder must be quiet before a reload: long enough for
-/// `cp` of a few MB, short enough to feel immediate.
+/// How long the files must be quiet before a reload: long enough for `cp`
+/// of a few MB, short enough to feel immediate.
 const QUIET: Duration = Duration::from_millis(300);
+
+/// A folder that never goes quiet still gets a reload this often.
+const LONGEST_WAIT: Duration = Duration::from_secs(5);
 
 /// Keeps the reloading alive; dropping it stops watching.
 pub struct Reloader {
-    _watcher: Option<Debouncer<RecommendedWatcher>>,
+    _watcher: Option<Arc<Mutex<RecommendedWatcher>>>,
+}
+
+/// What the watcher saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// A `.wasm` or the config file was written, moved or removed.
+    Files,
+    /// The guests folder itself was (re)created: watch it again.
+    GuestsFolder,
 }
 
 /// Starts the reload task (for `!reload`) and, when the config says
@@ -30,20 +42,38 @@ pub struct Reloader {
 pub fn start(dispatcher: Arc<Dispatcher>) -> anyhow::Result<Reloader> {
     let (requests, mut incoming) = mpsc::unbounded_channel();
     dispatcher.registry().set_reloader(requests);
-    let (changes, mut changed) = mpsc::unbounded_channel::<()>();
+    let (changes, mut changed) = mpsc::unbounded_channel::<Change>();
     let watcher = if dispatcher.config().watch { Some(watch(&dispatcher, changes)?) } else { None };
+    let rewatch = watcher.clone();
+    let guests_dir = dispatcher.config().guests_dir.clone();
     tokio::spawn(async move {
+        // The burst being waited out: when it began and when it last moved.
+        let mut burst: Option<(Instant, Instant)> = None;
+        let mut folder_back = false;
         loop {
+            let quiet_at = burst.map_or_else(Instant::now, |(first, last)| (last + QUIET).min(first + LONGEST_WAIT));
             tokio::select! {
                 request = incoming.recv() => {
                     let Some(reply) = request else { return };
+                    // This reload covers whatever the watcher saw so far.
+                    burst = None;
+                    if std::mem::take(&mut folder_back) {
+                        rewatch_guests(rewatch.as_deref(), &guests_dir);
+                    }
                     let _ = reply.send(dispatcher.reload().await.map_err(|e| e.to_string()));
                 }
                 // Without a watcher the channel is closed at once: the
                 // pattern then turns this branch off, and `!reload` still works.
-                Some(()) = changed.recv() => {
-                    // One reload for everything that piled up meanwhile.
-                    while changed.try_recv().is_ok() {}
+                Some(change) = changed.recv() => {
+                    folder_back |= change == Change::GuestsFolder;
+                    let now = Instant::now();
+                    burst = Some((burst.map_or(now, |(first, _)| first), now));
+                }
+                _ = tokio::time::sleep_until(quiet_at.into()), if burst.is_some() => {
+                    burst = None;
+                    if std::mem::take(&mut folder_back) {
+                        rewatch_guests(rewatch.as_deref(), &guests_dir);
+                    }
                     if let Err(e) = dispatcher.reload().await {
                         tracing::error!(error = %e, "the config has an error; nothing was reloaded");
                     }
@@ -54,27 +84,81 @@ pub fn start(dispatcher: Arc<Dispatcher>) -> anyhow::Result<Reloader> {
     Ok(Reloader { _watcher: watcher })
 }
 
-fn watch(dispatcher: &Dispatcher, changes: mpsc::UnboundedSender<()>) -> anyhow::Result<Debouncer<RecommendedWatcher>> {
+fn watch(
+    dispatcher: &Dispatcher,
+    changes: mpsc::UnboundedSender<Change>,
+) -> anyhow::Result<Arc<Mutex<RecommendedWatcher>>> {
     let config = dispatcher.config();
     let config_file = std::path::absolute(&config.path)?;
     let config_dir = config_file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-    let guests_dir = config.guests_dir.clone();
-    let relevant = {
-        let config_file = config_file.clone();
-        move |path: &Path| path == config_file || path.extension().is_some_and(|ext| ext == "wasm")
-    };
-    let mut debouncer = new_debouncer(QUIET, move |result: DebounceEventResult| match result {
-        Ok(events) => {
-            if events.iter().any(|event| relevant(&event.path)) {
-                let _ = changes.send(());
+    let guests_dir = std::path::absolute(&config.guests_dir)?;
+    let guests_parent = guests_dir.parent().map(Path::to_path_buf);
+    let watched_guests_dir = guests_dir.clone();
+    let mut watcher = notify::recommended_watcher(move |result: notify::Result<notify::Event>| match result {
+        Ok(event) => {
+            if !is_a_write(&event.kind) {
+                return;
+            }
+            for path in &event.paths {
+                let change = if *path == watched_guests_dir && matches!(event.kind, EventKind::Create(_)) {
+                    Change::GuestsFolder
+                } else if *path == config_file || path.extension().is_some_and(|ext| ext == "wasm") {
+                    Change::Files
+                } else {
+                    continue;
+                };
+                let _ = changes.send(change);
             }
         }
         Err(e) => tracing::warn!(error = %e, "watching for new guests failed"),
     })?;
-    debouncer.watcher().watch(&guests_dir, RecursiveMode::NonRecursive)?;
+    watcher.watch(&guests_dir, RecursiveMode::NonRecursive)?;
     if config_dir != guests_dir {
-        debouncer.watcher().watch(&config_dir, RecursiveMode::NonRecursive)?;
+        watcher.watch(&config_dir, RecursiveMode::NonRecursive)?;
     }
-    tracing::info!(guests = %guests_dir.display(), config = %config_file.display(), "watching for changes");
-    Ok(debouncer)
+    // So a guests folder deleted and made again (`cargo clean`, a deploy
+    // that swaps the folder) is noticed.
+    if let Some(parent) = guests_parent.filter(|p| *p != config_dir) {
+        if let Err(e) = watcher.watch(&parent, RecursiveMode::NonRecursive) {
+            tracing::debug!(folder = %parent.display(), error = %e, "not watching the guests folder's parent");
+        }
+    }
+    tracing::info!(guests = %guests_dir.display(), config = %config.path.display(), "watching for changes");
+    Ok(Arc::new(Mutex::new(watcher)))
+}
+
+/// Reads do not count: the reload opens every file it watches, and would
+/// otherwise set off the next reload, for ever.
+fn is_a_write(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(notify::event::AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)) => false,
+        _ => true,
+    }
+}
+
+fn rewatch_guests(watcher: Option<&Mutex<RecommendedWatcher>>, guests_dir: &Path) {
+    let Some(Ok(mut watcher)) = watcher.map(Mutex::lock) else { return };
+    match watcher.watch(guests_dir, RecursiveMode::NonRecursive) {
+        Ok(()) => tracing::info!(guests = %guests_dir.display(), "watching the guests folder again"),
+        Err(e) => tracing::warn!(guests = %guests_dir.display(), error = %e, "cannot watch the guests folder"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{AccessMode, CreateKind, DataChange};
+
+    #[test]
+    fn reads_are_not_changes() {
+        assert!(!is_a_write(&EventKind::Access(AccessKind::Open(AccessMode::Any))));
+        assert!(!is_a_write(&EventKind::Access(AccessKind::Close(AccessMode::Read))));
+        assert!(!is_a_write(&EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime))));
+        assert!(is_a_write(&EventKind::Access(AccessKind::Close(AccessMode::Write))));
+        assert!(is_a_write(&EventKind::Modify(ModifyKind::Data(DataChange::Any))));
+        assert!(is_a_write(&EventKind::Create(CreateKind::File)));
+        assert!(is_a_write(&EventKind::Remove(notify::event::RemoveKind::File)));
+    }
 }

@@ -177,7 +177,8 @@ read = ["data"]
         let mut child = Command::new(BIN)
             .args(["console", "--jsonl", "--config"])
             .arg(&self.config)
-            .env("RUST_LOG", "warn")
+            // `SANDBOT_TEST_LOG=info cargo test …` to see what a bot did.
+            .env("RUST_LOG", std::env::var("SANDBOT_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
