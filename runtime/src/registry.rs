@@ -163,7 +163,7 @@ impl Registry {
                 Err(e) => Err(e),
                 Ok(wasm) => match previous {
                     Some(p) if p.sha256 == crate::sandbox::cache::sha256_hex(&wasm) => {
-                        if !same_settings(&p.config, command) {
+                        if *p.config != *command {
                             warn_of_missing_grants(command, &p.info);
                             report.reconfigured.push(name.clone());
                         }
@@ -209,11 +209,6 @@ fn warn_of_missing_grants(command: &CommandConfig, info: &types::CommandInfo) {
             "the command needs interfaces it is not granted; those calls will be denied"
         );
     }
-}
-
-/// Whether a command's settings are what they were (the wasm aside).
-fn same_settings(a: &CommandConfig, b: &CommandConfig) -> bool {
-    format!("{a:?}") == format!("{b:?}")
 }
 
 async fn read_wasm(config: &Config, command: &CommandConfig) -> Result<Vec<u8>, ConfigError> {

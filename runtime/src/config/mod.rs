@@ -69,7 +69,7 @@ impl Default for Limits {
 }
 
 /// One command as the operator configured it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandConfig {
     pub name: String,
     pub wasm: PathBuf,
