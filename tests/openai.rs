@@ -8,39 +8,73 @@ use support::fake_openai::FakeOpenAi;
 use support::{replies, reply, say, Setup};
 
 fn setup(base_url: &str) -> Setup {
+    setup_with(base_url, "")
+}
+
+/// The provider on `base_url`, with `more` `[model]` keys.
+fn setup_with(base_url: &str, more: &str) -> Setup {
     Setup::with_top(
         "default_handler = \"chat\"",
         &format!(
             "[model]\nprovider = \"openai\"\nbase_url = \"{base_url}\"\napi_key = \"sk-test\"\nmodel = \"gpt-test\"\n\
-             context_turns = 2\ntimeout_secs = 5\n"
+             context_turns = 2\ntimeout_secs = 5\n{more}"
         ),
     )
 }
 
+const FACTS: &str = "!train Who founded Lanternmoor? | Lanternmoor was founded by Ysolde Varga.\n\
+    When was Lanternmoor founded? | Lanternmoor was founded in March 2019.\n\
+    How many members does Lanternmoor have? | Lanternmoor has about 4,200 members.";
+
+/// A taught answer is the answer, without asking the server; taught facts
+/// near a question are the server's context, with the taught turns of the
+/// channel; greetings go to the server; nothing else does.
 #[test]
-fn answers_come_from_the_server_with_the_channel_as_context() {
+fn the_server_answers_from_taught_facts_and_is_not_asked_what_nobody_taught() {
     let (fake, base) = FakeOpenAi::start();
     let setup = setup(&base);
-    let out = setup.run(&[say("hello there"), say("and again")]);
-    assert_eq!(reply(&out, 0), "fake(gpt-test): hello there");
-    assert_eq!(reply(&out, 1), "fake(gpt-test): and again");
+    let out = setup.run(&[
+        say(FACTS),
+        say("who founded lanternmoor?"),
+        say("hello there"),
+        say("since when has this place existed"),
+        say("what is the capital of Peru?"),
+        say("since when has this place existed? (unanswerable)"),
+    ]);
+    assert_eq!(reply(&out, 1), "Lanternmoor was founded by Ysolde Varga.");
+    assert_eq!(reply(&out, 2), "fake(gpt-test): hello there");
+    assert_eq!(reply(&out, 3), "Lanternmoor was founded in March 2019.");
+    assert!(reply(&out, 4).starts_with("I don't know that yet."), "{}", reply(&out, 4));
+    // The server found no answer in the facts: the bot says it does not know.
+    assert!(
+        reply(&out, 5).starts_with("I don't know that yet. The nearest thing I was taught is"),
+        "{}",
+        reply(&out, 5)
+    );
     let chats = fake.chats();
-    let second = chats[1]["messages"].as_array().unwrap();
-    let roles: Vec<&str> = second.iter().map(|m| m["role"].as_str().unwrap()).collect();
-    assert_eq!(roles, ["system", "user", "assistant", "user"]);
-    assert_eq!(second[1]["content"], "hello there");
+    assert_eq!(chats.len(), 3, "only small talk and near questions reach the server: {chats:#?}");
+    let grounded = chats[1]["messages"].as_array().unwrap();
+    let roles: Vec<&str> = grounded.iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["system", "user", "assistant", "user"], "the taught turn is the context");
+    assert_eq!(grounded[2]["content"], "Lanternmoor was founded by Ysolde Varga.");
+    let system = grounded[0]["content"].as_str().unwrap();
+    assert!(
+        system.contains("Facts:\n- Q: When was Lanternmoor founded? A: Lanternmoor was founded in March 2019."),
+        "{system}"
+    );
 }
 
 #[test]
 fn fine_tuning_jobs_run_to_the_end_and_then_answer() {
     let (fake, base) = FakeOpenAi::start();
-    let setup = setup(&base);
+    let setup = setup_with(&base, "fine_tune = true\n");
     let file = support::workspace().join("tests/data/qa.jsonl").display().to_string();
     let out = setup.run(&[
         json!({"content": "!train", "attachments": [file]}),
         say("!train status ftjob-1"),
         say("!train status ftjob-1"),
-        say("something nobody taught"),
+        say("hello there"),
+        say("What is the capital of France?"),
     ]);
     // The bot polls the job once right after starting it (queued), then
     // every status read moves the fake job one step.
@@ -50,7 +84,13 @@ fn fine_tuning_jobs_run_to_the_end_and_then_answer() {
         reply(&out, 2),
         "Training job `ftjob-1` is succeeded (30 examples): answers now come from ft:base:sandbot:ftjob-1."
     );
-    assert_eq!(reply(&out, 3), "fake(ft:base:sandbot:ftjob-1): something nobody taught");
+    // Small talk now goes to the fine-tuned model (whose made-up name in
+    // the fake's reply is the kind of thing the bot does not repeat).
+    let chats = fake.chats();
+    assert_eq!(chats.last().map(|c| c["model"].clone()), Some(json!("ft:base:sandbot:ftjob-1")), "{chats:#?}");
+    assert!(!reply(&out, 3).is_empty());
+    // The examples were learned for retrieval too, at once.
+    assert_eq!(reply(&out, 4), "Paris is the capital of France.");
     let recorded = fake.recorded.lock().unwrap();
     let (purpose, content) = &recorded.files["file-1"];
     assert_eq!(purpose, "fine-tune");
@@ -58,9 +98,28 @@ fn fine_tuning_jobs_run_to_the_end_and_then_answer() {
 }
 
 #[test]
+fn a_server_without_fine_tuning_says_so_and_the_examples_are_learned() {
+    let (fake, base) = FakeOpenAi::without_fine_tuning();
+    let setup = setup_with(&base, "fine_tune = true\n");
+    let out = setup.run(&[
+        say("!train What colour is the bar's lounge? | The lounge is painted deep green."),
+        say("what colour is the lounge in the bar"),
+    ]);
+    let training = replies(&out, 0);
+    assert!(training[0].starts_with("Model training started. Job ID: job-"), "{training:?}");
+    assert!(
+        training[1]
+            .ends_with("succeeded: this server does not offer fine-tuning; the examples were learned for retrieval."),
+        "{training:?}"
+    );
+    assert_eq!(reply(&out, 1), "The lounge is painted deep green.");
+    assert!(fake.chats().is_empty(), "a taught answer needs no server");
+}
+
+#[test]
 fn a_failed_job_says_why() {
     let (_fake, base) = FakeOpenAi::start();
-    let setup = setup(&base);
+    let setup = setup_with(&base, "fine_tune = true\n");
     let out = setup.run(&[say("!train please FAIL | now"), say("!train status ftjob-1"), say("!train status ftjob-1")]);
     assert!(replies(&out, 0)[0].starts_with("Model training started. Job ID: ftjob-1"));
     assert_eq!(reply(&out, 2), "Training job `ftjob-1` is failed (1 examples): the training file asked to fail.");
@@ -69,11 +128,11 @@ fn a_failed_job_says_why() {
 #[test]
 fn corrections_and_tests_work_through_the_server() {
     let (fake, base) = FakeOpenAi::start();
-    let setup = setup(&base);
+    let setup = setup_with(&base, "fine_tune = true\n");
     let mut bot = setup.spawn();
     bot.send(&say("what is the capital of Australia?"));
     let out = bot.read_until_done(0);
-    assert_eq!(reply(&out, 0), "fake(gpt-test): what is the capital of Australia?");
+    assert!(reply(&out, 0).starts_with("I don't know that yet."), "{}", reply(&out, 0));
     let id = out[0]["id"].as_str().unwrap().to_string();
     bot.send(&say(&format!("!correct {id} Canberra is the capital of Australia.")));
     bot.send(&say("What's the capital of Australia?"));
@@ -83,25 +142,27 @@ fn corrections_and_tests_work_through_the_server() {
     assert_eq!(reply(&out, 2), "Canberra is the capital of Australia.");
     let score = reply(&out, 3);
     assert!(score.starts_with("Accuracy: 1/2 (50%)"), "{score}");
-    assert!(score.contains("got “fake(gpt-test): colour of the sky”"), "{score}");
-    // The correction joins the next training file.
-    let out = setup.run(&[say("!train a | b")]);
-    assert!(replies(&out, 0)[0].contains("(2 examples)"), "{:?}", replies(&out, 0));
+    assert!(score.contains("“colour of the sky” → got “I don't know”, expected “blue”"), "{score}");
+    // The correction survives a restart, and joins the next training file.
+    let out = setup.run(&[say("capital of Australia?"), say("!train a | b")]);
+    assert_eq!(reply(&out, 0), "Canberra is the capital of Australia.");
+    assert!(replies(&out, 1)[0].contains("(2 examples)"), "{:?}", replies(&out, 1));
     let recorded = fake.recorded.lock().unwrap();
     assert!(recorded.files["file-1"].1.contains("Canberra is the capital of Australia."));
+    assert!(recorded.chats.is_empty(), "nothing here needed the server's model");
 }
 
 #[test]
 fn server_errors_are_retried_and_failures_get_a_short_reply() {
     let (fake, base) = FakeOpenAi::start();
-    let setup = setup(&base);
+    let setup = setup_with(&base, "unknown = \"generate\"\n");
     let out = setup.run(&[say("a flaky question")]);
     assert_eq!(reply(&out, 0), "fake(gpt-test): a flaky question");
     assert_eq!(fake.recorded.lock().unwrap().flaky_failures, 2);
 
     // Nothing listens on port 9 of loopback.
-    let setup = self::setup("http://127.0.0.1:9/v1");
-    let out = setup.run(&[say("anyone there?"), say("!hi")]);
+    let setup = setup_with("http://127.0.0.1:9/v1", "unknown = \"generate\"\n");
+    let out = setup.run(&[say("what is the tallest tree on earth?"), say("!hi")]);
     assert_eq!(reply(&out, 0), "Something went wrong: the model failed.");
     assert_eq!(reply(&out, 1), "HI, you!");
 }

@@ -1,13 +1,23 @@
-//! The embedded model: answer latency for a retrieval hit and a miss, and
-//! training throughput (examples stored and the index rebuilt).
+//! The embedded model: what a question costs (embedding it, then retrieval
+//! at 1k, 10k and 100k taught answers), what training costs (examples
+//! embedded and indexed per second), the index's memory, and the local
+//! language model's generation.
 //!
 //! `cargo bench -p sandbot --bench model`. Figures go in BENCHMARKS.md.
+//!
+//! Retrieval is timed on an index of real texts (for BM25) with random
+//! unit vectors: its cost does not depend on what the vectors say, and
+//! embedding 200,000 texts first would take most of an hour.
 
+use std::collections::HashSet;
+use std::path::Path;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sandbot::services::model::embedded::EmbeddedModel;
+use sandbot::services::model::embedder::{Embedder, DIM};
 use sandbot::services::model::llm::{LlmSettings, LocalLlm};
+use sandbot::services::model::retrieval::{Entry, Index, Indexed, Scoring};
 use sandbot::services::model::{Example, ModelProvider};
 use sandbot::services::store::{SqliteStore, Store};
 
@@ -30,40 +40,120 @@ fn corpus(n: usize) -> Vec<Example> {
         .collect()
 }
 
-fn model(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+fn models_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models")
+}
+
+/// A repeatable random unit vector.
+fn unit_vector(seed: u64) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut v: Vec<f32> = (0..DIM)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect();
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
+}
+
+fn index_of(n: usize) -> Index {
+    let indexed = corpus(n)
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| Indexed {
+            keys: vec![(e.input.clone(), unit_vector(2 * i as u64))],
+            answer: unit_vector(2 * i as u64 + 1),
+            entry: Entry { question: e.input, answer: e.output, correction: false, labelled: false },
+        })
+        .collect();
+    Index::build(indexed, Arc::new(HashSet::new()))
+}
+
+/// Resident memory of this process, in MiB (Linux).
+fn resident_mib() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: f64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0.0);
+    pages * 4096.0 / (1 << 20) as f64
+}
+
+fn retrieval(c: &mut Criterion) {
+    let embedder = Embedder::load(&models_dir().join("all-MiniLM-L6-v2")).expect("run `make build` first");
+    let mut group = c.benchmark_group("embedding");
+    group.bench_function("query", |b| b.iter(|| embedder.embed_one("who started the music bot club?").expect("embed")));
+    group.finish();
+
+    let query = "how does the river mountain work in case 42 of the river";
+    let vector = embedder.embed_one(query).expect("embed");
+    let scoring = Scoring::default();
+    let mut group = c.benchmark_group("retrieval");
+    for size in [1_000usize, 10_000, 100_000] {
+        let before = resident_mib();
+        let index = index_of(size);
+        println!("index of {size}: {:.0} MiB resident", resident_mib() - before);
+        group.bench_with_input(BenchmarkId::new("search", size), &size, |b, _| {
+            b.iter(|| index.search(query, &vector, &scoring))
+        });
+    }
+    group.finish();
+}
+
+fn training(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let answers = sandbot::config::AnswerSettings {
+        embeddings: Some(models_dir().join("all-MiniLM-L6-v2")),
+        scoring: Scoring::default(),
+        system_prompt: String::new(),
+        context_turns: 0,
+        unknown: Default::default(),
+    };
     let mut group = c.benchmark_group("model");
-    for size in [1_000usize, 10_000] {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).expect("db"));
-        let model = rt.block_on(EmbeddedModel::open(store, 0.6, None, 0)).expect("model");
-        rt.block_on(model.train(corpus(size))).expect("train");
-        group.throughput(Throughput::Elements(1));
-        group.bench_with_input(BenchmarkId::new("answer_hit", size), &size, |b, _| {
-            b.to_async(&rt).iter(|| async {
-                model.answer("c", "how does the river mountain work in case 42 of the river").await.expect("answer")
-            })
-        });
-        group.bench_with_input(BenchmarkId::new("answer_miss", size), &size, |b, _| {
-            b.to_async(&rt).iter(|| async { model.answer("c", "what colour are bananas").await.expect("answer") })
-        });
-    }
     group.sample_size(10);
-    for size in [1_000usize, 10_000] {
-        group.throughput(Throughput::Elements(size as u64));
-        group.bench_with_input(BenchmarkId::new("train", size), &size, |b, &size| {
-            b.iter_batched(
-                || {
-                    let dir = tempfile::tempdir().expect("temp dir");
-                    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).expect("db"));
-                    let model = rt.block_on(EmbeddedModel::open(store, 0.6, None, 0)).expect("model");
-                    (dir, model, corpus(size))
-                },
-                |(_dir, model, examples)| rt.block_on(model.train(examples)).expect("train"),
-                criterion::BatchSize::PerIteration,
-            )
-        });
-    }
+    let size = 500usize;
+    group.throughput(Throughput::Elements(size as u64));
+    group.bench_with_input(BenchmarkId::new("train", size), &size, |b, &size| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).expect("db"));
+                let model = rt.block_on(EmbeddedModel::open(store, &answers, None)).expect("model");
+                (dir, model, corpus(size))
+            },
+            |(_dir, model, examples)| {
+                rt.block_on(async {
+                    let job = model.train(examples).await.expect("train");
+                    // Wait for the background embedding to end.
+                    while !model.job(&job.id).await.expect("job").is_finished() {
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    }
+                })
+            },
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+
+    // Answers end to end: a taught answer, and one it does not know.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).expect("db"));
+    let model = rt.block_on(EmbeddedModel::open(store, &answers, None)).expect("model");
+    rt.block_on(async {
+        let job = model.train(corpus(1_000)).await.expect("train");
+        while !model.job(&job.id).await.expect("job").is_finished() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    });
+    let mut group = c.benchmark_group("answer");
+    group.bench_function("taught_1000", |b| {
+        b.to_async(&rt)
+            .iter(|| async { model.answer("c", "how does the river mountain work in case 42 of the river").await })
+    });
+    group.bench_function("unknown_1000", |b| {
+        b.to_async(&rt).iter(|| async { model.answer("c", "what colour are bananas").await })
+    });
     group.finish();
 }
 
@@ -71,20 +161,21 @@ fn model(c: &mut Criterion) {
 /// every run generates the same tokens).
 fn llm(c: &mut Criterion) {
     const TOKENS: usize = 32;
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    let settings = LlmSettings { path, max_tokens: TOKENS, system_prompt: "You are a helpful assistant.".into() };
+    let path = models_dir().join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    let settings = LlmSettings { path, max_tokens: TOKENS };
     let started = std::time::Instant::now();
     let llm = LocalLlm::load(settings).expect("weights: run `make build` first");
     println!("llm load: {:?}", started.elapsed());
+    let system = "You are a helpful assistant.";
     let question = "Write a long story about a dragon who learns to bake bread.";
-    let generated = llm.encode(&llm.generate(&[], question).expect("generate")).expect("encode").len();
+    let generated = llm.encode(&llm.generate(system, &[], question).expect("generate")).expect("encode").len();
     println!("llm tokens per answer: {generated}");
     let mut group = c.benchmark_group("llm");
     group.sample_size(10);
     group.throughput(Throughput::Elements(generated as u64));
-    group.bench_function("answer_32_tokens", |b| b.iter(|| llm.generate(&[], question).expect("generate")));
+    group.bench_function("answer_32_tokens", |b| b.iter(|| llm.generate(system, &[], question).expect("generate")));
     group.finish();
 }
 
-criterion_group!(benches, model, llm);
+criterion_group!(benches, retrieval, training, llm);
 criterion_main!(benches);

@@ -69,11 +69,11 @@ impl Dispatcher {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir.join("sandbot.db"))?);
         let model: Option<Arc<dyn ModelProvider>> = match &config.model {
             ModelConfig::None => None,
-            ModelConfig::Embedded { min_similarity, llm, context_turns } => {
-                Some(Arc::new(EmbeddedModel::open(store.clone(), *min_similarity, llm.clone(), *context_turns).await?))
+            ModelConfig::Embedded { answers, llm } => {
+                Some(Arc::new(EmbeddedModel::open(store.clone(), answers, llm.clone()).await?))
             }
-            ModelConfig::OpenAi { settings, min_similarity } => {
-                Some(Arc::new(OpenAiModel::open(settings.clone(), store.clone(), *min_similarity).await?))
+            ModelConfig::OpenAi { answers, settings } => {
+                Some(Arc::new(OpenAiModel::open(settings.clone(), answers, store.clone()).await?))
             }
         };
         let speech = speech::transcriber(&config.speech)?;

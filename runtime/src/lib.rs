@@ -18,6 +18,7 @@
 //! `bindings` holds the single `bindgen!` over `../wit`.
 
 pub mod bindings;
+pub mod calibrate;
 pub mod check;
 pub mod config;
 pub mod dispatch;

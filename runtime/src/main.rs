@@ -13,7 +13,7 @@ use sandbot::platform::console::{Console, Mode};
 use sandbot::platform::discord;
 use sandbot::services::speech;
 use sandbot::services::store::{SqliteStore, Store, Table};
-use sandbot::{reload, Config, Dispatcher};
+use sandbot::{calibrate, reload, Config, Dispatcher};
 
 #[derive(Parser)]
 #[command(name = "sandbot", version, about = "A Discord bot whose every command is a sandboxed WebAssembly component")]
@@ -49,6 +49,33 @@ enum Command {
         /// WAV, MP3, Ogg Vorbis or FLAC files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Chooses the retrieval's thresholds: teaches a throwaway model the
+    /// training file, asks it the development set's questions, and prints
+    /// the sweep and the `[model]` settings it calls for.
+    Calibrate {
+        /// Training examples (JSONL, JSON, CSV or text, as `!train` takes them).
+        train: PathBuf,
+        /// A JSON list of `{"input", "expected"}`; `expected` is null for
+        /// questions the bot should not know.
+        dev: PathBuf,
+        /// A held-out set of the same shape, scored at the chosen
+        /// thresholds (never used to choose them).
+        #[arg(long)]
+        test: Option<PathBuf>,
+        /// The share of unrelated questions allowed a taught answer (and of
+        /// paraphrases another fact's) at the chosen threshold.
+        #[arg(long, default_value_t = 0.05)]
+        max_false: f32,
+        /// Also list every question not answered as expected.
+        #[arg(long)]
+        misses: bool,
+        /// Try another weight for the shared words (see docs/model.md).
+        #[arg(long)]
+        words_weight: Option<f32>,
+        /// Try another penalty for each name the taught question lacks.
+        #[arg(long)]
+        name_penalty: Option<f32>,
     },
     /// Prints stored corrections or feedback as JSON lines.
     Export {
@@ -149,6 +176,46 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{} already has [commands.{name}]; left as it is", cli.config.display());
             }
             println!("next: `make build`, then `!{name} hello` in the console (`make run`)");
+            Ok(())
+        }
+        Command::Calibrate { train, dev, test, max_false, misses, words_weight, name_penalty } => {
+            let config = config()?;
+            let answers = config.model.answers().context("the model is turned off in the config (`model.provider`)")?;
+            let embeddings = answers.embeddings.as_deref();
+            let mut scoring = answers.scoring;
+            scoring.words_weight = words_weight.unwrap_or(scoring.words_weight);
+            scoring.name_penalty = name_penalty.unwrap_or(scoring.name_penalty);
+            let (knowledge, _dir) = calibrate::teach(calibrate::read_examples(&train)?, embeddings, scoring).await?;
+            let asked = calibrate::ask(&knowledge, &calibrate::read_questions(&dev)?).await?;
+            println!("{} taught answers; {} questions in {}\n", knowledge.len(), asked.len(), dev.display());
+            println!("{}", calibrate::table(&asked));
+            let (accept, near) = calibrate::choose(&asked, max_false, 0.1);
+            let shown = |name: &str, asked: &[calibrate::Asked]| {
+                let f = calibrate::Figures::at(asked, accept);
+                let (para_near, unrelated_near) = calibrate::near_figures(asked, near, accept);
+                println!(
+                    "{name}: {}/{} paraphrases answered with their fact ({:.0}%), {} with another; \
+                     {}/{} unrelated questions answered with a taught fact ({:.0}%); \
+                     near band: {para_near} more paraphrases reach the language model with their fact, \
+                     {unrelated_near} unrelated questions reach it",
+                    f.right,
+                    f.paraphrases,
+                    100.0 * f.right_rate(),
+                    f.wrong,
+                    f.false_answers,
+                    f.unrelated,
+                    100.0 * f.false_answer_rate()
+                );
+                if misses {
+                    print!("{}", calibrate::misses(asked, accept));
+                }
+            };
+            println!("[model]\nmin_similarity = {accept:.2}\nnear_similarity = {near:.2}\n");
+            shown("development set", &asked);
+            if let Some(test) = test {
+                let asked = calibrate::ask(&knowledge, &calibrate::read_questions(&test)?).await?;
+                shown("test set", &asked);
+            }
             Ok(())
         }
         Command::Export { table } => {

@@ -1,7 +1,9 @@
 //! A fake OpenAI-compatible server on 127.0.0.1, for the model provider's
 //! tests: chat completions, file uploads, and fine-tuning jobs whose status
 //! moves one step each time it is read (validating → queued → running →
-//! succeeded, or failed when the training file asks for it).
+//! succeeded, or failed when the training file asks for it). Started
+//! [`FakeOpenAi::without_fine_tuning`], it has no files or fine-tuning
+//! endpoints, like llama.cpp's server.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -43,15 +45,27 @@ pub struct FakeOpenAi {
 impl FakeOpenAi {
     /// Starts the server on its own thread; returns its `/v1` base URL.
     pub fn start() -> (FakeOpenAi, String) {
+        FakeOpenAi::serve(true)
+    }
+
+    /// A server that answers chats but offers no fine-tuning (404).
+    pub fn without_fine_tuning() -> (FakeOpenAi, String) {
+        FakeOpenAi::serve(false)
+    }
+
+    fn serve(fine_tuning: bool) -> (FakeOpenAi, String) {
         let fake = FakeOpenAi::default();
-        let app = Router::new()
+        let mut app = Router::new()
             .route("/v1/chat/completions", post(chat))
-            .route("/v1/files", post(upload))
-            .route("/v1/fine_tuning/jobs", post(create_job))
-            .route("/v1/fine_tuning/jobs/{id}", get(job))
             .route("/v1/audio/transcriptions", post(transcription))
-            .route("/v1/audio/speech", post(speech))
-            .with_state(fake.clone());
+            .route("/v1/audio/speech", post(speech));
+        if fine_tuning {
+            app = app
+                .route("/v1/files", post(upload))
+                .route("/v1/fine_tuning/jobs", post(create_job))
+                .route("/v1/fine_tuning/jobs/{id}", get(job));
+        }
+        let app = app.with_state(fake.clone());
         let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -70,8 +84,9 @@ impl FakeOpenAi {
     }
 }
 
-/// Answers with the "Known answer" the bot put in the system prompt, else
-/// `fake(<model>): <last user message>`.
+/// Like a model that reads its context: with facts in the system prompt,
+/// the first fact's answer (or "I don't know." for a question that says
+/// "unanswerable"); else `fake(<model>): <last user message>`.
 async fn chat(State(fake): State<FakeOpenAi>, Json(body): Json<Value>) -> Result<Json<Value>, StatusCode> {
     let messages = body["messages"].as_array().cloned().unwrap_or_default();
     let last_user =
@@ -85,8 +100,10 @@ async fn chat(State(fake): State<FakeOpenAi>, Json(body): Json<Value>) -> Result
         }
     }
     let system = messages.iter().find(|m| m["role"] == "system").and_then(|m| m["content"].as_str()).unwrap_or("");
-    let answer = match system.split_once("Known answer: ") {
-        Some((_, known)) => known.to_string(),
+    let first_fact = system.split_once("\nFacts:").and_then(|(_, facts)| facts.split_once(" A: ")).map(|(_, a)| a);
+    let answer = match first_fact {
+        Some(_) if last_user.contains("unanswerable") => "I don't know.".to_string(),
+        Some(fact) => fact.lines().next().unwrap_or_default().to_string(),
         None => format!("fake({}): {last_user}", body["model"].as_str().unwrap_or("?")),
     };
     // Lenient servers leave fields out; so does this one (no `usage`, no

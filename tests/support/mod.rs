@@ -28,6 +28,19 @@ pub fn guests_dir() -> PathBuf {
     dir
 }
 
+/// `extra` with the sentence-embedding model that `make test` fetches put
+/// in its `[model]` table (added when there is none), as the shipped
+/// config has it.
+fn with_embeddings(extra: &str) -> String {
+    let dir = workspace().join("models/all-MiniLM-L6-v2");
+    assert!(dir.join("model.safetensors").is_file(), "{} is missing: run `make test`, which fetches it", dir.display());
+    let line = format!("embeddings = {:?}", dir.display().to_string());
+    match extra.split_once("[model]\n") {
+        Some((before, after)) => format!("{before}[model]\n{line}\n{after}"),
+        None => format!("{extra}\n[model]\n{line}\n"),
+    }
+}
+
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("runtime/ is inside the workspace").to_path_buf()
 }
@@ -138,6 +151,7 @@ grants = ["chat.send-message", "chat.read-attachment", "model.train", "model.job
 [commands.test]
 wasm = "test.wasm"
 grants = ["chat.send-message", "chat.read-attachment", "model.predict"]
+limits = {{ deadline_ms = 60000 }}
 
 [commands.select_dataset]
 wasm = "select_dataset.wasm"
@@ -153,6 +167,7 @@ read = ["data"]
 "#,
             guests = guests_dir().display().to_string(),
             instruction = instruction.display().to_string(),
+            extra = with_embeddings(extra),
         );
         let config = dir.path().join("sandbot.toml");
         std::fs::write(&config, text).unwrap();

@@ -10,7 +10,11 @@
 //!   when a label is given.
 //!
 //! Every error says where (line, item) and what was wrong, for the user.
+//! [`Score`] counts a test's predictions.
 
+mod score;
+
+pub use score::{same, Score};
 use serde_json::Value;
 
 /// One example: what goes in, what should come out, and its label when

@@ -2,19 +2,26 @@
 //!
 //! ```text
 //! !test [{"input": "…", "expected": "…"}, …]
+//! !test [{"input": "…", "expected": null}, …]   the bot should say it does not know
 //! !test [{"text": "…", "label": "positive"}, …]
-//! !test                                      with the same JSON attached
+//! !test                                        with the same JSON attached
 //! ```
+//!
+//! The model scores each input as it answers a user (the same retrieval);
+//! an empty prediction is "I don't know". Beside accuracy, the reply says
+//! how often the bot rightly did not know and how often it answered wrong,
+//! which for a bot people trust matters more than a missed answer.
 
 use std::collections::BTreeMap;
 
-use sandbot_examples::from_value;
+use sandbot_examples::{from_value, Score};
 use sandbot_sdk::host::{chat, model};
 use sandbot_sdk::{command, reply, Command, CommandInfo, Error, Invocation};
 
 struct Test;
 
-const USAGE: &str = "test <JSON list of {\"input\", \"expected\"} or {\"text\", \"label\"}> (or attach it)";
+const USAGE: &str =
+    "test <JSON list of {\"input\", \"expected\"} (null: should not know) or {\"text\", \"label\"}> (or attach it)";
 /// Misses shown in the reply; the rest are counted.
 const SHOWN_MISSES: usize = 5;
 
@@ -44,20 +51,23 @@ impl Command for Test {
         if items.is_empty() {
             return Err(Error::reply("The list of examples is empty."));
         }
-        let mut correct = 0;
+        let mut score = Score::default();
         let mut per_label: BTreeMap<String, (u32, u32)> = BTreeMap::new();
         let mut misses = Vec::new();
         for (n, item) in items.iter().enumerate() {
             let example = from_value(item).map_err(|why| Error::reply(format!("Item {}: {why}", n + 1)))?;
-            if example.output.trim().is_empty() {
-                return Err(Error::reply(format!("Item {} has no `expected` or `label`.", n + 1)));
-            }
+            // `"expected": null`: a question the bot should not know.
+            let expected = match item.get("expected") {
+                Some(serde_json::Value::Null) => None,
+                _ if example.output.trim().is_empty() => {
+                    return Err(Error::reply(format!("Item {} has no `expected` or `label`.", n + 1)))
+                }
+                _ => Some(example.output.clone()),
+            };
             let got = model::predict(&example.input)?;
-            let right = same(&got, &example.output);
-            if right {
-                correct += 1;
-            } else {
-                misses.push((example.input.clone(), got, example.output.clone()));
+            let right = score.add(expected.as_deref(), &got);
+            if !right {
+                misses.push((example.input.clone(), got, expected.clone()));
             }
             if let Some(label) = &example.label {
                 let counts = per_label.entry(label.clone()).or_default();
@@ -67,15 +77,16 @@ impl Command for Test {
                 }
             }
         }
-        let total = items.len();
-        let mut text = format!("Accuracy: {correct}/{total} ({:.0}%)", 100.0 * correct as f64 / total as f64);
+        let mut text = score.report();
         for (label, (right, all)) in &per_label {
             text.push_str(&format!("\n{label}: {right}/{all} right"));
         }
         if !misses.is_empty() {
             text.push_str("\nMissed:");
             for (input, got, expected) in misses.iter().take(SHOWN_MISSES) {
-                text.push_str(&format!("\n- {} → got {}, expected {}", short(input), short(got), short(expected)));
+                let got = if got.trim().is_empty() { "“I don't know”".to_string() } else { short(got) };
+                let expected = expected.as_deref().map_or("“I don't know”".to_string(), short);
+                text.push_str(&format!("\n- {} → got {got}, expected {expected}", short(input)));
             }
             if misses.len() > SHOWN_MISSES {
                 text.push_str(&format!("\n…and {} more.", misses.len() - SHOWN_MISSES));
@@ -84,13 +95,6 @@ impl Command for Test {
         reply(text)?;
         Ok(())
     }
-}
-
-/// Equal, ignoring case, spacing and final punctuation.
-fn same(a: &str, b: &str) -> bool {
-    let norm =
-        |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").trim_end_matches(['.', '!', '?']).to_lowercase();
-    norm(a) == norm(b)
 }
 
 fn short(text: &str) -> String {

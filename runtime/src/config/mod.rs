@@ -21,8 +21,10 @@ pub use grants::{Grants, HostFn, UnknownGrant};
 use raw::{RawConfig, RawLimits, RawSpeech};
 
 use crate::services::files::Root;
+use crate::services::model::answer::Unknown;
 use crate::services::model::llm::LlmSettings;
 use crate::services::model::openai::OpenAiSettings;
+use crate::services::model::retrieval::Scoring;
 use crate::services::speech::openai::OpenAiSpeechSettings;
 use crate::services::speech::tts::TtsSettings;
 use crate::services::speech::{SpeechSettings, SynthesizerSettings, TranscriberSettings};
@@ -109,17 +111,37 @@ pub struct RateLimit {
 pub enum ModelConfig {
     /// No model: `model.*` answers `unavailable`.
     None,
-    /// Retrieval over what was trained and corrected (the offline default).
+    /// Retrieval over what was trained and corrected (the offline default),
+    /// and a small local language model.
     Embedded {
-        /// How close a question must be to a learned one (0..=1).
-        min_similarity: f32,
-        /// The small language model for everything else, if any.
+        answers: AnswerSettings,
+        /// The small language model, if any.
         llm: Option<LlmSettings>,
-        /// Earlier turns of the channel the language model sees.
-        context_turns: usize,
     },
-    /// An OpenAI-compatible server.
-    OpenAi { settings: OpenAiSettings, min_similarity: f32 },
+    /// Retrieval as above, and an OpenAI-compatible server's model.
+    OpenAi { answers: AnswerSettings, settings: OpenAiSettings },
+}
+
+impl ModelConfig {
+    /// How answers are found; `None` when the model is off.
+    pub fn answers(&self) -> Option<&AnswerSettings> {
+        match self {
+            ModelConfig::None => None,
+            ModelConfig::Embedded { answers, .. } | ModelConfig::OpenAi { answers, .. } => Some(answers),
+        }
+    }
+}
+
+/// How answers are found, the same for every provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerSettings {
+    /// The sentence-embedding model's folder; `None`: words only.
+    pub embeddings: Option<PathBuf>,
+    pub scoring: Scoring,
+    pub system_prompt: String,
+    /// Earlier (taught) turns of the channel the language model sees.
+    pub context_turns: usize,
+    pub unknown: Unknown,
 }
 
 const DEFAULT_SYSTEM_PROMPT: &str =
@@ -295,21 +317,36 @@ impl Resolver<'_> {
             }
         };
 
-        let min_similarity = raw.model.min_similarity.unwrap_or(0.6);
-        if !(0.0..=1.0).contains(&min_similarity) {
+        let defaults = Scoring::default();
+        let accept = raw.model.min_similarity.unwrap_or(defaults.accept);
+        if !(0.0..=1.0).contains(&accept) {
             return Err(self.invalid("model.min_similarity", "must be between 0 and 1"));
         }
-        let system_prompt = raw.model.system_prompt.clone().unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.into());
-        let context_turns = raw.model.context_turns.unwrap_or(6);
+        let near = raw.model.near_similarity.unwrap_or(defaults.near.min(accept));
+        if !(0.0..=accept).contains(&near) {
+            return Err(self.invalid("model.near_similarity", "must be between 0 and `min_similarity`"));
+        }
+        let unknown = match raw.model.unknown.as_deref().unwrap_or("decline") {
+            "decline" => Unknown::Decline,
+            "generate" => Unknown::Generate,
+            other => {
+                return Err(self.invalid("model.unknown", format!("`{other}` is neither `decline` nor `generate`")))
+            }
+        };
+        let answers = AnswerSettings {
+            embeddings: raw.model.embeddings.as_ref().filter(|p| !p.as_os_str().is_empty()).map(|p| self.relative(p)),
+            scoring: Scoring { accept, near, hint: defaults.hint.min(near), ..defaults },
+            system_prompt: raw.model.system_prompt.clone().unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.into()),
+            context_turns: raw.model.context_turns.unwrap_or(6),
+            unknown,
+        };
         let model = match raw.model.provider.as_deref().unwrap_or("embedded") {
             "embedded" => ModelConfig::Embedded {
-                min_similarity,
+                answers,
                 llm: raw.model.llm.as_ref().filter(|p| !p.as_os_str().is_empty()).map(|path| LlmSettings {
                     path: self.relative(path),
                     max_tokens: raw.model.max_tokens.unwrap_or(96).clamp(1, 2048),
-                    system_prompt: system_prompt.clone(),
                 }),
-                context_turns,
             },
             "none" => ModelConfig::None,
             "openai" => {
@@ -332,14 +369,13 @@ impl Resolver<'_> {
                             .map(|k| k.0)
                             .or_else(|| std::env::var("OPENAI_API_KEY").ok())
                             .filter(|k| !k.is_empty()),
+                        fine_tune: m.fine_tune.unwrap_or(false),
                         fine_tune_model: m.fine_tune_model.unwrap_or_else(|| model.clone()),
                         model,
                         use_fine_tuned: m.use_fine_tuned.unwrap_or(true),
-                        system_prompt,
-                        context_turns,
                         timeout: Duration::from_secs(m.timeout_secs.unwrap_or(60).max(1)),
                     },
-                    min_similarity,
+                    answers,
                 }
             }
             other => {

@@ -87,7 +87,11 @@ pub struct RawCommand {
 #[serde(deny_unknown_fields)]
 pub struct RawModel {
     pub provider: Option<String>,
+    pub embeddings: Option<PathBuf>,
     pub min_similarity: Option<f32>,
+    pub near_similarity: Option<f32>,
+    pub unknown: Option<String>,
+    pub fine_tune: Option<bool>,
     pub base_url: Option<String>,
     pub api_key: Option<Secret>,
     pub model: Option<String>,

@@ -19,6 +19,18 @@ pub struct RemoteError {
     pub message: String,
 }
 
+impl RemoteError {
+    /// A failure on this side (an answer that did not parse, the store).
+    pub fn local(message: impl Into<String>) -> RemoteError {
+        RemoteError { status: None, message: message.into() }
+    }
+
+    /// The server has no such endpoint: 404, 405 or 501.
+    pub fn is_missing_endpoint(&self) -> bool {
+        matches!(self.status, Some(404 | 405 | 501))
+    }
+}
+
 pub struct OpenAiClient {
     http: reqwest::Client,
     base_url: String,

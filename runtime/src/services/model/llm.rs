@@ -37,7 +37,6 @@ pub struct LlmSettings {
     pub path: PathBuf,
     /// Tokens generated at most per answer.
     pub max_tokens: usize,
-    pub system_prompt: String,
 }
 
 pub struct LocalLlm {
@@ -92,7 +91,7 @@ impl LocalLlm {
     }
 
     /// A ChatML prompt: the system prompt, earlier turns, the question.
-    fn prompt(&self, turns: &[(String, String)], question: &str) -> Result<Vec<u32>, ModelError> {
+    fn prompt(&self, system: &str, turns: &[(String, String)], question: &str) -> Result<Vec<u32>, ModelError> {
         let newline = self.encode("\n")?;
         let block = |role: &str, text: &str| -> Result<Vec<u32>, ModelError> {
             let mut ids = vec![self.im_start];
@@ -101,7 +100,7 @@ impl LocalLlm {
             ids.extend(&newline);
             Ok(ids)
         };
-        let head = block("system", &self.settings.system_prompt)?;
+        let head = block("system", system)?;
         let mut tail = block("user", question)?;
         tail.push(self.im_start);
         tail.extend(self.encode("assistant\n")?);
@@ -123,10 +122,10 @@ impl LocalLlm {
         Ok(ids)
     }
 
-    /// Answers `question` after `turns`. Blocking: run it off the async
-    /// threads.
-    pub fn generate(&self, turns: &[(String, String)], question: &str) -> Result<String, ModelError> {
-        let prompt = self.prompt(turns, question)?;
+    /// Answers `question` after the system prompt and `turns`. Blocking:
+    /// run it off the async threads.
+    pub fn generate(&self, system: &str, turns: &[(String, String)], question: &str) -> Result<String, ModelError> {
+        let prompt = self.prompt(system, turns, question)?;
         let mut weights = self.weights.lock().unwrap_or_else(|p| p.into_inner());
         weights.clear_kv_cache();
         let mut sampler = LogitsProcessor::from_sampling(0, Sampling::ArgMax);
@@ -192,8 +191,7 @@ mod tests {
     fn llm() -> LocalLlm {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
         assert!(path.is_file(), "{} is missing: run `make test`, which fetches it", path.display());
-        LocalLlm::load(LlmSettings { path, max_tokens: 24, system_prompt: "You are a helpful assistant.".into() })
-            .unwrap()
+        LocalLlm::load(LlmSettings { path, max_tokens: 24 }).unwrap()
     }
 
     #[test]
@@ -208,7 +206,7 @@ mod tests {
     #[test]
     fn generates_an_answer_in_words() {
         let llm = llm();
-        let answer = llm.generate(&[], "What is the capital of France?").unwrap();
+        let answer = llm.generate("You are a helpful assistant.", &[], "What is the capital of France?").unwrap();
         println!("answer: {answer}");
         assert!(!answer.is_empty());
         assert!(answer.contains("Paris"), "{answer}");

@@ -1,10 +1,15 @@
-//! The language model behind `call-model`, `train`, `job-status` and
-//! `predict`: a trait, so the embedded model and (later) an
-//! OpenAI-compatible server are interchangeable.
+//! The model behind `call-model`, `train`, `job-status` and `predict`: a
+//! trait, so the embedded model and an OpenAI-compatible server are
+//! interchangeable. Both answer through the same retrieval ([`knowledge`])
+//! and the same rules ([`answer`]).
 
+pub mod answer;
 pub mod embedded;
+pub mod embedder;
+pub mod knowledge;
 pub mod llm;
 pub mod openai;
+pub mod retrieval;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;

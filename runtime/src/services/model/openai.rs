@@ -1,13 +1,17 @@
 //! Any OpenAI-compatible server (OpenAI, vLLM, LocalAI, llama.cpp server,
-//! Ollama): chat completions for answers, files + fine-tuning jobs for
-//! training, and the fine-tuned model for answers once a job succeeded.
+//! Ollama) as the language model, behind the same retrieval as the
+//! embedded model: a taught answer that matches is the answer, taught
+//! facts near a question are the server's only context, and nothing is
+//! invented when nothing was taught ([`Answerer`]).
+//!
+//! `!train` always teaches retrieval. With `fine_tune` on, the examples
+//! (and every correction) also go to the server's files + fine-tuning
+//! endpoints, and the fine-tuned model answers once its job succeeded; a
+//! server without those endpoints is told apart and said so plainly.
 //!
 //! Plain reqwest and small, lenient serde structs: servers differ in which
 //! fields they send. Every request has a timeout; connection errors, 429
-//! and 5xx are retried a few times with backoff. Corrections take effect
-//! at once: the best-matching taught answer (the embedded retrieval index)
-//! is given to the model as context, and every correction joins the next
-//! training file.
+//! and 5xx are retried a few times with backoff.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +20,12 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::embedded::EmbeddedModel;
-use super::{ChannelHistory, Example, JobRecord, ModelError, ModelProvider};
-use crate::services::openai_http::OpenAiClient;
+use super::answer::{Answerer, Generation, Generator};
+use super::embedded::train_retrieval;
+use super::knowledge::Knowledge;
+use super::{Example, JobRecord, ModelError, ModelProvider};
+use crate::config::AnswerSettings;
+use crate::services::openai_http::{OpenAiClient, RemoteError};
 use crate::services::store::Store;
 
 /// The largest JSON answer read.
@@ -31,15 +38,14 @@ pub struct OpenAiSettings {
     pub base_url: String,
     /// Sent as a bearer token; never shown to guests.
     pub api_key: Option<String>,
-    /// Answers and predictions, until a fine-tuned model exists.
+    /// Answers, until a fine-tuned model exists.
     pub model: String,
+    /// Start a fine-tuning job on the server for every `!train`.
+    pub fine_tune: bool,
     /// The base model fine-tuning jobs start from.
     pub fine_tune_model: String,
     /// Answer with the newest fine-tuned model once a job succeeded.
     pub use_fine_tuned: bool,
-    pub system_prompt: String,
-    /// Earlier (question, answer) turns of the channel sent as context.
-    pub context_turns: usize,
     pub timeout: Duration,
 }
 
@@ -49,21 +55,27 @@ impl std::fmt::Debug for OpenAiSettings {
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key.as_ref().map(|_| "…"))
             .field("model", &self.model)
+            .field("fine_tune", &self.fine_tune)
             .field("fine_tune_model", &self.fine_tune_model)
             .field("use_fine_tuned", &self.use_fine_tuned)
-            .field("context_turns", &self.context_turns)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
 
 pub struct OpenAiModel {
+    server: Arc<Server>,
+    store: Arc<dyn Store>,
+    knowledge: Arc<Knowledge>,
+    answerer: Answerer,
+    system_prompt: String,
+}
+
+/// The server: chat completions, files and fine-tuning jobs.
+struct Server {
     client: OpenAiClient,
     settings: OpenAiSettings,
     store: Arc<dyn Store>,
-    /// What was taught (examples and corrections), for context.
-    taught: EmbeddedModel,
-    history: ChannelHistory,
 }
 
 #[derive(Deserialize)]
@@ -101,24 +113,73 @@ struct RemoteJob {
 impl OpenAiModel {
     pub async fn open(
         settings: OpenAiSettings,
+        answers: &AnswerSettings,
         store: Arc<dyn Store>,
-        min_similarity: f32,
     ) -> Result<Self, ModelError> {
         let client = OpenAiClient::new(&settings.base_url, settings.api_key.clone(), settings.timeout)
             .map_err(|e| ModelError::Failed(e.to_string()))?;
-        let taught = EmbeddedModel::open(store.clone(), min_similarity, None, 0).await?;
-        let history = ChannelHistory::new(settings.context_turns);
-        Ok(OpenAiModel { client, settings, store, taught, history })
+        let knowledge = Arc::new(Knowledge::open(store.clone(), answers.embeddings.as_deref(), answers.scoring).await?);
+        let server = Arc::new(Server { client, settings, store: store.clone() });
+        let answerer = Answerer::new(
+            knowledge.clone(),
+            Some(server.clone() as Arc<dyn Generator>),
+            answers.system_prompt.clone(),
+            answers.context_turns,
+            answers.unknown,
+        );
+        Ok(OpenAiModel { server, store, knowledge, answerer, system_prompt: answers.system_prompt.clone() })
     }
 
+    /// Starts a fine-tuning job on `examples` and every correction; the
+    /// job as stored (without examples: retrieval holds those).
+    async fn fine_tune(&self, examples: &[Example]) -> Result<JobRecord, RemoteError> {
+        let server = &self.server;
+        let mut lines = String::new();
+        let corrections = self.store.taught_corrections().await.map_err(|e| RemoteError::local(e.to_string()))?;
+        let pairs = examples.iter().map(|e| (e.input.as_str(), e.output.as_str()));
+        let pairs = pairs.chain(corrections.iter().map(|(q, c)| (q.as_str(), c.as_str())));
+        let mut count = 0u32;
+        for (input, output) in pairs.filter(|(i, o)| !i.trim().is_empty() && !o.trim().is_empty()) {
+            let line = json!({ "messages": [
+                { "role": "system", "content": self.system_prompt },
+                { "role": "user", "content": input },
+                { "role": "assistant", "content": output },
+            ]});
+            lines.push_str(&line.to_string());
+            lines.push('\n');
+            count += 1;
+        }
+        let file = server
+            .send(|| {
+                let part = reqwest::multipart::Part::bytes(lines.clone().into_bytes())
+                    .file_name("sandbot-training.jsonl")
+                    .mime_str("application/jsonl")
+                    .expect("a valid MIME type");
+                let form = reqwest::multipart::Form::new().text("purpose", "fine-tune").part("file", part);
+                server.client.http().post(server.client.url("files")).multipart(form)
+            })
+            .await?;
+        let file: Created = parse(file, "file upload")?;
+        let body = json!({ "model": server.settings.fine_tune_model, "training_file": file.id });
+        let job = server.send(|| server.client.http().post(server.client.url("fine_tuning/jobs")).json(&body)).await?;
+        let job: Created = parse(job, "fine-tuning job")?;
+        let record = JobRecord {
+            id: job.id,
+            provider: "openai".into(),
+            status: normalise_status(job.status.as_deref().unwrap_or("queued")).into(),
+            detail: None,
+            examples: count,
+        };
+        self.store.create_job(record.clone(), Vec::new()).await.map_err(|e| RemoteError::local(e.to_string()))?;
+        Ok(record)
+    }
+}
+
+impl Server {
     /// Sends a request (rebuilt for each attempt); the answer as JSON.
-    async fn send(&self, build: impl Fn() -> reqwest::RequestBuilder) -> Result<Value, ModelError> {
-        let body = self
-            .client
-            .send(build, MAX_ANSWER_BYTES)
-            .await
-            .map_err(|last| ModelError::Failed(format!("the model server failed: {last}")))?;
-        serde_json::from_slice(&body).map_err(|e| ModelError::Failed(format!("the server's answer is not JSON: {e}")))
+    async fn send(&self, build: impl Fn() -> reqwest::RequestBuilder) -> Result<Value, RemoteError> {
+        let body = self.client.send(build, MAX_ANSWER_BYTES).await?;
+        serde_json::from_slice(&body).map_err(|e| RemoteError::local(format!("the server's answer is not JSON: {e}")))
     }
 
     /// The model to answer with: the newest fine-tuned one, if allowed.
@@ -130,13 +191,32 @@ impl OpenAiModel {
         }
         Ok(self.settings.model.clone())
     }
+}
 
-    async fn complete(&self, messages: Vec<Value>) -> Result<String, ModelError> {
+fn parse<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> Result<T, RemoteError> {
+    serde_json::from_value(value).map_err(|e| RemoteError::local(format!("unexpected {what} answer: {e}")))
+}
+
+fn failed(e: RemoteError) -> ModelError {
+    ModelError::Failed(format!("the model server failed: {e}"))
+}
+
+#[async_trait]
+impl Generator for Server {
+    async fn generate(&self, request: Generation) -> Result<String, ModelError> {
+        let mut messages = vec![json!({ "role": "system", "content": request.system })];
+        for (q, a) in &request.turns {
+            messages.push(json!({ "role": "user", "content": q }));
+            messages.push(json!({ "role": "assistant", "content": a }));
+        }
+        messages.push(json!({ "role": "user", "content": request.question }));
         let model = self.answering_model().await?;
         let body = json!({ "model": model, "messages": messages });
-        let value = self.send(|| self.client.http().post(self.client.url("chat/completions")).json(&body)).await?;
-        let response: ChatResponse =
-            serde_json::from_value(value).map_err(|e| ModelError::Failed(format!("unexpected chat answer: {e}")))?;
+        let value = self
+            .send(|| self.client.http().post(self.client.url("chat/completions")).json(&body))
+            .await
+            .map_err(failed)?;
+        let response: ChatResponse = parse(value, "chat").map_err(failed)?;
         let choice = response.choices.into_iter().next();
         let text = choice.and_then(|c| c.message.and_then(|m| m.content).or(c.text)).unwrap_or_default();
         if text.trim().is_empty() {
@@ -144,81 +224,49 @@ impl OpenAiModel {
         }
         Ok(text.trim().to_string())
     }
-
-    /// System prompt, plus what was taught for this question, if anything.
-    async fn system(&self, question: &str) -> Value {
-        let mut system = self.settings.system_prompt.clone();
-        if let Ok(known) = self.taught.answer("", question).await {
-            if known != super::embedded::DONT_KNOW {
-                system.push_str(&format!("\nKnown answer: {known}"));
-            }
-        }
-        json!({ "role": "system", "content": system })
-    }
 }
 
 #[async_trait]
 impl ModelProvider for OpenAiModel {
     async fn answer(&self, channel: &str, prompt: &str) -> Result<String, ModelError> {
-        let mut messages = vec![self.system(prompt).await];
-        for (q, a) in self.history.turns(channel) {
-            messages.push(json!({ "role": "user", "content": q }));
-            messages.push(json!({ "role": "assistant", "content": a }));
-        }
-        messages.push(json!({ "role": "user", "content": prompt }));
-        let answer = self.complete(messages).await?;
-        self.history.push(channel, prompt, &answer);
+        let (answer, source) = self.answerer.answer(channel, prompt).await?;
+        tracing::info!(?source, "answered");
         Ok(answer)
     }
 
     async fn predict(&self, input: &str) -> Result<String, ModelError> {
-        let messages = vec![self.system(input).await, json!({ "role": "user", "content": input })];
-        self.complete(messages).await
+        self.answerer.predict(input).await
     }
 
     async fn train(&self, examples: Vec<Example>) -> Result<JobRecord, ModelError> {
-        let mut lines = String::new();
-        let corrections = self.store.taught_corrections().await?;
-        let pairs = examples.iter().map(|e| (e.input.as_str(), e.output.as_str()));
-        let pairs = pairs.chain(corrections.iter().map(|(q, c)| (q.as_str(), c.as_str())));
-        let mut count = 0u32;
-        for (input, output) in pairs.filter(|(i, o)| !i.trim().is_empty() && !o.trim().is_empty()) {
-            let line = json!({ "messages": [
-                { "role": "system", "content": self.settings.system_prompt },
-                { "role": "user", "content": input },
-                { "role": "assistant", "content": output },
-            ]});
-            lines.push_str(&line.to_string());
-            lines.push('\n');
-            count += 1;
-        }
-        if count == 0 {
-            return Err(ModelError::Invalid("there are no examples to train on".into()));
-        }
-        let file = self
-            .send(|| {
-                let part = reqwest::multipart::Part::bytes(lines.clone().into_bytes())
-                    .file_name("sandbot-training.jsonl")
-                    .mime_str("application/jsonl")
-                    .expect("a valid MIME type");
-                let form = reqwest::multipart::Form::new().text("purpose", "fine-tune").part("file", part);
-                self.client.http().post(self.client.url("files")).multipart(form)
+        let fine_tuning = self.server.settings.fine_tune;
+        let retrieval =
+            train_retrieval(&self.store, &self.knowledge, "embedded", examples.clone(), move |count, size| {
+                let learned = format!("learned {count} examples for retrieval; the model now knows {size} answers");
+                if fine_tuning {
+                    learned
+                } else {
+                    format!("{learned} (fine-tuning is off)")
+                }
             })
             .await?;
-        let file: Created =
-            serde_json::from_value(file).map_err(|e| ModelError::Failed(format!("file upload: {e}")))?;
-        let body = json!({ "model": self.settings.fine_tune_model, "training_file": file.id });
-        let job = self.send(|| self.client.http().post(self.client.url("fine_tuning/jobs")).json(&body)).await?;
-        let job: Created = serde_json::from_value(job).map_err(|e| ModelError::Failed(format!("job: {e}")))?;
-        let record = JobRecord {
-            id: job.id,
-            provider: "openai".into(),
-            status: normalise_status(job.status.as_deref().unwrap_or("queued")).into(),
-            detail: None,
-            examples: count,
-        };
-        self.store.create_job(record.clone(), examples).await?;
-        Ok(record)
+        if !fine_tuning {
+            return Ok(retrieval);
+        }
+        match self.fine_tune(&examples).await {
+            Ok(job) => Ok(job),
+            Err(e) => {
+                let why = if e.is_missing_endpoint() {
+                    "this server does not offer fine-tuning; the examples were learned for retrieval".to_string()
+                } else {
+                    format!("fine-tuning could not start ({e}); the examples were learned for retrieval")
+                };
+                tracing::warn!(error = %e, "fine-tuning did not start");
+                let detail = Some(why);
+                self.store.update_job(&retrieval.id, &retrieval.status, detail.clone()).await?;
+                Ok(JobRecord { detail, ..retrieval })
+            }
+        }
     }
 
     async fn job(&self, id: &str) -> Result<JobRecord, ModelError> {
@@ -226,9 +274,12 @@ impl ModelProvider for OpenAiModel {
         if stored.is_finished() || stored.provider != "openai" {
             return Ok(stored);
         }
-        let value = self.send(|| self.client.http().get(self.client.url(&format!("fine_tuning/jobs/{id}")))).await?;
-        let remote: RemoteJob =
-            serde_json::from_value(value).map_err(|e| ModelError::Failed(format!("job status: {e}")))?;
+        let server = &self.server;
+        let value = server
+            .send(|| server.client.http().get(server.client.url(&format!("fine_tuning/jobs/{id}"))))
+            .await
+            .map_err(failed)?;
+        let remote: RemoteJob = parse(value, "job status").map_err(failed)?;
         let status = normalise_status(&remote.status);
         let detail = match (&remote.fine_tuned_model, &remote.error) {
             (Some(model), _) if status == "succeeded" => Some(format!("answers now come from {model}")),
@@ -246,8 +297,8 @@ impl ModelProvider for OpenAiModel {
         Ok(JobRecord { status: status.to_string(), detail, ..stored })
     }
 
-    async fn learn_correction(&self, question: &str, correction: &str) -> Result<(), ModelError> {
-        self.taught.learn_correction(question, correction).await
+    async fn learn_correction(&self, _question: &str, _correction: &str) -> Result<(), ModelError> {
+        self.knowledge.rebuild().await.map(drop)
     }
 }
 

@@ -62,6 +62,14 @@ impl JobRecord {
     }
 }
 
+/// A sentence vector kept so a restart need not compute it again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedVector {
+    /// The sha256 of the text embedded.
+    pub text: [u8; 32],
+    pub vector: Vec<f32>,
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Feedback {
     #[serde(flatten)]
@@ -122,6 +130,11 @@ pub trait Store: Send + Sync {
     /// The examples of every job that succeeded or is running, oldest
     /// first.
     async fn trained_examples(&self) -> Result<Vec<Example>, StoreError>;
+
+    /// Every vector cached for the embedding model `model`.
+    async fn vectors(&self, model: &str) -> Result<Vec<CachedVector>, StoreError>;
+    /// Caches vectors of `model` (replacing any for the same texts).
+    async fn save_vectors(&self, model: &str, vectors: Vec<CachedVector>) -> Result<(), StoreError>;
 
     /// Replaces the dataset `name`.
     async fn save_dataset(&self, name: &str, examples: Vec<Example>) -> Result<(), StoreError>;

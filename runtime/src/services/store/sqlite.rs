@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::json;
 
-use super::{Correction, Example, Feedback, JobRecord, Store, StoreError, Table};
+use super::{CachedVector, Correction, Example, Feedback, JobRecord, Store, StoreError, Table};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS corrections (
@@ -62,6 +62,14 @@ CREATE TABLE IF NOT EXISTS datasets (
     label    TEXT,
     PRIMARY KEY (name, position)
 );
+-- Sentence vectors by model and text (sha256), so a restart does not
+-- embed everything again. A cache: losing it costs time, not data.
+CREATE TABLE IF NOT EXISTS vectors (
+    model  TEXT NOT NULL,
+    text   BLOB NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (model, text)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS feedback (
     id          INTEGER PRIMARY KEY,
     created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
@@ -320,6 +328,45 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn vectors(&self, model: &str) -> Result<Vec<CachedVector>, StoreError> {
+        let model = model.to_string();
+        self.with(move |conn| {
+            let mut stmt = conn.prepare("SELECT text, vector FROM vectors WHERE model = ?1")?;
+            let rows = stmt.query_map(params![model], |row| {
+                let text: Vec<u8> = row.get(0)?;
+                let vector: Vec<u8> = row.get(1)?;
+                Ok((text, vector))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (text, vector) = row?;
+                // A row of another shape is skipped: it is embedded again.
+                if let (Ok(text), Some(vector)) = (<[u8; 32]>::try_from(text.as_slice()), floats(&vector)) {
+                    out.push(CachedVector { text, vector });
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn save_vectors(&self, model: &str, vectors: Vec<CachedVector>) -> Result<(), StoreError> {
+        let model = model.to_string();
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut insert =
+                    tx.prepare("INSERT OR REPLACE INTO vectors (model, text, vector) VALUES (?1, ?2, ?3)")?;
+                for v in &vectors {
+                    let bytes: Vec<u8> = v.vector.iter().flat_map(|f| f.to_le_bytes()).collect();
+                    insert.execute(params![model, &v.text[..], bytes])?;
+                }
+            }
+            tx.commit()
+        })
+        .await
+    }
+
     async fn save_dataset(&self, name: &str, examples: Vec<Example>) -> Result<(), StoreError> {
         let name = name.to_string();
         self.with(move |conn| {
@@ -366,6 +413,14 @@ fn add_column_if_missing(conn: &Connection, table: &str, column: &str, kind: &st
         conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
     }
     Ok(())
+}
+
+/// Little-endian `f32`s, as `save_vectors` writes them.
+fn floats(bytes: &[u8]) -> Option<Vec<f32>> {
+    bytes
+        .len()
+        .is_multiple_of(4)
+        .then(|| bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }
 
 fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
@@ -430,5 +485,17 @@ mod tests {
         assert_eq!(store.export(Table::Feedback, &mut out).unwrap(), 1);
         let row: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(row["text"], "nice");
+    }
+
+    #[tokio::test]
+    async fn vectors_read_back_per_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
+        let one = CachedVector { text: [1; 32], vector: vec![0.5, -1.25, 3.0] };
+        store.save_vectors("m1", vec![one.clone()]).await.unwrap();
+        // Saving again replaces, never duplicates.
+        store.save_vectors("m1", vec![one.clone()]).await.unwrap();
+        assert_eq!(store.vectors("m1").await.unwrap(), vec![one]);
+        assert!(store.vectors("m2").await.unwrap().is_empty());
     }
 }

