@@ -154,6 +154,10 @@ fn training(c: &mut Criterion) {
     group.bench_function("unknown_1000", |b| {
         b.to_async(&rt).iter(|| async { model.answer("c", "what colour are bananas").await })
     });
+    // A name that neither the dictionary nor the taught texts know.
+    group.bench_function("unknown_name_1000", |b| {
+        b.to_async(&rt).iter(|| async { model.answer("c", "who founded the Zarquonian river guild").await })
+    });
     group.finish();
 }
 

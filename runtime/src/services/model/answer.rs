@@ -12,13 +12,13 @@
 //! The language model never sees its own earlier answers: the channel's
 //! history holds only turns answered from what was taught.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use super::knowledge::{Knowledge, SmallTalk, Verdict};
-use super::retrieval::names_in;
+use super::retrieval::{contains_term, names_in, terms};
 use super::{ChannelHistory, ModelError};
 
 /// What the bot says when nothing it learned matches.
@@ -231,30 +231,21 @@ fn declines(answer: &str) -> bool {
 
 /// The names and numbers of `answer` that none of `sources` contains.
 pub fn unsupported(answer: &str, sources: &[&str], dictionary: &HashSet<String>) -> Vec<String> {
-    let empty = HashMap::new();
-    let allowed: Vec<String> = sources
-        .iter()
-        .flat_map(|s| {
-            let words = bm25::DefaultTokenizer::new(bm25::Language::English);
-            bm25::Tokenizer::tokenize(&words, s)
-        })
-        .collect();
-    let allowed: HashSet<String> = allowed.into_iter().collect();
+    let allowed: HashSet<String> = sources.iter().flat_map(|s| terms(s)).collect();
     sentences(answer)
-        .flat_map(|s| names_in(s, dictionary, &empty))
-        .filter(|name| !super::retrieval::contains_term(&allowed, name))
+        .flat_map(|s| names_in(s, dictionary, |_| false))
+        .filter(|name| !contains_term(&allowed, name))
         .collect()
 }
 
 /// The share of `answer`'s content words (stemmed) that `sources` have.
 fn supported_share(answer: &str, sources: &[&str]) -> f32 {
-    let words = bm25::DefaultTokenizer::new(bm25::Language::English);
-    let allowed: HashSet<String> = sources.iter().flat_map(|s| bm25::Tokenizer::tokenize(&words, s)).collect();
-    let said = bm25::Tokenizer::tokenize(&words, answer);
+    let allowed: HashSet<String> = sources.iter().flat_map(|s| terms(s)).collect();
+    let said = terms(answer);
     if said.is_empty() {
         return 0.0;
     }
-    let found = said.iter().filter(|w| super::retrieval::contains_term(&allowed, w)).count();
+    let found = said.iter().filter(|w| contains_term(&allowed, w)).count();
     found as f32 / said.len() as f32
 }
 

@@ -181,7 +181,7 @@ impl Knowledge {
     pub async fn prepare(&self, examples: &[Example]) -> Result<(), ModelError> {
         let Some(embedder) = &self.embedder else { return Ok(()) };
         let index = self.index();
-        let known: HashSet<&str> = index.vectors().map(|(text, _)| text).collect();
+        let known: HashSet<&str> = index.texts().map(|(text, _)| text).collect();
         let mut wanted: Vec<String> = Vec::new();
         let mut seen = HashSet::new();
         {
@@ -252,7 +252,7 @@ impl Knowledge {
         let semantic = self.embedder.is_some();
         let index = blocking(move || Ok(Index::build(indexed, dictionary).semantic(semantic))).await?;
         let size = index.len();
-        let used: HashSet<[u8; 32]> = index.vectors().map(|(text, _)| key(text)).collect();
+        let used: HashSet<[u8; 32]> = index.texts().map(|(text, _)| key(text)).collect();
         *self.index.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(index);
         self.fresh.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, _| !used.contains(k));
         Ok(size)
@@ -268,9 +268,9 @@ impl Knowledge {
         let Some(embedder) = &self.embedder else { return Ok(out) };
         let wanted: HashSet<&str> = texts.map(String::as_str).collect();
         let old = self.index();
-        for (text, vector) in old.vectors() {
+        for (text, slot) in old.texts() {
             if wanted.contains(text) && !out.contains_key(text) {
-                out.insert(text.to_string(), vector.to_vec());
+                out.insert(text.to_string(), old.vector(slot));
             }
         }
         let mut missing: Vec<String> = Vec::new();
@@ -308,8 +308,8 @@ impl Knowledge {
     /// The entries nearest to `question`, best first, with the index they
     /// came from.
     pub async fn search(&self, question: &str) -> Result<(Arc<Index>, Vec<Hit>, Vec<f32>), ModelError> {
-        let vector = self.vector(question).await?;
         let index = self.index();
+        let vector = self.vector(&index.mend(question)).await?;
         let hits = index.search(question, &vector, &self.scoring);
         Ok((index, hits, vector))
     }
@@ -484,10 +484,10 @@ mod tests {
             taught(vec![labelled("great phone", "positive"), labelled("love it", "positive"), example("a?", "b")])
                 .await;
         let index = knowledge.index();
-        let vectors: Vec<(&str, &[f32])> = index.vectors().collect();
-        assert_eq!(vectors.len(), 6, "three questions and three answers");
-        for (text, vector) in vectors {
-            assert!(vector.iter().any(|x| *x != 0.0), "`{text}` has no vector");
+        let texts: Vec<_> = index.texts().collect();
+        assert_eq!(texts.len(), 6, "three questions and three answers");
+        for (text, slot) in texts {
+            assert!(index.vector(slot).iter().any(|x| *x != 0.0), "`{text}` has no vector");
         }
     }
 
