@@ -307,3 +307,34 @@ fn a_spoken_answer_that_cannot_be_played_is_written() {
     assert_eq!(posts[2].channel, TEXT_CHANNEL);
     assert_eq!(posts[2].content, "Paris is the capital of France.");
 }
+
+#[test]
+fn edits_its_own_answers_and_answers_privately_in_direct_messages() {
+    let setup = Setup::new(
+        r#"
+[commands.edit]
+wasm = "hostile.wasm"
+grants = ["chat.send-message", "chat.edit-message"]
+
+[commands.whisper]
+wasm = "hostile.wasm"
+grants = ["chat.send-private"]
+"#,
+    );
+    let fake = FakeDiscord::start();
+    let _bot = Bot::start(&setup, &fake);
+    fake.wait_identified(1);
+    // Someone else's message: the guest may not rewrite it.
+    let theirs = fake.say(message("5", "!hi"));
+    fake.say(message("5", &format!("!edit {theirs}")));
+    let edits = fake.wait_edits(1);
+    let posts = fake.wait_posts(3);
+    let working = posts.iter().find(|p| p.content == "working…").expect("working…");
+    assert_eq!(edits, [(working.id.clone(), "done".to_string())]);
+    assert_eq!(posts[2].content, "not mine to edit", "{posts:?}");
+
+    fake.say(message("5", "!whisper"));
+    let posts = fake.wait_posts(4);
+    assert_eq!(posts[3].content, "only for you, user5");
+    assert_eq!(posts[3].channel, fake_discord::direct_channel("5"), "a private answer goes to the author's DMs");
+}

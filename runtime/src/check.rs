@@ -7,9 +7,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::bindings::types::{CommandOption, OptionKind};
 use crate::config::{CommandConfig, Grants, Limits};
+use crate::options;
 use crate::registry::{self, Registry};
-use crate::sandbox::{EngineSettings, Sandbox};
+use crate::sandbox::{EngineSettings, GuestPre, Sandbox};
 use crate::services::store::SqliteStore;
 use crate::services::Services;
 
@@ -19,6 +21,10 @@ pub struct Report {
     pub name: String,
     pub summary: String,
     pub usage: String,
+    /// The version of `sandbot:bot` it was built for.
+    pub contract: &'static str,
+    /// Its typed options, one line each: `path (string, required): The file`.
+    pub options: Vec<String>,
     /// The host functions it declares it needs (`describe().needs`).
     pub needs: Vec<String>,
     /// Needs that name no host function: a grant cannot give them.
@@ -33,6 +39,13 @@ impl std::fmt::Display for Report {
         writeln!(f, "name:     {}", self.name)?;
         writeln!(f, "summary:  {}", self.summary)?;
         writeln!(f, "usage:    {}", self.usage)?;
+        writeln!(f, "contract: sandbot:bot@{}", self.contract)?;
+        if self.options.is_empty() {
+            writeln!(f, "options:  none")?;
+        }
+        for (i, option) in self.options.iter().enumerate() {
+            writeln!(f, "{}{option}", if i == 0 { "options:  " } else { "          " })?;
+        }
         writeln!(f, "needs:    {}", if self.needs.is_empty() { "nothing".into() } else { self.needs.join(", ") })?;
         if !self.unknown_needs.is_empty() {
             writeln!(f, "unknown:  {} (no host function has these names)", self.unknown_needs.join(", "))?;
@@ -70,14 +83,41 @@ pub async fn check(wasm: &Path) -> anyhow::Result<Report> {
     let info = registry::describe(&prepared.pre, &command, &sandbox, &services, &Registry::default())
         .await
         .map_err(|why| anyhow::anyhow!("describe() {why}"))?;
+    if let (Err(why), GuestPre::Current(_)) = (options::check_slash(&info.name, &info), &prepared.pre) {
+        anyhow::bail!("as a slash command, {why}");
+    }
+    let options = info.options.iter().map(describe_option).collect();
     let unknown_needs = info.needs.iter().filter(|n| Grants::parse(&[n.as_str()]).is_err()).cloned().collect();
     Ok(Report {
         name: info.name,
         summary: info.summary,
         usage: info.usage,
+        contract: prepared.pre.version(),
+        options,
         needs: info.needs,
         unknown_needs,
         imports,
         sha256: prepared.sha256,
     })
+}
+
+/// `path (string, required): The file to send; choices: a, b`.
+fn describe_option(option: &CommandOption) -> String {
+    let kind = match option.kind {
+        OptionKind::String => "string",
+        OptionKind::Integer => "integer",
+        OptionKind::Number => "number",
+        OptionKind::Boolean => "boolean",
+        OptionKind::User => "user",
+        OptionKind::Channel => "channel",
+        OptionKind::Role => "role",
+        OptionKind::Attachment => "attachment",
+    };
+    let required = if option.required { ", required" } else { "" };
+    let mut line = format!("{} ({kind}{required}): {}", option.name, option.description);
+    if !option.choices.is_empty() {
+        let choices: Vec<&str> = option.choices.iter().map(|c| c.name.as_str()).collect();
+        line.push_str(&format!("; choices: {}", choices.join(", ")));
+    }
+    line
 }

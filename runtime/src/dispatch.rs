@@ -3,11 +3,15 @@
 //! ```text
 //! adapter (console | discord) ──Event──▶ Dispatcher::dispatch
 //!   1. ignore bots (configurable)
-//!   2. `!name args` → registry lookup; anything else → the default handler
+//!   2. `/name` or `!name args` → registry lookup; anything else → the
+//!      default handler
 //!   3. per-user rate limit (before any reply), operators-only check
-//!   4. sandbox: fresh instance, limits, guest.handle(invocation)
+//!   4. options: a slash command's checked against the declaration, a
+//!      prefix command's read from its text (`options.rs`)
+//!   5. sandbox: fresh instance, limits, guest.handle(invocation)
 //!        └─ host functions (checked against grants) → platform, services
-//!   5. a failure → a short reply for the user + a log line for the operator
+//!   6. a failure → a short reply for the user (private for a slash
+//!      command) + a log line for the operator
 //! ```
 
 use std::collections::BTreeMap;
@@ -20,6 +24,7 @@ use crate::bindings::types;
 use crate::config::{Config, ConfigError, ModelConfig};
 use crate::error::InvokeError;
 use crate::host::GuestCtx;
+use crate::options;
 use crate::platform::{Event, Message, Outgoing};
 use crate::ratelimit::{UserRateLimiter, Verdict};
 use crate::registry::{LoadedCommand, Registry, ReloadReport};
@@ -48,6 +53,8 @@ pub enum Outcome {
     Refused,
     /// Over the user's rate limit.
     RateLimited,
+    /// A slash command whose options do not fit the declaration.
+    BadOptions,
     /// The guest failed; the user was told why.
     Failed,
 }
@@ -163,13 +170,16 @@ impl Dispatcher {
             return Outcome::Ignored;
         }
         let prefix = &self.config.prefix;
-        let (name, args, typed) = match parse_command(prefix, &message.content) {
-            Some((name, args)) => (name, args, true),
-            None => match &self.config.default_handler {
+        let (name, args, typed) = match (&event.slash, parse_command(prefix, &message.content)) {
+            (Some(slash), _) => (slash.name.to_lowercase(), "", true),
+            (None, Some((name, args))) => (name, args, true),
+            (None, None) => match &self.config.default_handler {
                 Some(handler) => (handler.clone(), message.content.trim(), false),
                 None => return Outcome::Ignored,
             },
         };
+        // Replies name the command as the user typed it.
+        let shown = if event.slash.is_some() { format!("/{name}") } else { format!("{prefix}{name}") };
         let is_operator = author.platform_operator
             || self.config.operators.includes(&author.id, &author.roles, message.guild.as_deref());
         // Before anything that answers: the bot's replies count as well.
@@ -185,12 +195,12 @@ impl Dispatcher {
         }
         let Some(command) = self.registry.get(&name) else {
             tracing::info!(command = %name, "unknown command");
-            self.reply(event, format!("Unknown command `{prefix}{name}`. Try `{prefix}help`.")).await;
+            self.reply(event, format!("Unknown command `{shown}`. Try `{prefix}help`.")).await;
             return Outcome::Unknown;
         };
         if command.config.operators_only && !is_operator {
             tracing::info!(command = %name, "refused: operators only");
-            self.reply(event, format!("Sorry, `{prefix}{name}` is for operators only.")).await;
+            self.reply(event, format!("Sorry, `{shown}` is for operators only.")).await;
             return Outcome::Refused;
         }
         self.invoke(event, command, args, is_operator, typed).await
@@ -205,10 +215,27 @@ impl Dispatcher {
         typed: bool,
     ) -> Outcome {
         let name = command.config.name.as_str();
+        let declared = &command.info.options;
+        let (source, args, given) = match &event.slash {
+            Some(slash) => match options::from_slash(declared, slash.options.clone()) {
+                Ok(given) => (types::Source::Slash, options::args_text(declared, &given), given),
+                Err(why) => {
+                    tracing::info!(command = name, reason = %why, "refused: options do not fit");
+                    self.reply(event, format!("`/{name}`: {why}.")).await;
+                    return Outcome::BadOptions;
+                }
+            },
+            None => {
+                let given = options::from_text(declared, args, &event.message.attachments);
+                (types::Source::Prefix, args.to_string(), given)
+            }
+        };
         let invocation = types::Invocation {
             command: name.to_string(),
-            args: args.to_string(),
+            args,
             prefix: self.config.prefix.clone(),
+            source,
+            options: given,
             message: wit_message(&event.message, is_operator),
         };
         let guest = GuestCtx::new(
@@ -239,7 +266,11 @@ impl Dispatcher {
                 }
                 // Replies name a typed command; a plain message's failure is
                 // about the answer.
-                let what = if typed { format!("`{}{name}`", self.config.prefix) } else { "Answering that".into() };
+                let what = match (&event.slash, typed) {
+                    (Some(_), _) => format!("`/{name}`"),
+                    (None, true) => format!("`{}{name}`", self.config.prefix),
+                    (None, false) => "Answering that".into(),
+                };
                 self.reply(event, error.user_reply(&what)).await;
                 Outcome::Failed
             }
@@ -284,10 +315,16 @@ impl Dispatcher {
     }
 
     /// The host's own replies (refusals, failures): best effort, logged.
+    /// To a slash command they are private, as Discord users expect.
     async fn reply(&self, event: &Event, text: String) {
         let max = event.conversation.max_message_chars();
         let content: String = text.chars().take(max).collect();
-        if let Err(e) = event.conversation.send(Outgoing { content, files: Vec::new() }).await {
+        let outgoing = Outgoing { content, files: Vec::new() };
+        let sent = match event.slash {
+            Some(_) => event.conversation.send_private(outgoing).await,
+            None => event.conversation.send(outgoing).await,
+        };
+        if let Err(e) = sent {
             tracing::warn!(error = %e, "could not send a reply");
         }
     }

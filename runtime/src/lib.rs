@@ -7,6 +7,7 @@
 //! |--------------|----------------------------------------------------------------------|
 //! | [`platform`] | adapters (console, Discord) turn chat events into [`platform::Event`]s |
 //! | [`dispatch`] | **the message path, end to end — read this first**                   |
+//! | [`options`]  | typed options: Discord's rules, slash values checked, prefix text read |
 //! | [`registry`] | command name → loaded component, grants and limits                   |
 //! | [`reload`]   | hot swap: the guests folder and config watched, commands reloaded    |
 //! | [`sandbox`]  | one wasmtime engine; a fresh, limited instance per message           |
@@ -15,7 +16,7 @@
 //! | [`error`]    | the one place that turns failures into user replies and log causes   |
 //! | [`config`]   | `sandbot.toml`: raw form, then resolved and validated                |
 //!
-//! `bindings` holds the single `bindgen!` over `../wit`.
+//! `bindings` holds one `bindgen!` per version of the contract in `../wit`.
 
 pub mod bindings;
 pub mod calibrate;
@@ -24,6 +25,7 @@ pub mod config;
 pub mod dispatch;
 pub mod error;
 pub mod host;
+pub mod options;
 pub mod platform;
 pub mod ratelimit;
 pub mod registry;

@@ -13,11 +13,11 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::bindings::{types, CommandPre};
+use crate::bindings::types;
 use crate::config::{CommandConfig, Config, ConfigError, Grants};
 use crate::host::GuestCtx;
 use crate::platform;
-use crate::sandbox::{HostState, Sandbox};
+use crate::sandbox::{GuestPre, Sandbox};
 use crate::services::Services;
 
 /// One command, ready to instantiate.
@@ -25,7 +25,7 @@ pub struct LoadedCommand {
     pub config: Arc<CommandConfig>,
     /// What `describe()` returned when it loaded.
     pub info: types::CommandInfo,
-    pub pre: CommandPre<HostState>,
+    pub pre: GuestPre,
     /// The wasm's sha256 (hex): which version this is.
     pub sha256: String,
     pub loaded_at: SystemTime,
@@ -246,12 +246,22 @@ async fn load(
     if info.name != command.name {
         tracing::info!(command = %command.name, described_as = %info.name, "command is configured under another name");
     }
+    if let Err(why) = crate::options::check_slash(&command.name, &info) {
+        match prepared.pre {
+            GuestPre::Current(_) => return Err(invalid(format!("as a slash command, {why}"))),
+            // Built before slash commands: it keeps answering `!name`.
+            GuestPre::V0_1(_) => {
+                tracing::warn!(command = %command.name, reason = %why, "cannot be a slash command; prefix only")
+            }
+        }
+    }
     warn_of_missing_grants(command, &info);
     tracing::info!(
         command = %command.name,
         wasm = %command.wasm.display(),
         sha256 = %&prepared.sha256[..12],
         source = if prepared.cached { "cache" } else { "compiled" },
+        contract = prepared.pre.version(),
         "loaded"
     );
     Ok(LoadedCommand {
@@ -268,7 +278,7 @@ async fn load(
 /// guest cannot store or send anything in the name of nobody) and checks
 /// what it says.
 pub async fn describe(
-    pre: &CommandPre<HostState>,
+    pre: &GuestPre,
     command: &CommandConfig,
     sandbox: &Sandbox,
     services: &Services,

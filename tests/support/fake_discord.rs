@@ -69,6 +69,8 @@ struct Inner {
     gateway: Option<mpsc::UnboundedSender<Command>>,
     /// When each MESSAGE_CREATE went out, by message id (for benchmarks).
     sent_at: HashMap<String, Instant>,
+    /// The bot's edits: (message id, new content), in order.
+    edits: Vec<(String, String)>,
     /// The bot's voice state updates (gateway op 4), in order.
     voice_updates: Vec<Value>,
     /// TLS handshakes started at the voice endpoint the fake gave out.
@@ -132,7 +134,8 @@ impl FakeDiscord {
                     .route("/api/v10/gateway", get(gateway_url))
                     .route("/api/v10/users/@me", get(current_user))
                     .route("/api/v10/channels/{channel}/messages", axum::routing::post(create_message))
-                    .route("/api/v10/channels/{channel}/messages/{id}", get(get_message))
+                    .route("/api/v10/channels/{channel}/messages/{id}", get(get_message).patch(edit_message))
+                    .route("/api/v10/users/@me/channels", axum::routing::post(open_direct))
                     .route("/files/{name}", get(download))
                     .with_state(shared.clone());
                 tokio::spawn(async move { axum::serve(http, app).await });
@@ -200,6 +203,12 @@ impl FakeDiscord {
     /// Waits until the bot has posted `n` messages in all; returns them all.
     pub fn wait_posts(&self, n: usize) -> Vec<Posted> {
         self.wait(&format!("{n} posted messages"), |inner| (inner.posts.len() >= n).then(|| inner.posts.clone()))
+    }
+
+    /// Waits until the bot has edited `n` messages in all; returns every
+    /// edit as (message id, new content).
+    pub fn wait_edits(&self, n: usize) -> Vec<(String, String)> {
+        self.wait(&format!("{n} edits"), |inner| (inner.edits.len() >= n).then(|| inner.edits.clone()))
     }
 
     pub fn posts(&self) -> Vec<Posted> {
@@ -607,6 +616,53 @@ async fn create_message(State(shared): State<Arc<Shared>>, Path(channel): Path<S
 async fn get_message(State(shared): State<Arc<Shared>>, Path((channel, id)): Path<(String, String)>) -> Response {
     let message = shared.lock().messages.get(&id).filter(|m| m["channel_id"] == channel.as_str()).cloned();
     match message {
+        Some(message) => Json(message).into_response(),
+        None => discord_error(StatusCode::NOT_FOUND, 10008, "Unknown Message"),
+    }
+}
+
+/// The channel of direct messages with a user: `9` and the user's id.
+pub fn direct_channel(user: &str) -> String {
+    format!("9{user}")
+}
+
+async fn open_direct(Json(body): Json<Value>) -> Response {
+    let Some(user) = body["recipient_id"].as_str().map(str::to_string) else {
+        return discord_error(StatusCode::BAD_REQUEST, 50035, "Invalid Form Body");
+    };
+    Json(json!({
+        "id": direct_channel(&user), "type": 1, "last_message_id": null,
+        "recipients": [{"id": user, "username": "someone", "discriminator": "0", "avatar": null, "global_name": null}],
+    }))
+    .into_response()
+}
+
+async fn edit_message(
+    State(shared): State<Arc<Shared>>,
+    Path((channel, id)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let content = body["content"].as_str().unwrap_or_default().to_string();
+    if content.chars().count() > 2000 {
+        return discord_error(StatusCode::BAD_REQUEST, 50035, "Must be 2000 or fewer in length.");
+    }
+    let edited = {
+        let mut inner = shared.lock();
+        let edited = match inner.messages.get_mut(&id) {
+            // Only the bot's own messages, as Discord allows.
+            Some(m) if m["channel_id"] == channel.as_str() && m["author"]["id"] == BOT_ID => {
+                m["content"] = Value::String(content.clone());
+                Some(m.clone())
+            }
+            _ => None,
+        };
+        if edited.is_some() {
+            inner.edits.push((id, content));
+        }
+        edited
+    };
+    shared.changed.notify_all();
+    match edited {
         Some(message) => Json(message).into_response(),
         None => discord_error(StatusCode::NOT_FOUND, 10008, "Unknown Message"),
     }

@@ -5,7 +5,9 @@
 //! ```
 
 use sandbot_sdk::host::files;
-use sandbot_sdk::{command, reply_with_files, split_args, Command, CommandInfo, Error, HostError, Invocation};
+use sandbot_sdk::{
+    command, reply_with_files, split_args, Command, CommandInfo, CommandOption, Error, HostError, Invocation,
+};
 
 struct Archive;
 
@@ -15,6 +17,7 @@ impl Command for Archive {
     fn describe() -> CommandInfo {
         CommandInfo::new("archive", "Zips a folder of the bot's data and sends it.", USAGE)
             .needs(&["chat.send-message", "files.archive"])
+            .option(CommandOption::string("folder", "The folder to zip").required())
     }
 
     fn handle(invocation: Invocation) -> Result<(), Error> {

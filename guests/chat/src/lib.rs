@@ -8,15 +8,22 @@
 //! (written instead where the bot cannot speak).
 
 use sandbot_sdk::host::{chat, model, voice};
-use sandbot_sdk::{command, reply, Attachment, Command, CommandInfo, Error, HostError, Invocation};
+use sandbot_sdk::{command, reply, Attachment, Command, CommandInfo, CommandOption, Error, HostError, Invocation};
 
 struct Chat;
 
 impl Command for Chat {
     fn describe() -> CommandInfo {
-        CommandInfo::new("chat", "Answers plain messages and voice messages with the model.", "chat <message…>").needs(
-            &["chat.send-message", "model.call-model", "chat.read-attachment", "voice.transcribe", "voice.speak"],
-        )
+        CommandInfo::new("chat", "Answers plain messages and voice messages with the model.", "chat <message…>")
+            .needs(&[
+                "chat.send-message",
+                "model.call-model",
+                "chat.read-attachment",
+                "voice.transcribe",
+                "voice.speak",
+            ])
+            .option(CommandOption::string("message", "What to ask"))
+            .option(CommandOption::attachment("voice", "A voice message to answer"))
     }
 
     fn handle(invocation: Invocation) -> Result<(), Error> {

@@ -8,7 +8,7 @@
 //! (original, correction) is stored with who, where and when.
 
 use sandbot_sdk::host::{chat, store};
-use sandbot_sdk::{command, reply, Command, CommandInfo, Error, HostError, Invocation};
+use sandbot_sdk::{command, reply, Command, CommandInfo, CommandOption, Error, HostError, Invocation};
 
 struct Correct;
 
@@ -16,11 +16,10 @@ const USAGE: &str = "correct <message id> <correction…>";
 
 impl Command for Correct {
     fn describe() -> CommandInfo {
-        CommandInfo::new("correct", "Corrects one of the bot's answers.", USAGE).needs(&[
-            "chat.send-message",
-            "chat.fetch-message",
-            "store.log-correction",
-        ])
+        CommandInfo::new("correct", "Corrects one of the bot's answers.", USAGE)
+            .needs(&["chat.send-message", "chat.fetch-message", "store.log-correction"])
+            .option(CommandOption::string("message-id", "The id of the bot's message to correct").required())
+            .option(CommandOption::string("correction", "What it should have said").required())
     }
 
     fn handle(invocation: Invocation) -> Result<(), Error> {

@@ -5,7 +5,7 @@
 //! ```
 
 use sandbot_sdk::host::store;
-use sandbot_sdk::{command, reply, Command, CommandInfo, Error, Invocation};
+use sandbot_sdk::{command, reply, Command, CommandInfo, CommandOption, Error, Invocation};
 
 struct Feedback;
 
@@ -15,6 +15,7 @@ impl Command for Feedback {
     fn describe() -> CommandInfo {
         CommandInfo::new("feedback", "Tells the bot's makers what you think.", USAGE)
             .needs(&["chat.send-message", "store.log-feedback"])
+            .option(CommandOption::string("text", "What you think of the bot").required())
     }
 
     fn handle(invocation: Invocation) -> Result<(), Error> {

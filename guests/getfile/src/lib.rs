@@ -8,7 +8,9 @@
 //! refuses anything that leaves it, by capability handles.
 
 use sandbot_sdk::host::files;
-use sandbot_sdk::{command, reply_with_files, split_args, Command, CommandInfo, Error, HostError, Invocation};
+use sandbot_sdk::{
+    command, reply_with_files, split_args, Command, CommandInfo, CommandOption, Error, HostError, Invocation,
+};
 
 struct GetFile;
 
@@ -18,6 +20,7 @@ impl Command for GetFile {
     fn describe() -> CommandInfo {
         CommandInfo::new("getfile", "Sends a file from the shared folder.", USAGE)
             .needs(&["chat.send-message", "files.read-file"])
+            .option(CommandOption::string("path", "The file, in the shared folder").required())
     }
 
     fn handle(invocation: Invocation) -> Result<(), Error> {

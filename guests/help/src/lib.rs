@@ -6,7 +6,7 @@
 //! ```
 
 use sandbot_sdk::host::commands::{self, Entry};
-use sandbot_sdk::{command, reply, split_args, Command, CommandInfo, Error, Invocation};
+use sandbot_sdk::{command, reply, split_args, Command, CommandInfo, CommandOption, Error, Invocation};
 
 struct Help;
 
@@ -14,6 +14,7 @@ impl Command for Help {
     fn describe() -> CommandInfo {
         CommandInfo::new("help", "Lists the commands, or shows how to use one.", "help [command]")
             .needs(&["chat.send-message", "commands.list"])
+            .option(CommandOption::string("command", "A command to explain"))
     }
 
     fn handle(invocation: Invocation) -> Result<(), Error> {

@@ -6,7 +6,7 @@ use crate::{ArgsError, HostError};
 
 /// Why a command did not finish. The host sends its text to the user as
 /// the reply, so every message here is short and written for people.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Error {
     /// The arguments do not fit; the text says how to call the command.
     Usage(String),

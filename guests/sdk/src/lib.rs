@@ -42,17 +42,19 @@ pub use time::format_utc;
 #[allow(missing_docs, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "../../wit/0.2.0",
         world: "command",
         pub_export_macro: true,
         export_macro_name: "__export_command_world",
         default_bindings_module: "sandbot_sdk::bindings",
-        additional_derives: [PartialEq, Eq],
+        // Not `Eq`: a number option holds an `f64`.
+        additional_derives: [PartialEq],
     });
 }
 
 pub use bindings::sandbot::bot::types::{
-    Attachment, Author, CommandInfo, Error as HostError, File, Invocation, Message,
+    Attachment, Author, CommandInfo, CommandOption, Error as HostError, File, GivenOption, Invocation, Message,
+    OptionChoice, OptionKind, OptionValue, Source,
 };
 /// Host interfaces, one module each, exactly as the WIT names them.
 pub mod host {
@@ -76,7 +78,15 @@ impl CommandInfo {
             summary: summary.to_string(),
             usage: usage.to_string(),
             needs: Vec::new(),
+            options: Vec::new(),
         }
+    }
+
+    /// Adds a typed option: the slash command shows it, and a prefix
+    /// command's words fill it in the same order.
+    pub fn option(mut self, option: CommandOption) -> Self {
+        self.options.push(option);
+        self
     }
 
     /// The host interfaces (`"chat"`) or functions (`"files.read-file"`) the
@@ -84,6 +94,96 @@ impl CommandInfo {
     pub fn needs(mut self, needs: &[&str]) -> Self {
         self.needs = needs.iter().map(|n| n.to_string()).collect();
         self
+    }
+}
+
+impl CommandOption {
+    fn of(kind: OptionKind, name: &str, description: &str) -> Self {
+        CommandOption {
+            name: name.to_string(),
+            description: description.to_string(),
+            kind,
+            required: false,
+            choices: Vec::new(),
+        }
+    }
+    /// A text option. `name`: lower case, at most 32 letters, digits, `-`,
+    /// `_`; `description`: at most 100 characters.
+    pub fn string(name: &str, description: &str) -> Self {
+        Self::of(OptionKind::String, name, description)
+    }
+    /// A whole-number option.
+    pub fn integer(name: &str, description: &str) -> Self {
+        Self::of(OptionKind::Integer, name, description)
+    }
+    /// A number option.
+    pub fn number(name: &str, description: &str) -> Self {
+        Self::of(OptionKind::Number, name, description)
+    }
+    /// A true-or-false option.
+    pub fn boolean(name: &str, description: &str) -> Self {
+        Self::of(OptionKind::Boolean, name, description)
+    }
+    /// A user option (the value is the user's id).
+    pub fn user(name: &str, description: &str) -> Self {
+        Self::of(OptionKind::User, name, description)
+    }
+    /// A channel option (the value is the channel's id).
+    pub fn channel(name: &str, description: &str) -> Self {
+        Self::of(OptionKind::Channel, name, description)
+    }
+    /// A role option (the value is the role's id).
+    pub fn role(name: &str, description: &str) -> Self {
+        Self::of(OptionKind::Role, name, description)
+    }
+    /// A file the user attaches.
+    pub fn attachment(name: &str, description: &str) -> Self {
+        Self::of(OptionKind::Attachment, name, description)
+    }
+    /// The user must give it (required options come first).
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+    /// Fixed text choices, each its own name and value.
+    pub fn choices(mut self, choices: &[&str]) -> Self {
+        self.choices = choices
+            .iter()
+            .map(|c| OptionChoice { name: c.to_string(), value: OptionValue::String(c.to_string()) })
+            .collect();
+        self
+    }
+}
+
+impl Invocation {
+    /// The value given for the option `name`, if any.
+    pub fn option(&self, name: &str) -> Option<&OptionValue> {
+        self.options.iter().find(|o| o.name == name).map(|o| &o.value)
+    }
+    /// A string option's value.
+    pub fn string(&self, name: &str) -> Option<&str> {
+        match self.option(name)? {
+            OptionValue::String(s) => Some(s),
+            _ => None,
+        }
+    }
+    /// An integer option's value.
+    pub fn integer(&self, name: &str) -> Option<i64> {
+        match self.option(name)? {
+            OptionValue::Integer(i) => Some(*i),
+            _ => None,
+        }
+    }
+    /// An attachment option's file.
+    pub fn attachment(&self, name: &str) -> Option<&Attachment> {
+        match self.option(name)? {
+            OptionValue::Attachment(a) => Some(a),
+            _ => None,
+        }
+    }
+    /// Invoked as a slash command (rather than `!name`).
+    pub fn is_slash(&self) -> bool {
+        self.source == Source::Slash
     }
 }
 
@@ -96,6 +196,18 @@ pub fn reply(text: impl AsRef<str>) -> Result<String, Error> {
 /// Sends `text` with files attached.
 pub fn reply_with_files(text: impl AsRef<str>, files: &[File]) -> Result<String, Error> {
     Ok(host::chat::send_message(text.as_ref(), files)?)
+}
+
+/// Sends `text` so that only the invoking user sees it (an ephemeral reply
+/// to a slash command; a direct message for a prefix command).
+pub fn reply_private(text: impl AsRef<str>) -> Result<String, Error> {
+    Ok(host::chat::send_private(text.as_ref(), &[])?)
+}
+
+/// Replaces the text of a message this invocation sent (by the id a reply
+/// returned): "working…", then the result.
+pub fn edit(id: &str, text: impl AsRef<str>) -> Result<(), Error> {
+    Ok(host::chat::edit_message(id, text.as_ref())?)
 }
 
 /// Writes a line to the operator's log, tagged with the command and message.

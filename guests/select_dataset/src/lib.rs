@@ -10,7 +10,9 @@
 //! labels of the files in them.
 
 use sandbot_sdk::host::{files, model};
-use sandbot_sdk::{command, reply_with_files, split_args, Command, CommandInfo, Error, HostError, Invocation};
+use sandbot_sdk::{
+    command, reply_with_files, split_args, Command, CommandInfo, CommandOption, Error, HostError, Invocation,
+};
 
 struct SelectDataset;
 
@@ -21,13 +23,10 @@ const ROOT: &str = "datasets";
 
 impl Command for SelectDataset {
     fn describe() -> CommandInfo {
-        CommandInfo::new("select_dataset", "Makes a labelled dataset from a folder of texts.", USAGE).needs(&[
-            "chat.send-message",
-            "files.list-dir",
-            "files.read-file",
-            "files.archive",
-            "model.save-dataset",
-        ])
+        CommandInfo::new("select_dataset", "Makes a labelled dataset from a folder of texts.", USAGE)
+            .needs(&["chat.send-message", "files.list-dir", "files.read-file", "files.archive", "model.save-dataset"])
+            .option(CommandOption::string("folder", "The folder of texts, in the datasets folder").required())
+            .option(CommandOption::string("label", "Label every text with this").choices(&LABELS))
     }
 
     fn handle(invocation: Invocation) -> Result<(), Error> {

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use sandbot_examples::{from_value, Score};
 use sandbot_sdk::host::{chat, model};
-use sandbot_sdk::{command, reply, Command, CommandInfo, Error, Invocation};
+use sandbot_sdk::{command, reply, Command, CommandInfo, CommandOption, Error, Invocation};
 
 struct Test;
 
@@ -27,11 +27,10 @@ const SHOWN_MISSES: usize = 5;
 
 impl Command for Test {
     fn describe() -> CommandInfo {
-        CommandInfo::new("test", "Scores the model on examples.", USAGE).needs(&[
-            "chat.send-message",
-            "chat.read-attachment",
-            "model.predict",
-        ])
+        CommandInfo::new("test", "Scores the model on examples.", USAGE)
+            .needs(&["chat.send-message", "chat.read-attachment", "model.predict"])
+            .option(CommandOption::string("examples", "A JSON list of {input, expected} or {text, label}"))
+            .option(CommandOption::attachment("file", "The examples as a JSON file"))
     }
 
     fn handle(invocation: Invocation) -> Result<(), Error> {

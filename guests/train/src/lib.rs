@@ -9,7 +9,7 @@
 
 use sandbot_examples::{parse, Example, Format};
 use sandbot_sdk::host::{chat, model};
-use sandbot_sdk::{command, reply, Command, CommandInfo, Error, HostError, Invocation};
+use sandbot_sdk::{command, reply, Command, CommandInfo, CommandOption, Error, HostError, Invocation};
 
 struct Train;
 
@@ -17,13 +17,16 @@ const USAGE: &str = "train [positive|negative] <examples… | dataset | attached
 
 impl Command for Train {
     fn describe() -> CommandInfo {
-        CommandInfo::new("train", "Teaches the model new examples.", USAGE).needs(&[
-            "chat.send-message",
-            "chat.read-attachment",
-            "model.train",
-            "model.job-status",
-            "model.load-dataset",
-        ])
+        CommandInfo::new("train", "Teaches the model new examples.", USAGE)
+            .needs(&[
+                "chat.send-message",
+                "chat.read-attachment",
+                "model.train",
+                "model.job-status",
+                "model.load-dataset",
+            ])
+            .option(CommandOption::string("examples", "Examples, a dataset's name, or `status <job id>`"))
+            .option(CommandOption::attachment("file", "Examples as JSONL, JSON or CSV"))
     }
 
     fn handle(invocation: Invocation) -> Result<(), Error> {

@@ -10,6 +10,8 @@ pub enum HostFn {
     ChatSendMessage,
     ChatReadAttachment,
     ChatFetchMessage,
+    ChatSendPrivate,
+    ChatEditMessage,
     VoiceJoin,
     VoiceLeave,
     VoicePlayAudio,
@@ -32,10 +34,12 @@ pub enum HostFn {
 }
 
 impl HostFn {
-    pub const ALL: [HostFn; 22] = [
+    pub const ALL: [HostFn; 24] = [
         HostFn::ChatSendMessage,
         HostFn::ChatReadAttachment,
         HostFn::ChatFetchMessage,
+        HostFn::ChatSendPrivate,
+        HostFn::ChatEditMessage,
         HostFn::VoiceJoin,
         HostFn::VoiceLeave,
         HostFn::VoicePlayAudio,
@@ -63,6 +67,8 @@ impl HostFn {
             HostFn::ChatSendMessage => ("chat", "send-message"),
             HostFn::ChatReadAttachment => ("chat", "read-attachment"),
             HostFn::ChatFetchMessage => ("chat", "fetch-message"),
+            HostFn::ChatSendPrivate => ("chat", "send-private"),
+            HostFn::ChatEditMessage => ("chat", "edit-message"),
             HostFn::VoiceJoin => ("voice", "join"),
             HostFn::VoiceLeave => ("voice", "leave"),
             HostFn::VoicePlayAudio => ("voice", "play-audio"),

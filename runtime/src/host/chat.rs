@@ -1,4 +1,5 @@
-//! `chat`: text and files in the invoking channel.
+//! `chat`: text and files for the invoking user: in the channel, in
+//! private, and edits of what this invocation sent.
 
 use crate::bindings::{chat, types};
 use crate::config::HostFn;
@@ -11,9 +12,21 @@ const MAX_FILES: usize = 10;
 /// Longest file name accepted from a guest.
 const MAX_FILE_NAME: usize = 200;
 
-impl chat::Host for GuestCtx {
-    async fn send_message(&mut self, content: String, files: Vec<types::File>) -> Result<String, HostError> {
-        self.check(HostFn::ChatSendMessage)?;
+/// Where a message goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Audience {
+    Channel,
+    /// The invoking user alone.
+    Private,
+}
+
+impl GuestCtx {
+    async fn send(
+        &mut self,
+        content: String,
+        files: Vec<types::File>,
+        audience: Audience,
+    ) -> Result<String, HostError> {
         let limits = &self.command.limits;
         if content.trim().is_empty() && files.is_empty() {
             return Err(HostError::Invalid("the message is empty".into()));
@@ -55,7 +68,12 @@ impl chat::Host for GuestCtx {
         let mut first_id = None;
         for (i, part) in parts.into_iter().enumerate() {
             let files = if i == last { std::mem::take(&mut files) } else { Vec::new() };
-            let id = self.conversation.send(Outgoing { content: part, files }).await?;
+            let outgoing = Outgoing { content: part, files };
+            let id = match audience {
+                Audience::Channel => self.conversation.send(outgoing).await?,
+                Audience::Private => self.conversation.send_private(outgoing).await?,
+            };
+            self.sent.push(id.clone());
             first_id.get_or_insert(id);
         }
         let first_id = first_id.ok_or_else(|| HostError::Failed("nothing was sent".into()))?;
@@ -66,6 +84,41 @@ impl chat::Host for GuestCtx {
             }
         }
         Ok(first_id)
+    }
+}
+
+impl chat::Host for GuestCtx {
+    async fn send_message(&mut self, content: String, files: Vec<types::File>) -> Result<String, HostError> {
+        self.check(HostFn::ChatSendMessage)?;
+        self.send(content, files, Audience::Channel).await
+    }
+
+    async fn send_private(&mut self, content: String, files: Vec<types::File>) -> Result<String, HostError> {
+        self.check(HostFn::ChatSendPrivate)?;
+        self.send(content, files, Audience::Private).await
+    }
+
+    async fn edit_message(&mut self, id: String, content: String) -> Result<(), HostError> {
+        self.check(HostFn::ChatEditMessage)?;
+        // Only this invocation's own messages: a command cannot rewrite
+        // what another command (or an earlier run of itself) said.
+        if !self.sent.contains(&id) {
+            return Err(HostError::NotFound(format!("this command sent no message `{id}`")));
+        }
+        if content.trim().is_empty() {
+            return Err(HostError::Invalid("the message is empty".into()));
+        }
+        let max_chars = self.conversation.max_message_chars();
+        if content.chars().count() > max_chars {
+            return Err(HostError::TooLarge(format!("an edit holds at most {max_chars} characters")));
+        }
+        // Each edit is a call to the platform, like a message.
+        let limit = self.command.limits.messages;
+        if self.messages_sent >= limit {
+            return Err(HostError::TooLarge(format!("a command may send at most {limit} messages and edits")));
+        }
+        self.messages_sent += 1;
+        Ok(self.conversation.edit(&id, content).await?)
     }
 
     async fn read_attachment(&mut self, id: String) -> Result<Vec<u8>, HostError> {

@@ -11,6 +11,7 @@ mod files;
 mod log;
 mod model;
 mod store;
+pub mod v0_1;
 mod voice;
 
 use std::sync::Arc;
@@ -102,8 +103,10 @@ pub struct GuestCtx {
     pub conversation: Arc<dyn Conversation>,
     pub services: Services,
     pub registry: Registry,
-    /// Messages sent so far, against `limits.messages`.
+    /// Messages sent (and edits made) so far, against `limits.messages`.
     pub messages_sent: u32,
+    /// The ids of the messages sent so far: the only ones it may edit.
+    pub sent: Vec<String>,
     /// Log lines written so far, against [`log::MAX_LINES`].
     pub log_lines: u32,
     /// The prompt of the last `call-model`, until a message carries the
@@ -129,6 +132,7 @@ impl GuestCtx {
             services,
             registry,
             messages_sent: 0,
+            sent: Vec::new(),
             log_lines: 0,
             pending_answer: None,
             started_jobs: Vec::new(),
@@ -162,12 +166,20 @@ impl types::Host for GuestCtx {
 }
 
 /// The table of contents of what a guest can import: WASI for Rust's std,
-/// then one line per sandbot interface.
+/// then one line per sandbot interface, for each version of the contract.
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     fn guest(state: &mut HostState) -> &mut GuestCtx {
         &mut state.guest
     }
+    bindings::v0_1::types::add_to_linker::<_, HasSelf<GuestCtx>>(linker, guest)?;
+    bindings::v0_1::chat::add_to_linker::<_, HasSelf<GuestCtx>>(linker, guest)?;
+    bindings::v0_1::voice::add_to_linker::<_, HasSelf<GuestCtx>>(linker, guest)?;
+    bindings::v0_1::model::add_to_linker::<_, HasSelf<GuestCtx>>(linker, guest)?;
+    bindings::v0_1::files::add_to_linker::<_, HasSelf<GuestCtx>>(linker, guest)?;
+    bindings::v0_1::store::add_to_linker::<_, HasSelf<GuestCtx>>(linker, guest)?;
+    bindings::v0_1::log::add_to_linker::<_, HasSelf<GuestCtx>>(linker, guest)?;
+    bindings::v0_1::commands::add_to_linker::<_, HasSelf<GuestCtx>>(linker, guest)?;
     bindings::types::add_to_linker::<_, HasSelf<GuestCtx>>(linker, guest)?;
     bindings::chat::add_to_linker::<_, HasSelf<GuestCtx>>(linker, guest)?;
     bindings::voice::add_to_linker::<_, HasSelf<GuestCtx>>(linker, guest)?;

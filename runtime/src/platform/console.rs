@@ -6,6 +6,10 @@
 //!   output object per effect, each tagged with the input line that caused
 //!   it, and a `done` line after the last effect of every input.
 //!
+//! A JSON line can also be a slash command: `{"slash": "getfile",
+//! "options": {"path": "hello.txt"}}`; an attachment option's value is a
+//! file path. Private replies and edits are effects of their own.
+//!
 //! Files the bot sends are written under the output folder and reported by
 //! path. Voice is simulated: an input's `voice_channel` says where its
 //! author is; joining and leaving are reported as effects.
@@ -20,7 +24,11 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-use super::{Attachment, Author, Conversation, Event, FetchedMessage, JoinOutcome, Message, Outgoing, PlatformError};
+use super::{
+    Attachment, Author, Conversation, Event, FetchedMessage, JoinOutcome, Message, OptionInput, Outgoing,
+    PlatformError, SlashCommand,
+};
+use crate::bindings::types::OptionKind;
 use crate::dispatch::Dispatcher;
 
 /// The console's own user: an operator, whatever the config says.
@@ -32,7 +40,16 @@ const REMEMBERED_MESSAGES: usize = 10_000;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputLine {
-    pub content: String,
+    /// The message's text. A line has it, or `slash`.
+    #[serde(default)]
+    pub content: Option<String>,
+    /// A slash command's name (without the `/`).
+    #[serde(default)]
+    pub slash: Option<String>,
+    /// A slash command's options: strings, numbers, booleans; a file path
+    /// for an attachment option.
+    #[serde(default)]
+    pub options: serde_json::Map<String, serde_json::Value>,
     #[serde(default = "default_author")]
     pub author: String,
     #[serde(default = "default_author_id")]
@@ -70,7 +87,9 @@ impl InputLine {
     /// A plain line typed by the console's user.
     pub fn text(content: impl Into<String>) -> InputLine {
         InputLine {
-            content: content.into(),
+            content: Some(content.into()),
+            slash: None,
+            options: serde_json::Map::new(),
             author: default_author(),
             author_id: default_author_id(),
             channel: default_channel(),
@@ -93,6 +112,15 @@ enum Effect<'a> {
         id: &'a str,
         content: &'a str,
         files: Vec<FileEffect>,
+        /// Only the invoking user sees it (an ephemeral reply).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        private: bool,
+    },
+    /// The bot replaced the text of a message it sent.
+    Edit {
+        input: u64,
+        id: &'a str,
+        content: &'a str,
     },
     VoiceJoin {
         input: u64,
@@ -194,7 +222,14 @@ impl Console {
         } else {
             serde_json::from_str::<InputLine>(line).map_err(|e| format!("not a valid input line: {e}"))
         };
-        match parsed.and_then(|input| self.event(number, input)) {
+        // An attachment option's value is a path: the declaration says which.
+        let attachment_options = |command: &str, option: &str| {
+            dispatcher
+                .registry()
+                .get(&command.to_lowercase())
+                .is_some_and(|c| c.info.options.iter().any(|o| o.name == option && o.kind == OptionKind::Attachment))
+        };
+        match parsed.and_then(|input| self.event_with(number, input, attachment_options)) {
             Ok(event) => {
                 dispatcher.dispatch(event).await;
             }
@@ -205,23 +240,60 @@ impl Console {
 
     /// Turns an input line into an event, with attachments read from disk.
     pub fn event(self: &Arc<Self>, number: u64, input: InputLine) -> Result<Event, String> {
+        self.event_with(number, input, |_, _| false)
+    }
+
+    /// [`Console::event`], told which slash options are attachments.
+    fn event_with(
+        self: &Arc<Self>,
+        number: u64,
+        mut input: InputLine,
+        is_attachment: impl Fn(&str, &str) -> bool,
+    ) -> Result<Event, String> {
         let mut attachments = Vec::new();
         let mut paths = HashMap::new();
-        for path in &input.attachments {
+        let mut attach = |path: &Path| -> Result<Attachment, String> {
             let meta = std::fs::metadata(path).map_err(|e| format!("attachment {}: {e}", path.display()))?;
             if !meta.is_file() {
                 return Err(format!("attachment {}: not a file", path.display()));
             }
             let id = self.new_id();
             let filename = path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
-            attachments.push(Attachment {
-                id: id.clone(),
-                content_type: content_type(&filename).map(str::to_string),
-                filename,
-                size: meta.len(),
-            });
-            paths.insert(id, path.clone());
+            paths.insert(id.clone(), path.to_path_buf());
+            Ok(Attachment { id, content_type: content_type(&filename).map(str::to_string), filename, size: meta.len() })
+        };
+        for path in &input.attachments {
+            attachments.push(attach(path)?);
         }
+        let slash = match input.slash.take() {
+            None if input.content.is_none() => {
+                return Err("a line needs `content` (a message) or `slash` (a slash command)".into())
+            }
+            None => None,
+            Some(name) => {
+                let mut options = Vec::new();
+                for (option, value) in &input.options {
+                    let value = match value {
+                        serde_json::Value::String(text) if is_attachment(&name, option) => {
+                            let file = attach(Path::new(text))?;
+                            attachments.push(file.clone());
+                            OptionInput::Attachment(file)
+                        }
+                        serde_json::Value::String(text) => OptionInput::String(text.clone()),
+                        serde_json::Value::Bool(b) => OptionInput::Boolean(*b),
+                        serde_json::Value::Number(n) => match n.as_i64() {
+                            Some(i) => OptionInput::Integer(i),
+                            None => OptionInput::Number(n.as_f64().unwrap_or(f64::NAN)),
+                        },
+                        other => return Err(format!("option `{option}`: {other} is not a value an option takes")),
+                    };
+                    options.push((option.clone(), value));
+                }
+                let shown: Vec<String> = input.options.iter().map(|(k, v)| format!(" {k}:{v}")).collect();
+                input.content = Some(format!("/{name}{}", shown.concat()));
+                Some(SlashCommand { name, options })
+            }
+        };
         let message = Message {
             id: self.new_id(),
             channel: input.channel.clone(),
@@ -234,7 +306,7 @@ impl Console {
                 is_bot: input.bot,
                 voice_channel: input.voice_channel,
             },
-            content: input.content,
+            content: input.content.unwrap_or_default(),
             attachments,
         };
         self.remember(
@@ -255,7 +327,7 @@ impl Console {
             voice_channel: message.author.voice_channel.clone(),
             attachments: paths,
         };
-        Ok(Event { message: Arc::new(message), conversation: Arc::new(conversation) })
+        Ok(Event { message: Arc::new(message), conversation: Arc::new(conversation), slash })
     }
 
     fn new_id(&self) -> String {
@@ -290,14 +362,18 @@ impl Console {
 
 fn write_human(out: &mut dyn Write, effect: &Effect<'_>) -> std::io::Result<()> {
     match effect {
-        Effect::Message { content, files, .. } => {
+        Effect::Message { content, files, private, .. } => {
+            let only_you = if *private { "(only you) " } else { "" };
             if !content.is_empty() {
-                writeln!(out, "bot › {}", content.replace('\n', "\n      "))?;
+                writeln!(out, "bot › {only_you}{}", content.replace('\n', "\n      "))?;
             }
             for file in files {
                 writeln!(out, "bot › [file] {} ({} bytes)", file.path.display(), file.bytes)?;
             }
             Ok(())
+        }
+        Effect::Edit { id, content, .. } => {
+            writeln!(out, "bot › (edited {id}) {}", content.replace('\n', "\n      "))
         }
         Effect::VoiceJoin { channel, .. } => writeln!(out, "bot › (joined voice channel {channel})"),
         Effect::VoiceLeave { .. } => writeln!(out, "bot › (left the voice channel)"),
@@ -337,9 +413,8 @@ pub struct ConsoleConversation {
     attachments: HashMap<String, PathBuf>,
 }
 
-#[async_trait]
-impl Conversation for ConsoleConversation {
-    async fn send(&self, message: Outgoing) -> Result<String, PlatformError> {
+impl ConsoleConversation {
+    async fn deliver(&self, message: Outgoing, private: bool) -> Result<String, PlatformError> {
         let console = &self.console;
         let id = console.new_id();
         let mut files = Vec::with_capacity(message.files.len());
@@ -356,7 +431,12 @@ impl Conversation for ConsoleConversation {
             id: &id,
             content: &message.content,
             files,
+            private,
         });
+        // What only one user saw is not in the channel to fetch.
+        if private {
+            return Ok(id);
+        }
         console.remember(
             &self.channel,
             FetchedMessage {
@@ -368,6 +448,28 @@ impl Conversation for ConsoleConversation {
             },
         );
         Ok(id)
+    }
+}
+
+#[async_trait]
+impl Conversation for ConsoleConversation {
+    async fn send(&self, message: Outgoing) -> Result<String, PlatformError> {
+        self.deliver(message, false).await
+    }
+
+    async fn send_private(&self, message: Outgoing) -> Result<String, PlatformError> {
+        self.deliver(message, true).await
+    }
+
+    async fn edit(&self, id: &str, content: String) -> Result<(), PlatformError> {
+        {
+            let mut guard = self.console.remembered.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(remembered) = guard.0.get_mut(id) {
+                remembered.message.content = content.clone();
+            }
+        }
+        self.console.emit(Effect::Edit { input: self.input, id, content: &content });
+        Ok(())
     }
 
     async fn fetch_message(&self, id: &str) -> Result<Option<FetchedMessage>, PlatformError> {

@@ -103,6 +103,14 @@ pub trait Conversation: Send + Sync {
     }
     /// Sends one message to the channel; returns its id.
     async fn send(&self, message: Outgoing) -> Result<String, PlatformError>;
+    /// Sends one message that only the invoking user sees; returns its id.
+    async fn send_private(&self, _message: Outgoing) -> Result<String, PlatformError> {
+        Err(PlatformError::Unsupported("private messages are not supported here yet"))
+    }
+    /// Replaces the text of a message the bot sent in this conversation.
+    async fn edit(&self, _id: &str, _content: String) -> Result<(), PlatformError> {
+        Err(PlatformError::Unsupported("editing messages is not supported here yet"))
+    }
     /// A message of this channel, if the platform still has it.
     async fn fetch_message(&self, id: &str) -> Result<Option<FetchedMessage>, PlatformError>;
     /// The bytes of one attachment of the incoming message, refused above
@@ -119,11 +127,35 @@ pub trait Conversation: Send + Sync {
     }
 }
 
-/// An incoming message and the way to answer it.
+/// An option's value as the platform delivered it, before it is checked
+/// against what the command declared.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OptionInput {
+    String(String),
+    Integer(i64),
+    Number(f64),
+    Boolean(bool),
+    /// A user, channel or role: an id, or a mention (`<@id>`).
+    Mention(String),
+    Attachment(Attachment),
+}
+
+/// A slash command: its name and the options the user gave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlashCommand {
+    pub name: String,
+    pub options: Vec<(String, OptionInput)>,
+}
+
+/// An incoming message (or slash command) and the way to answer it.
 #[derive(Clone)]
 pub struct Event {
+    /// For a slash command, what the user sees of it: `content` reads
+    /// `/name option:value`, `attachments` are the attachment options'.
     pub message: Arc<Message>,
     pub conversation: Arc<dyn Conversation>,
+    /// `Some` for a slash command, `None` for a message.
+    pub slash: Option<SlashCommand>,
 }
 
 /// A conversation that goes nowhere: what `describe()` runs against, since

@@ -25,7 +25,7 @@ use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::{types, CommandPre};
+use crate::bindings::{types, v0_1, CommandPre};
 use crate::config::Limits;
 use crate::error::InvokeError;
 use crate::host::{self, GuestCtx};
@@ -83,9 +83,35 @@ pub struct Sandbox {
     _ticker: engine::EpochTicker,
 }
 
+/// A component linked against the version of the world it was built for.
+#[derive(Clone)]
+pub enum GuestPre {
+    /// `sandbot:bot@0.2.0`, the current contract.
+    Current(CommandPre<HostState>),
+    /// `sandbot:bot@0.1.0`: described and invoked through `host::v0_1`.
+    V0_1(v0_1::CommandPre<HostState>),
+}
+
+impl GuestPre {
+    fn component(&self) -> &Component {
+        match self {
+            GuestPre::Current(pre) => pre.instance_pre().component(),
+            GuestPre::V0_1(pre) => pre.instance_pre().component(),
+        }
+    }
+
+    /// The contract's version, for operators.
+    pub fn version(&self) -> &'static str {
+        match self {
+            GuestPre::Current(_) => "0.2.0",
+            GuestPre::V0_1(_) => "0.1.0",
+        }
+    }
+}
+
 /// A component compiled and checked against the world.
 pub struct Prepared {
-    pub pre: CommandPre<HostState>,
+    pub pre: GuestPre,
     /// The wasm's sha256, hex.
     pub sha256: String,
     /// Loaded from the compile cache rather than compiled.
@@ -123,7 +149,7 @@ impl Sandbox {
         let engine = self.engine.clone();
         let linker = self.linker.clone();
         let cache = self.cache.clone();
-        tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Prepared> {
             let sha256 = cache::sha256_hex(&wasm);
             let cached = cache.as_ref().and_then(|c| c.load(&engine, &sha256));
             let from_cache = cached.is_some();
@@ -131,7 +157,16 @@ impl Sandbox {
                 Some(component) => component,
                 None => Component::new(&engine, &wasm)?,
             };
-            let pre = CommandPre::new(linker.instantiate_pre(&component)?)?;
+            let instance_pre = linker.instantiate_pre(&component)?;
+            // The exports' types tell the versions apart (their names are
+            // the same): the current one first, then the ones kept.
+            let pre = match CommandPre::new(instance_pre.clone()) {
+                Ok(pre) => GuestPre::Current(pre),
+                Err(current) => match v0_1::CommandPre::new(instance_pre) {
+                    Ok(pre) => GuestPre::V0_1(pre),
+                    Err(_) => return Err(current.into()),
+                },
+            };
             // Only what fits the world is worth keeping.
             if let (false, Some(cache)) = (from_cache, &cache) {
                 cache.store(&sha256, &component);
@@ -142,23 +177,27 @@ impl Sandbox {
     }
 
     /// The interfaces a prepared component imports, as the WIT names them.
-    pub fn imports(&self, pre: &CommandPre<HostState>) -> Vec<String> {
-        let component = pre.instance_pre().component();
-        component.component_type().imports(&self.engine).map(|(name, _)| name.to_string()).collect()
+    pub fn imports(&self, pre: &GuestPre) -> Vec<String> {
+        pre.component().component_type().imports(&self.engine).map(|(name, _)| name.to_string()).collect()
     }
 
     /// Calls `describe` on a fresh instance.
     pub async fn describe(
         &self,
-        pre: &CommandPre<HostState>,
+        pre: &GuestPre,
         guest: GuestCtx,
         limits: &Limits,
     ) -> Result<types::CommandInfo, InvokeError> {
         let _permit = self.describing.acquire().await.map_err(|_| InvokeError::Unavailable("shutting down".into()))?;
         let mut store = self.new_store(guest, limits);
         let run = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance.call_describe(&mut store).await
+            match pre {
+                GuestPre::Current(pre) => pre.instantiate_async(&mut store).await?.call_describe(&mut store).await,
+                GuestPre::V0_1(pre) => {
+                    let info = pre.instantiate_async(&mut store).await?.call_describe(&mut store).await?;
+                    Ok(host::v0_1::command_info(info))
+                }
+            }
         };
         match tokio::time::timeout(limits.deadline, run).await {
             Err(_) => Err(InvokeError::Deadline(limits.deadline)),
@@ -172,7 +211,7 @@ impl Sandbox {
     /// (training jobs to report).
     pub async fn handle(
         &self,
-        pre: &CommandPre<HostState>,
+        pre: &GuestPre,
         guest: GuestCtx,
         invocation: &types::Invocation,
     ) -> (GuestCtx, Result<(), InvokeError>) {
@@ -182,8 +221,15 @@ impl Sandbox {
         };
         let mut store = self.new_store(guest, &limits);
         let run = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance.call_handle(&mut store, invocation).await
+            match pre {
+                GuestPre::Current(pre) => {
+                    pre.instantiate_async(&mut store).await?.call_handle(&mut store, invocation).await
+                }
+                GuestPre::V0_1(pre) => {
+                    let invocation = host::v0_1::invocation(invocation);
+                    pre.instantiate_async(&mut store).await?.call_handle(&mut store, &invocation).await
+                }
+            }
         };
         let result = match tokio::time::timeout(limits.deadline, run).await {
             Err(_) => Err(InvokeError::Deadline(limits.deadline)),

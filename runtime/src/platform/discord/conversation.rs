@@ -1,10 +1,15 @@
 //! One Discord message's [`Conversation`]: answers go to its channel over
-//! REST, attachments come from the URLs Discord gave with it.
+//! REST (private ones to the author's direct messages, since a message
+//! cannot be answered ephemerally), attachments come from the URLs Discord
+//! gave with it.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use serenity::all::{ChannelId, CreateAllowedMentions, CreateAttachment, CreateMessage, GuildId, Http, MessageId};
+use serenity::all::{
+    ChannelId, CreateAllowedMentions, CreateAttachment, CreateMessage, EditMessage, GuildId, Http, MessageId, UserId,
+};
 use serenity::http::HttpError;
 
 use super::download::Downloader;
@@ -38,9 +43,77 @@ pub struct DiscordConversation {
     /// The voice channel the author is in, if any.
     pub author_voice: Option<ChannelId>,
     pub downloads: Vec<Download>,
+    pub author: UserId,
+    /// The author's direct-message channel, once a private answer opened it.
+    pub direct: tokio::sync::OnceCell<ChannelId>,
+    /// Ids of the messages sent there, so an edit goes to the right channel.
+    pub sent_direct: Mutex<HashSet<String>>,
 }
 
 impl DiscordConversation {
+    /// The conversation of a message in `channel` by `author`.
+    pub fn new(
+        http: Arc<Http>,
+        shared: Arc<Shared>,
+        channel: ChannelId,
+        guild: Option<GuildId>,
+        author: UserId,
+        author_voice: Option<ChannelId>,
+        downloads: Vec<Download>,
+    ) -> DiscordConversation {
+        DiscordConversation {
+            http,
+            shared,
+            channel,
+            guild,
+            author_voice,
+            downloads,
+            author,
+            direct: tokio::sync::OnceCell::new(),
+            sent_direct: Mutex::new(HashSet::new()),
+        }
+    }
+
+    async fn send_to(&self, channel: ChannelId, message: Outgoing) -> Result<String, PlatformError> {
+        let total: u64 = message.files.iter().map(|f| f.data.len() as u64).sum();
+        if total > self.shared.upload_bytes {
+            return Err(PlatformError::TooLarge { size: total, limit: self.shared.upload_bytes });
+        }
+        // Guests' text reaches the channel verbatim: it may not ping anyone.
+        let builder = CreateMessage::new()
+            .content(message.content)
+            .allowed_mentions(CreateAllowedMentions::new())
+            .add_files(message.files.into_iter().map(|f| CreateAttachment::bytes(f.data, f.name)));
+        // The HTTP client alone: with the cache, serenity would second-guess
+        // permissions from a cache that may be stale; Discord decides.
+        match channel.send_message(self.http.as_ref(), builder).await {
+            Ok(sent) => Ok(sent.id.to_string()),
+            Err(e) => {
+                let e = refusal(e);
+                tracing::warn!(channel = %channel, error = %e, "Discord did not take a message");
+                Err(e)
+            }
+        }
+    }
+
+    /// The author's direct-message channel (this channel, in a DM).
+    async fn direct_channel(&self) -> Result<ChannelId, PlatformError> {
+        if self.guild.is_none() {
+            return Ok(self.channel);
+        }
+        let opened = self
+            .direct
+            .get_or_try_init(|| async {
+                let dm = self.author.create_dm_channel(self.http.as_ref()).await.map_err(refusal)?;
+                Ok::<_, PlatformError>(dm.id)
+            })
+            .await;
+        if let Err(e) = &opened {
+            tracing::warn!(user = %self.author, error = %e, "could not open a direct message");
+        }
+        opened.copied()
+    }
+
     fn guild(&self) -> Result<GuildId, PlatformError> {
         self.guild.ok_or_else(|| PlatformError::Invalid("voice channels exist only in servers".into()))
     }
@@ -53,22 +126,31 @@ impl Conversation for DiscordConversation {
     }
 
     async fn send(&self, message: Outgoing) -> Result<String, PlatformError> {
-        let total: u64 = message.files.iter().map(|f| f.data.len() as u64).sum();
-        if total > self.shared.upload_bytes {
-            return Err(PlatformError::TooLarge { size: total, limit: self.shared.upload_bytes });
-        }
-        // Guests' text reaches the channel verbatim: it may not ping anyone.
-        let builder = CreateMessage::new()
-            .content(message.content)
-            .allowed_mentions(CreateAllowedMentions::new())
-            .add_files(message.files.into_iter().map(|f| CreateAttachment::bytes(f.data, f.name)));
-        // The HTTP client alone: with the cache, serenity would second-guess
-        // permissions from a cache that may be stale; Discord decides.
-        match self.channel.send_message(self.http.as_ref(), builder).await {
-            Ok(sent) => Ok(sent.id.to_string()),
+        self.send_to(self.channel, message).await
+    }
+
+    async fn send_private(&self, message: Outgoing) -> Result<String, PlatformError> {
+        let channel = self.direct_channel().await?;
+        let id = self.send_to(channel, message).await?;
+        self.sent_direct.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone());
+        Ok(id)
+    }
+
+    async fn edit(&self, id: &str, content: String) -> Result<(), PlatformError> {
+        let message = id
+            .parse::<u64>()
+            .ok()
+            .filter(|&n| n != 0)
+            .map(MessageId::new)
+            .ok_or_else(|| PlatformError::NotFound(format!("message {id}")))?;
+        let direct = self.sent_direct.lock().unwrap_or_else(|p| p.into_inner()).contains(id);
+        let channel = if direct { self.direct_channel().await? } else { self.channel };
+        let builder = EditMessage::new().content(content).allowed_mentions(CreateAllowedMentions::new());
+        match channel.edit_message(self.http.as_ref(), message, builder).await {
+            Ok(_) => Ok(()),
             Err(e) => {
                 let e = refusal(e);
-                tracing::warn!(channel = %self.channel, error = %e, "Discord did not take a message");
+                tracing::warn!(channel = %channel, message = %id, error = %e, "Discord did not take an edit");
                 Err(e)
             }
         }

@@ -62,16 +62,19 @@ impl EventHandler for Handler {
             .map(|a| Download { id: a.id.to_string(), url: a.url.clone(), size: u64::from(a.size) })
             .collect();
         let author_voice = voice_channel(&ctx.cache, &msg);
-        let conversation = DiscordConversation {
-            http: ctx.http.clone(),
-            shared: self.shared.clone(),
-            channel: msg.channel_id,
-            guild: msg.guild_id,
+        let conversation = DiscordConversation::new(
+            ctx.http.clone(),
+            self.shared.clone(),
+            msg.channel_id,
+            msg.guild_id,
+            msg.author.id,
             author_voice,
             downloads,
-        };
+        );
         let message = platform_message(&ctx.cache, msg, author_voice);
-        self.dispatcher.dispatch(Event { message: Arc::new(message), conversation: Arc::new(conversation) }).await;
+        self.dispatcher
+            .dispatch(Event { message: Arc::new(message), conversation: Arc::new(conversation), slash: None })
+            .await;
     }
 }
 

@@ -13,12 +13,14 @@
 //! | `spam`    | sends 100 messages                                     |
 //! | `shout`   | returns a 1 MB error text                              |
 //! | `remember`| counts in a static: proves no state survives a message |
+//! | `edit`    | says "working…", then edits it; then edits the message id in its arguments (not its own) |
+//! | `whisper` | answers privately                                      |
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use sandbot_sdk::host::{files, store};
-use sandbot_sdk::{command, reply, Command, CommandInfo, Error, Invocation};
+use sandbot_sdk::{command, edit, reply, reply_private, Command, CommandInfo, Error, HostError, Invocation};
 
 struct Hostile;
 
@@ -29,7 +31,7 @@ impl Command for Hostile {
         CommandInfo::new(
             "hostile",
             "Misbehaves on purpose.",
-            "loop|alloc|recurse|panic|sleep|sneak|flood|spam|shout|remember",
+            "loop|alloc|recurse|panic|sleep|sneak|flood|spam|shout|remember|edit|whisper",
         )
         .needs(&["chat.send-message"])
     }
@@ -84,6 +86,19 @@ impl Command for Hostile {
             "remember" => {
                 let seen = SEEN.fetch_add(1, Ordering::SeqCst) + 1;
                 reply(format!("seen {seen}"))?;
+                Ok(())
+            }
+            "edit" => {
+                let id = reply("working…")?;
+                edit(&id, "done")?;
+                match edit(invocation.args.trim(), "rewritten by another command") {
+                    Err(Error::Host(HostError::NotFound(_))) => reply("not mine to edit")?,
+                    other => reply(format!("edited another's message: {other:?}"))?,
+                };
+                Ok(())
+            }
+            "whisper" => {
+                reply_private(format!("only for you, {}", invocation.message.author.name))?;
                 Ok(())
             }
             other => Err(Error::reply(format!("hostile: unknown behaviour {other}"))),
