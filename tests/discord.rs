@@ -80,6 +80,21 @@ fn fake_payloads_are_what_serenity_reads() {
     serde_json::from_value::<serenity::all::Guild>(fake_discord::guild_create()).expect("GUILD_CREATE");
     let data = message("5", "hi").with_role(ADMIN_ROLE).attach("1", "a.txt", "http://x/a", 3).build("1");
     serde_json::from_value::<serenity::all::Message>(data).expect("MESSAGE_CREATE");
+    let options = json!([{"name": "file", "type": 11, "value": "77"}, {"name": "examples", "type": 3, "value": "x"}]);
+    let resolved = json!({"attachments": {"77": attachment_json("77", "a.jsonl", "http://x/a", 3)}});
+    let interaction = fake_discord::interaction("1", "t", "5", "train", options, resolved);
+    match serde_json::from_value::<serenity::all::Interaction>(interaction).expect("INTERACTION_CREATE") {
+        serenity::all::Interaction::Command(command) => {
+            assert_eq!(command.data.options.len(), 2);
+            assert_eq!(command.user.id.get(), 5);
+            assert_eq!(command.data.resolved.attachments.len(), 1);
+        }
+        other => panic!("not a command: {other:?}"),
+    }
+}
+
+fn attachment_json(id: &str, filename: &str, url: &str, size: u64) -> serde_json::Value {
+    json!({"id": id, "filename": filename, "size": size, "url": url, "proxy_url": url, "content_type": "text/plain"})
 }
 
 #[test]
@@ -337,4 +352,118 @@ grants = ["chat.send-private"]
     let posts = fake.wait_posts(4);
     assert_eq!(posts[3].content, "only for you, user5");
     assert_eq!(posts[3].channel, fake_discord::direct_channel("5"), "a private answer goes to the author's DMs");
+}
+
+/// The names of a registered command set.
+fn names(set: &serde_json::Value) -> Vec<String> {
+    set.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn registers_the_slash_commands_the_guests_describe_and_again_only_when_they_change() {
+    let setup = Setup::new("[discord]\ncommand_guilds = [\"800\"]\n");
+    let fake = FakeDiscord::start();
+    let bot = Bot::start(&setup, &fake);
+    let first = fake.wait_registrations(1);
+    assert_eq!(first[0].0, "800", "registered in the configured server");
+    let set = &first[0].1;
+    let mut expected: Vec<String> = [
+        "archive",
+        "chat",
+        "commands",
+        "correct",
+        "feedback",
+        "getfile",
+        "help",
+        "hi",
+        "instruction",
+        "join",
+        "leave",
+        "reload",
+        "select_dataset",
+        "test",
+        "train",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    expected.sort();
+    assert_eq!(names(set), expected);
+    let getfile = set.as_array().unwrap().iter().find(|c| c["name"] == "getfile").unwrap();
+    assert_eq!(getfile["description"], "Sends a file from the shared folder.");
+    assert_eq!(
+        getfile["options"],
+        json!([{"type": 3, "name": "path", "description": "The file, in the shared folder", "required": true}])
+    );
+    let select = set.as_array().unwrap().iter().find(|c| c["name"] == "select_dataset").unwrap();
+    assert_eq!(
+        select["options"][1]["choices"],
+        json!([{"name": "positive", "value": "positive"}, {"name": "negative", "value": "negative"}])
+    );
+
+    // A reload that changes nothing registers nothing …
+    fake.say(message("42", "!reload"));
+    fake.wait_posts(1);
+    // … and one that adds a command registers the new set.
+    let mut config = std::fs::read_to_string(&setup.config).unwrap();
+    config.push_str("\n[commands.hello]\nwasm = \"hi.wasm\"\ngrants = [\"chat.send-message\"]\n");
+    std::fs::write(&setup.config, config).unwrap();
+    let all = fake.wait_registrations(2);
+    assert_eq!(all.len(), 2, "the unchanged reload registered again: {all:?}");
+    assert!(names(&all[1].1).contains(&"hello".to_string()), "{:?}", names(&all[1].1));
+    bot.wait_log(&["registered the slash commands", "commands=16"]);
+}
+
+#[test]
+fn answers_slash_commands_through_the_interaction() {
+    let setup = Setup::new(
+        r#"
+[commands.slow]
+wasm = "hostile.wasm"
+grants = ["chat.send-message"]
+"#,
+    );
+    let fake = FakeDiscord::start();
+    let _bot = Bot::start(&setup, &fake);
+    fake.wait_identified(1);
+
+    // A quick answer is the interaction's response itself.
+    let hi = fake.interact("5", "hi", json!([]), json!({}));
+    let answered = fake.wait_answered(&hi, 1);
+    assert_eq!(answered[0].kind, "response");
+    assert_eq!(answered[0].content, "HI, user5!");
+    assert!(!answered[0].ephemeral);
+
+    // Options that do not fit: a private reason.
+    let bad = fake.interact("42", "getfile", json!([]), json!({}));
+    let answered = fake.wait_answered(&bad, 1);
+    assert_eq!((answered[0].kind.as_str(), answered[0].ephemeral), ("response", true));
+    assert_eq!(answered[0].content, "`/getfile`: `path` is required.");
+
+    // An operators-only command, from someone else: private too.
+    let refused = fake.interact("5", "archive", json!([{"name": "folder", "type": 3, "value": "shared"}]), json!({}));
+    let answered = fake.wait_answered(&refused, 1);
+    assert!(answered[0].ephemeral && answered[0].content.contains("operators only"), "{answered:?}");
+
+    // A file, as a typed option.
+    let file = fake.interact("42", "getfile", json!([{"name": "path", "type": 3, "value": "hello.txt"}]), json!({}));
+    let answered = fake.wait_answered(&file, 1);
+    assert_eq!(answered[0].files[0].0, "hello.txt");
+
+    // A command slower than Discord's 3 seconds is deferred, and its answer
+    // replaces the "thinking…".
+    let slow = fake.interact("5", "slow", json!([]), json!({}));
+    let answered = fake.wait_answered(&slow, 2);
+    assert_eq!(answered[0].kind, "defer");
+    assert_eq!((answered[1].kind.as_str(), answered[1].content.as_str()), ("edit_original", "awake after 3 s"));
+
+    // An attachment option trains like an attached file.
+    let url =
+        fake.serve_file("facts.jsonl", b"{\"input\": \"what is the password\", \"output\": \"swordfish\"}\n".to_vec());
+    let options = json!([{"name": "file", "type": 11, "value": "77"}]);
+    let resolved = json!({"attachments": {"77": attachment_json("77", "facts.jsonl", &url, 58)}});
+    let train = fake.interact("42", "train", options, resolved);
+    let answered = fake.wait_answered(&train, 1);
+    assert!(answered[0].content.starts_with("Model training started."), "{answered:?}");
+    assert_eq!(fake.downloads("facts.jsonl"), 1);
 }

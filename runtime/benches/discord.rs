@@ -1,7 +1,9 @@
 //! End to end through the fake Discord: the real `sandbot run` binary, real
 //! serenity, real guests. Measures the time from a MESSAGE_CREATE leaving
 //! the fake's gateway to the bot's POST arriving at its REST side, one
-//! message at a time, then the rate when many arrive at once.
+//! message at a time, then the rate when many arrive at once. The same
+//! for `/hi` as a slash command: INTERACTION_CREATE to the interaction's
+//! callback, alternating with the messages in the same run.
 //!
 //! `cargo bench -p sandbot --bench discord` (after `make build`).
 
@@ -42,15 +44,23 @@ fn main() {
     for user in 0..50 {
         send_and_wait(user);
     }
-    let mut latencies: Vec<Duration> = (0..SEQUENTIAL).map(send_and_wait).collect();
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    println!(
-        "discord/hi one at a time ({SEQUENTIAL}): median {:.0} µs, p99 {:.0} µs, min {:.0} µs",
-        at(0.5).as_secs_f64() * 1e6,
-        at(0.99).as_secs_f64() * 1e6,
-        latencies[0].as_secs_f64() * 1e6,
-    );
+    let interact_and_wait = |user: usize| {
+        let token = fake.interact(&(5000 + user).to_string(), "hi", serde_json::json!([]), serde_json::json!({}));
+        let answered = fake.wait_answered(&token, 1);
+        answered[0].at - fake.interacted_at(&token).expect("sent")
+    };
+    let (mut latencies, mut slash): (Vec<Duration>, Vec<Duration>) =
+        (0..SEQUENTIAL).map(|user| (send_and_wait(user), interact_and_wait(user))).unzip();
+    for (what, latencies) in [("hi", &mut latencies), ("slash /hi", &mut slash)] {
+        latencies.sort();
+        let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+        println!(
+            "discord/{what} one at a time ({SEQUENTIAL}): median {:.0} µs, p99 {:.0} µs, min {:.0} µs",
+            at(0.5).as_secs_f64() * 1e6,
+            at(0.99).as_secs_f64() * 1e6,
+            latencies[0].as_secs_f64() * 1e6,
+        );
+    }
 
     let before = fake.posts().len();
     let started = Instant::now();

@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::bindings::types;
 use crate::config::{CommandConfig, Config, ConfigError, Grants};
@@ -83,10 +83,18 @@ pub type CommandMap = BTreeMap<String, Arc<LoadedCommand>>;
 pub type ReloadRequest = oneshot::Sender<Result<ReloadReport, String>>;
 
 /// The loaded commands; cheap to clone, shared by every invocation.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Registry {
     commands: Arc<ArcSwap<CommandMap>>,
     reloader: Arc<OnceLock<mpsc::UnboundedSender<ReloadRequest>>>,
+    /// Counts replacements, so adapters can follow (slash commands).
+    generation: Arc<watch::Sender<u64>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry { commands: Arc::default(), reloader: Arc::default(), generation: Arc::new(watch::Sender::new(0)) }
+    }
 }
 
 impl Registry {
@@ -114,6 +122,12 @@ impl Registry {
 
     pub fn replace(&self, commands: CommandMap) {
         self.commands.store(Arc::new(commands));
+        self.generation.send_modify(|n| *n += 1);
+    }
+
+    /// Changes whenever the commands are replaced (loaded or reloaded).
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     /// Compiles, checks and describes every command of the config, then

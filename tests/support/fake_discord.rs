@@ -44,6 +44,20 @@ pub struct Posted {
     pub at: Instant,
 }
 
+/// What the bot did with an interaction's token.
+#[derive(Debug, Clone)]
+pub struct Answered {
+    pub token: String,
+    /// `response` (callback type 4), `defer` (type 5), `edit_original`,
+    /// `followup`, `edit_followup`.
+    pub kind: String,
+    pub content: String,
+    pub ephemeral: bool,
+    pub message_id: String,
+    pub files: Vec<(String, Vec<u8>)>,
+    pub at: Instant,
+}
+
 enum Command {
     Dispatch {
         kind: String,
@@ -69,6 +83,15 @@ struct Inner {
     gateway: Option<mpsc::UnboundedSender<Command>>,
     /// When each MESSAGE_CREATE went out, by message id (for benchmarks).
     sent_at: HashMap<String, Instant>,
+    /// Slash command sets the bot registered: (`global` or the guild id,
+    /// the commands), in order.
+    registrations: Vec<(String, Value)>,
+    /// Every answer through an interaction token, in order.
+    answered: Vec<Answered>,
+    /// Interaction token → the id of its original response message.
+    originals: HashMap<String, String>,
+    /// When each INTERACTION_CREATE went out, by token (for benchmarks).
+    interacted_at: HashMap<String, Instant>,
     /// The bot's edits: (message id, new content), in order.
     edits: Vec<(String, String)>,
     /// The bot's voice state updates (gateway op 4), in order.
@@ -136,6 +159,14 @@ impl FakeDiscord {
                     .route("/api/v10/channels/{channel}/messages", axum::routing::post(create_message))
                     .route("/api/v10/channels/{channel}/messages/{id}", get(get_message).patch(edit_message))
                     .route("/api/v10/users/@me/channels", axum::routing::post(open_direct))
+                    .route("/api/v10/applications/{app}/commands", axum::routing::put(register_global))
+                    .route("/api/v10/applications/{app}/guilds/{guild}/commands", axum::routing::put(register_guild))
+                    .route("/api/v10/interactions/{id}/{token}/callback", axum::routing::post(callback))
+                    .route("/api/v10/webhooks/{app}/{token}", axum::routing::post(followup))
+                    .route(
+                        "/api/v10/webhooks/{app}/{token}/messages/{message}",
+                        get(get_webhook_message).patch(edit_webhook_message),
+                    )
                     .route("/files/{name}", get(download))
                     .with_state(shared.clone());
                 tokio::spawn(async move { axum::serve(http, app).await });
@@ -209,6 +240,41 @@ impl FakeDiscord {
     /// edit as (message id, new content).
     pub fn wait_edits(&self, n: usize) -> Vec<(String, String)> {
         self.wait(&format!("{n} edits"), |inner| (inner.edits.len() >= n).then(|| inner.edits.clone()))
+    }
+
+    /// Waits until the bot has registered its slash commands `n` times;
+    /// returns every registration.
+    pub fn wait_registrations(&self, n: usize) -> Vec<(String, Value)> {
+        self.wait(&format!("{n} registrations"), |i| (i.registrations.len() >= n).then(|| i.registrations.clone()))
+    }
+
+    pub fn registrations(&self) -> Vec<(String, Value)> {
+        self.shared.lock().registrations.clone()
+    }
+
+    /// Waits until `n` answers came through interaction `token`; returns them.
+    pub fn wait_answered(&self, token: &str, n: usize) -> Vec<Answered> {
+        self.wait(&format!("{n} answers to interaction {token}"), |i| {
+            let answers: Vec<Answered> = i.answered.iter().filter(|a| a.token == token).cloned().collect();
+            (answers.len() >= n).then_some(answers)
+        })
+    }
+
+    /// Sends an INTERACTION_CREATE for `/name` by `user` with `options`
+    /// (Discord's shape: `[{"name", "type", "value"}]`) and `resolved`
+    /// data; returns the interaction's token.
+    pub fn interact(&self, user: &str, name: &str, options: Value, resolved: Value) -> String {
+        let id = self.shared.new_id();
+        let token = format!("token-{id}");
+        let data = interaction(&id, &token, user, name, options, resolved);
+        self.shared.lock().interacted_at.insert(token.clone(), Instant::now());
+        self.dispatch("INTERACTION_CREATE", data);
+        token
+    }
+
+    /// When the INTERACTION_CREATE with this token went out.
+    pub fn interacted_at(&self, token: &str) -> Option<Instant> {
+        self.shared.lock().interacted_at.get(token).copied()
     }
 
     pub fn posts(&self) -> Vec<Posted> {
@@ -546,35 +612,10 @@ async fn create_message(State(shared): State<Arc<Shared>>, Path(channel): Path<S
     if channel == FORBIDDEN_CHANNEL {
         return discord_error(StatusCode::FORBIDDEN, 50013, "Missing Permissions");
     }
-    let multipart = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
-    let mut payload = Value::Null;
-    let mut files = Vec::new();
-    if multipart {
-        let Ok(mut form) = Multipart::from_request(request, &()).await else {
-            return discord_error(StatusCode::BAD_REQUEST, 50035, "Invalid Form Body");
-        };
-        while let Ok(Some(field)) = form.next_field().await {
-            let name = field.name().unwrap_or_default().to_string();
-            let filename = field.file_name().map(str::to_string);
-            let Ok(bytes) = field.bytes().await else {
-                return discord_error(StatusCode::BAD_REQUEST, 50035, "Invalid Form Body");
-            };
-            if name == "payload_json" {
-                payload = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            } else if name.starts_with("files[") {
-                files.push((filename.unwrap_or(name), bytes.to_vec()));
-            }
-        }
-    } else {
-        let Ok(bytes) = Bytes::from_request(request, &()).await else {
-            return discord_error(StatusCode::BAD_REQUEST, 50035, "Invalid Form Body");
-        };
-        payload = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    }
+    let (payload, files, multipart) = match read_body(request).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     let content = payload["content"].as_str().unwrap_or_default().to_string();
     if content.chars().count() > 2000 {
         return discord_error(StatusCode::BAD_REQUEST, 50035, "Must be 2000 or fewer in length.");
@@ -619,6 +660,208 @@ async fn get_message(State(shared): State<Arc<Shared>>, Path((channel, id)): Pat
         Some(message) => Json(message).into_response(),
         None => discord_error(StatusCode::NOT_FOUND, 10008, "Unknown Message"),
     }
+}
+
+/// An INTERACTION_CREATE payload: `/name` typed by `user` in the text
+/// channel of the guild.
+pub fn interaction(id: &str, token: &str, user_id: &str, name: &str, options: Value, resolved: Value) -> Value {
+    json!({
+        "id": id, "application_id": BOT_ID, "type": 2, "token": token, "version": 1,
+        "data": {"id": "500", "name": name, "type": 1, "options": options, "resolved": resolved},
+        "guild_id": GUILD_ID, "channel_id": TEXT_CHANNEL,
+        "member": {
+            "user": user(user_id, &format!("user{user_id}"), false), "roles": [],
+            "joined_at": "2026-01-01T00:00:00.000000+00:00", "deaf": false, "mute": false, "permissions": "0",
+            "flags": 0,
+        },
+        "app_permissions": "0", "locale": "en-US", "guild_locale": "en-US", "entitlements": [],
+        "authorizing_integration_owners": {}, "context": 0, "attachment_size_limit": 10485760,
+    })
+}
+
+/// PUT /applications/{app}/commands: the bulk overwrite, echoed with ids.
+async fn register_global(State(shared): State<Arc<Shared>>, Json(set): Json<Value>) -> Response {
+    register(&shared, "global", set)
+}
+
+async fn register_guild(
+    State(shared): State<Arc<Shared>>,
+    Path((_app, guild)): Path<(String, String)>,
+    Json(set): Json<Value>,
+) -> Response {
+    register(&shared, &guild, set)
+}
+
+fn register(shared: &Shared, scope: &str, set: Value) -> Response {
+    let Some(commands) = set.as_array() else {
+        return discord_error(StatusCode::BAD_REQUEST, 50035, "Invalid Form Body");
+    };
+    let echoed: Vec<Value> = commands
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            c["id"] = json!(shared.new_id());
+            c["application_id"] = json!(BOT_ID);
+            c["version"] = json!("1");
+            c
+        })
+        .collect();
+    shared.lock().registrations.push((scope.to_string(), set.clone()));
+    shared.changed.notify_all();
+    Json(Value::Array(echoed)).into_response()
+}
+
+/// A message sent through an interaction token, as Discord returns it.
+fn webhook_message(id: &str, content: &str, ephemeral: bool) -> Value {
+    json!({
+        "id": id, "channel_id": TEXT_CHANNEL, "author": bot_user(), "content": content,
+        "timestamp": "2026-11-23T10:00:00.000000+00:00", "tts": false, "mention_everyone": false,
+        "mentions": [], "mention_roles": [], "attachments": [], "embeds": [], "pinned": false, "type": 20,
+        "flags": if ephemeral { 64 } else { 0 }, "webhook_id": BOT_ID,
+    })
+}
+
+fn answer(shared: &Shared, token: &str, kind: &str, payload: &Value, files: Vec<(String, Vec<u8>)>, id: &str) {
+    let content = payload["content"].as_str().unwrap_or_default().to_string();
+    let ephemeral = payload["flags"].as_u64().is_some_and(|f| f & 64 != 0);
+    {
+        let mut inner = shared.lock();
+        inner.messages.insert(id.to_string(), webhook_message(id, &content, ephemeral));
+        inner.answered.push(Answered {
+            token: token.to_string(),
+            kind: kind.to_string(),
+            content,
+            ephemeral,
+            message_id: id.to_string(),
+            files,
+            at: Instant::now(),
+        });
+    }
+    shared.changed.notify_all();
+}
+
+/// POST /interactions/{id}/{token}/callback: type 4 answers, type 5 defers.
+async fn callback(
+    State(shared): State<Arc<Shared>>,
+    Path((_id, token)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let (body, files) = match read_body(request).await {
+        Ok((body, files, _)) => (body, files),
+        Err(refused) => return refused,
+    };
+    if shared.lock().originals.contains_key(&token) {
+        return discord_error(StatusCode::BAD_REQUEST, 40060, "Interaction has already been acknowledged.");
+    }
+    let id = shared.new_id();
+    shared.lock().originals.insert(token.clone(), id.clone());
+    match body["type"].as_u64() {
+        Some(4) => answer(&shared, &token, "response", &body["data"], files, &id),
+        Some(5) => answer(&shared, &token, "defer", &body["data"], files, &id),
+        _ => return discord_error(StatusCode::BAD_REQUEST, 50035, "Invalid Form Body"),
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// POST /webhooks/{app}/{token}: a follow-up message.
+async fn followup(
+    State(shared): State<Arc<Shared>>,
+    Path((_app, token)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let (body, files) = match read_body(request).await {
+        Ok((body, files, _)) => (body, files),
+        Err(refused) => return refused,
+    };
+    if !shared.lock().originals.contains_key(&token) {
+        return discord_error(StatusCode::NOT_FOUND, 10015, "Unknown Webhook");
+    }
+    let id = shared.new_id();
+    answer(&shared, &token, "followup", &body, files, &id);
+    let message = shared.lock().messages.get(&id).cloned().unwrap_or_default();
+    Json(message).into_response()
+}
+
+/// The interaction message `message` (`@original` or an id) of `token`.
+fn interaction_message_id(shared: &Shared, token: &str, message: &str) -> Option<String> {
+    let inner = shared.lock();
+    let original = inner.originals.get(token)?;
+    if message == "@original" {
+        return Some(original.clone());
+    }
+    inner.answered.iter().any(|a| a.token == token && a.message_id == message).then(|| message.to_string())
+}
+
+/// GET /webhooks/{app}/{token}/messages/{message}.
+async fn get_webhook_message(
+    State(shared): State<Arc<Shared>>,
+    Path((_app, token, message)): Path<(String, String, String)>,
+) -> Response {
+    let found =
+        interaction_message_id(&shared, &token, &message).and_then(|id| shared.lock().messages.get(&id).cloned());
+    match found {
+        Some(message) => Json(message).into_response(),
+        None => discord_error(StatusCode::NOT_FOUND, 10008, "Unknown Message"),
+    }
+}
+
+/// PATCH /webhooks/{app}/{token}/messages/{message}: an edit of the
+/// original response or of a follow-up.
+async fn edit_webhook_message(
+    State(shared): State<Arc<Shared>>,
+    Path((_app, token, message)): Path<(String, String, String)>,
+    request: Request,
+) -> Response {
+    let (body, files) = match read_body(request).await {
+        Ok((body, files, _)) => (body, files),
+        Err(refused) => return refused,
+    };
+    let Some(id) = interaction_message_id(&shared, &token, &message) else {
+        return discord_error(StatusCode::NOT_FOUND, 10008, "Unknown Message");
+    };
+    let kind = if message == "@original" { "edit_original" } else { "edit_followup" };
+    let ephemeral = shared.lock().messages.get(&id).is_some_and(|m| m["flags"] == 64);
+    let mut payload = body.clone();
+    if ephemeral {
+        payload["flags"] = json!(64);
+    }
+    answer(&shared, &token, kind, &payload, files, &id);
+    let message = shared.lock().messages.get(&id).cloned().unwrap_or_default();
+    Json(message).into_response()
+}
+
+/// A JSON body, or multipart with `payload_json` and `files[n]`.
+async fn read_body(request: Request) -> Result<(Value, Vec<(String, Vec<u8>)>, bool), Response> {
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let mut payload = Value::Null;
+    let mut files = Vec::new();
+    if multipart {
+        let Ok(mut form) = Multipart::from_request(request, &()).await else {
+            return Err(discord_error(StatusCode::BAD_REQUEST, 50035, "Invalid Form Body"));
+        };
+        while let Ok(Some(field)) = form.next_field().await {
+            let name = field.name().unwrap_or_default().to_string();
+            let filename = field.file_name().map(str::to_string);
+            let Ok(bytes) = field.bytes().await else {
+                return Err(discord_error(StatusCode::BAD_REQUEST, 50035, "Invalid Form Body"));
+            };
+            if name == "payload_json" {
+                payload = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            } else if name.starts_with("files[") {
+                files.push((filename.unwrap_or(name), bytes.to_vec()));
+            }
+        }
+    } else {
+        let Ok(bytes) = Bytes::from_request(request, &()).await else {
+            return Err(discord_error(StatusCode::BAD_REQUEST, 50035, "Invalid Form Body"));
+        };
+        payload = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    }
+    Ok((payload, files, multipart))
 }
 
 /// The channel of direct messages with a user: `9` and the user's id.

@@ -47,6 +47,12 @@ pub struct DiscordConfig {
     /// How long a bot that joined a voice channel only to speak stays
     /// after its last clip.
     pub voice_idle: Duration,
+    /// Servers whose slash commands are registered one by one (updated at
+    /// once, good for testing); empty: registered globally.
+    pub command_guilds: Vec<u64>,
+    /// Ask for the privileged MESSAGE_CONTENT intent (prefix commands and
+    /// plain messages in servers need it; slash commands do not).
+    pub message_content: bool,
 }
 
 impl DiscordConfig {
@@ -108,7 +114,16 @@ impl DiscordConfig {
             Some(text) => text.parse().map_err(|e: ShardRangeError| ("discord.shards".to_string(), e.to_string()))?,
             None => ShardRange::default(),
         };
+        let mut command_guilds = Vec::new();
+        for guild in raw.command_guilds.unwrap_or_default() {
+            match guild.trim().parse::<u64>() {
+                Ok(id) if id > 0 => command_guilds.push(id),
+                _ => return Err(("discord.command_guilds".into(), format!("`{guild}` is not a server id"))),
+            }
+        }
         Ok(DiscordConfig {
+            command_guilds,
+            message_content: raw.message_content.unwrap_or(true),
             token,
             api_base,
             rate_limiter,

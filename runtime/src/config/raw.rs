@@ -114,6 +114,8 @@ pub struct RawDiscord {
     pub download_timeout_secs: Option<u64>,
     pub shards: Option<String>,
     pub voice_idle_secs: Option<u64>,
+    pub command_guilds: Option<Vec<String>>,
+    pub message_content: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -214,7 +214,7 @@ impl Conversation for DiscordConversation {
 }
 
 /// A failed REST call, in words for the log and the guest.
-fn refusal(error: serenity::Error) -> PlatformError {
+pub(super) fn refusal(error: serenity::Error) -> PlatformError {
     match error {
         serenity::Error::Http(HttpError::UnsuccessfulRequest(response)) => {
             let status = response.status_code.as_u16();

@@ -1,26 +1,42 @@
-//! Gateway events in: each Discord message becomes a platform [`Message`]
-//! and goes to the dispatcher, like a console line does.
+//! Gateway events in: each Discord message, and each slash command,
+//! becomes a platform [`Event`] and goes to the dispatcher, like a console
+//! line does.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use serenity::all::{
-    ChannelId, Context, EventHandler, Guild, MessageType, RawEventHandler, Ready, ResumedEvent, ShardStageUpdateEvent,
+    ChannelId, CommandDataOptionValue, CommandInteraction, Context, EventHandler, Guild, GuildId, Interaction,
+    MessageType, RawEventHandler, Ready, ResumedEvent, RoleId, ShardStageUpdateEvent, UserId,
 };
 use serenity::cache::Cache;
 
+use super::commands;
 use super::conversation::{DiscordConversation, Download, Shared};
+use super::interaction::{InteractionConversation, DEFER_AFTER};
 use crate::dispatch::Dispatcher;
-use crate::platform::{Attachment, Author, Event, Message};
+use crate::platform::{Attachment, Author, Event, Message, OptionInput, SlashCommand};
 
 pub struct Handler {
     pub dispatcher: Arc<Dispatcher>,
     pub shared: Arc<Shared>,
+    /// Servers to register slash commands in; empty: globally.
+    pub command_guilds: Vec<u64>,
+    /// The registration task starts once, with the first shard 0 READY.
+    pub registering: std::sync::Once,
 }
 
 #[async_trait]
 impl EventHandler for Handler {
-    async fn ready(&self, _ctx: Context, ready: Ready) {
+    async fn ready(&self, ctx: Context, ready: Ready) {
+        ctx.http.set_application_id(ready.application.id);
+        // One process registers: the one running shard 0.
+        if ready.shard.is_none_or(|s| s.id.0 == 0) {
+            self.registering.call_once(|| {
+                let registry = self.dispatcher.registry().clone();
+                tokio::spawn(commands::keep_registered(ctx.http.clone(), registry, self.command_guilds.clone()));
+            });
+        }
         tracing::info!(
             user = %ready.user.name,
             id = %ready.user.id,
@@ -76,6 +92,143 @@ impl EventHandler for Handler {
             .dispatch(Event { message: Arc::new(message), conversation: Arc::new(conversation), slash: None })
             .await;
     }
+
+    /// A slash command: the same dispatcher path as a message, answered
+    /// through the interaction.
+    async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
+        let Interaction::Command(command) = interaction else {
+            tracing::debug!("ignored: an interaction that is not a slash command");
+            return;
+        };
+        let (slash, attachments) = slash_command(&command);
+        let downloads =
+            attachments.iter().map(|(a, url)| Download { id: a.id.clone(), url: url.clone(), size: a.size }).collect();
+        let author_voice = command.guild_id.and_then(|g| author_voice(&ctx.cache, g, command.user.id));
+        let message = interaction_message(&ctx.cache, &command, &slash, attachments, author_voice);
+        let channel = DiscordConversation::new(
+            ctx.http.clone(),
+            self.shared.clone(),
+            command.channel_id,
+            command.guild_id,
+            command.user.id,
+            author_voice,
+            downloads,
+        );
+        let conversation = Arc::new(InteractionConversation::new(command, channel));
+        // Discord's 3 seconds: acknowledge for a slow guest.
+        let deferring = {
+            let conversation = conversation.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(DEFER_AFTER).await;
+                conversation.defer_if_fresh().await;
+            })
+        };
+        let event = Event { message: Arc::new(message), conversation: conversation.clone(), slash: Some(slash) };
+        self.dispatcher.dispatch(event).await;
+        deferring.abort();
+        conversation.finish().await;
+    }
+}
+
+/// The command's name and options as the platform gives them, and the
+/// attachment options' files with their URLs.
+fn slash_command(command: &CommandInteraction) -> (SlashCommand, Vec<(Attachment, String)>) {
+    let mut files = Vec::new();
+    let mut options = Vec::new();
+    for option in &command.data.options {
+        let value = match &option.value {
+            CommandDataOptionValue::String(s) => OptionInput::String(s.clone()),
+            CommandDataOptionValue::Integer(i) => OptionInput::Integer(*i),
+            CommandDataOptionValue::Number(n) => OptionInput::Number(*n),
+            CommandDataOptionValue::Boolean(b) => OptionInput::Boolean(*b),
+            CommandDataOptionValue::User(id) => OptionInput::Mention(id.to_string()),
+            CommandDataOptionValue::Channel(id) => OptionInput::Mention(id.to_string()),
+            CommandDataOptionValue::Role(id) => OptionInput::Mention(id.to_string()),
+            CommandDataOptionValue::Mentionable(id) => OptionInput::Mention(id.to_string()),
+            CommandDataOptionValue::Attachment(id) => match command.data.resolved.attachments.get(id) {
+                Some(a) => {
+                    let attachment = Attachment {
+                        id: a.id.to_string(),
+                        filename: a.filename.clone(),
+                        content_type: a.content_type.clone(),
+                        size: u64::from(a.size),
+                    };
+                    files.push((attachment.clone(), a.url.clone()));
+                    OptionInput::Attachment(attachment)
+                }
+                None => {
+                    tracing::warn!(option = %option.name, "an attachment option without its file");
+                    continue;
+                }
+            },
+            other => {
+                tracing::debug!(option = %option.name, kind = ?other.kind(), "skipped an option kind sandbot does not declare");
+                continue;
+            }
+        };
+        options.push((option.name.clone(), value));
+    }
+    (SlashCommand { name: command.data.name.clone(), options }, files)
+}
+
+/// The author's voice channel in `guild`, from the cache.
+fn author_voice(cache: &Cache, guild: GuildId, user: UserId) -> Option<ChannelId> {
+    cache.guild(guild)?.voice_states.get(&user)?.channel_id
+}
+
+/// Role ids as names from the cache (by id when the cache has none).
+fn role_names(cache: &Cache, guild: Option<GuildId>, roles: &[RoleId]) -> Vec<String> {
+    let guild = guild.and_then(|id| cache.guild(id));
+    roles
+        .iter()
+        .map(|id| guild.as_ref().and_then(|g| g.roles.get(id)).map_or_else(|| id.to_string(), |r| r.name.clone()))
+        .collect()
+}
+
+/// What the rest of the bot knows of a slash command: the user, where it
+/// was typed, `/name option:value` as its text, and the attachment
+/// options' files as its attachments.
+fn interaction_message(
+    cache: &Cache,
+    command: &CommandInteraction,
+    slash: &SlashCommand,
+    attachments: Vec<(Attachment, String)>,
+    voice_channel: Option<ChannelId>,
+) -> Message {
+    let user = &command.user;
+    let roles = command.member.as_ref().map(|m| role_names(cache, command.guild_id, &m.roles)).unwrap_or_default();
+    let name = command
+        .member
+        .as_ref()
+        .and_then(|m| m.nick.clone())
+        .or_else(|| user.global_name.clone())
+        .unwrap_or_else(|| user.name.clone());
+    let mut content = format!("/{}", slash.name);
+    for (option, value) in &slash.options {
+        let text = match value {
+            OptionInput::String(s) | OptionInput::Mention(s) => s.clone(),
+            OptionInput::Integer(i) => i.to_string(),
+            OptionInput::Number(n) => n.to_string(),
+            OptionInput::Boolean(b) => b.to_string(),
+            OptionInput::Attachment(a) => a.filename.clone(),
+        };
+        content.push_str(&format!(" {option}:{text}"));
+    }
+    Message {
+        id: command.id.to_string(),
+        channel: command.channel_id.to_string(),
+        guild: command.guild_id.map(|id| id.to_string()),
+        author: Author {
+            id: user.id.to_string(),
+            name,
+            roles,
+            is_bot: user.bot,
+            voice_channel: voice_channel.map(|id| id.to_string()),
+            platform_operator: false,
+        },
+        content,
+        attachments: attachments.into_iter().map(|(a, _)| a).collect(),
+    }
 }
 
 /// Logs events serenity could not read. A malformed event does not stop
@@ -104,29 +257,14 @@ impl RawEventHandler for UnreadableEvents {
 
 /// The voice channel the author is in, from the cache's voice states.
 fn voice_channel(cache: &Cache, msg: &serenity::all::Message) -> Option<ChannelId> {
-    let guild = cache.guild(msg.guild_id?)?;
-    guild.voice_states.get(&msg.author.id)?.channel_id
+    author_voice(cache, msg.guild_id?, msg.author.id)
 }
 
 /// What the rest of the bot knows of a Discord message. Role names and the
 /// author's voice channel come from the cache (filled by GUILD_CREATE and
 /// voice state updates); a role the cache does not know is given by id.
 fn platform_message(cache: &Cache, msg: serenity::all::Message, voice_channel: Option<ChannelId>) -> Message {
-    let guild = msg.guild_id.and_then(|id| cache.guild(id));
-    let roles = msg
-        .member
-        .as_ref()
-        .map(|member| {
-            member
-                .roles
-                .iter()
-                .map(|id| {
-                    guild.as_ref().and_then(|g| g.roles.get(id)).map_or_else(|| id.to_string(), |r| r.name.clone())
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    drop(guild);
+    let roles = msg.member.as_ref().map(|m| role_names(cache, msg.guild_id, &m.roles)).unwrap_or_default();
     let name = msg
         .member
         .as_ref()

@@ -3,9 +3,11 @@
 //! folder; no command logic does.
 //!
 //! ```text
-//! gateway ─MESSAGE_CREATE─▶ events::Handler ─Event─▶ Dispatcher (same as the console)
-//!                                 guests' host calls ─▶ conversation ─REST─▶ Discord
-//!                                                              └─voice──▶ songbird
+//! gateway ─MESSAGE_CREATE─────▶ events::Handler ─Event─▶ Dispatcher (same as the console)
+//!         ─INTERACTION_CREATE─▶        │   guests' host calls ─▶ conversation ─REST─▶ Discord
+//!                                      │          (slash: interaction ─callback/webhook─▶ Discord)
+//!                                      │                                   └─voice──▶ songbird
+//! registry changes ─▶ commands::keep_registered ─PUT commands─▶ Discord
 //! ```
 //!
 //! Sharding: each process runs the shard range of its config; shards share
@@ -14,9 +16,11 @@
 //! and the guests. Rate limits and the model's in-memory state are per
 //! process.
 
+mod commands;
 mod conversation;
 mod download;
 mod events;
+mod interaction;
 mod voice;
 
 use std::sync::Arc;
@@ -35,7 +39,9 @@ use download::Downloader;
 const REST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the bot listens to. MESSAGE_CONTENT is privileged: turn it on for
-/// the bot in the developer portal, or every message arrives empty.
+/// the bot in the developer portal, or every message arrives empty; with
+/// `message_content = false` it is not asked for, and only slash commands
+/// (and direct messages, and messages that mention the bot) reach commands.
 pub const INTENTS: GatewayIntents = GatewayIntents::GUILDS
     .union(GatewayIntents::GUILD_MESSAGES)
     .union(GatewayIntents::DIRECT_MESSAGES)
@@ -71,8 +77,14 @@ pub async fn run(dispatcher: Arc<Dispatcher>, settings: &DiscordConfig) -> anyho
         upload_bytes: settings.upload_bytes,
         voice: voice::Voice::new(songbird.clone(), settings.voice_idle),
     });
-    let handler = events::Handler { dispatcher, shared };
-    let mut client = ClientBuilder::new_with_http(http, INTENTS)
+    let handler = events::Handler {
+        dispatcher,
+        shared,
+        command_guilds: settings.command_guilds.clone(),
+        registering: std::sync::Once::new(),
+    };
+    let intents = if settings.message_content { INTENTS } else { INTENTS.difference(GatewayIntents::MESSAGE_CONTENT) };
+    let mut client = ClientBuilder::new_with_http(http, intents)
         .event_handler(handler)
         .raw_event_handler(events::UnreadableEvents)
         .register_songbird_with(songbird)

@@ -15,6 +15,7 @@
 //! | `remember`| counts in a static: proves no state survives a message |
 //! | `edit`    | says "working…", then edits it; then edits the message id in its arguments (not its own) |
 //! | `whisper` | answers privately                                      |
+//! | `slow`    | sleeps the seconds in its arguments, then answers      |
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -31,7 +32,7 @@ impl Command for Hostile {
         CommandInfo::new(
             "hostile",
             "Misbehaves on purpose.",
-            "loop|alloc|recurse|panic|sleep|sneak|flood|spam|shout|remember|edit|whisper",
+            "loop|alloc|recurse|panic|sleep|sneak|flood|spam|shout|remember|edit|whisper|slow",
         )
         .needs(&["chat.send-message"])
     }
@@ -95,6 +96,12 @@ impl Command for Hostile {
                     Err(Error::Host(HostError::NotFound(_))) => reply("not mine to edit")?,
                     other => reply(format!("edited another's message: {other:?}"))?,
                 };
+                Ok(())
+            }
+            "slow" => {
+                let seconds: u64 = invocation.args.trim().parse().unwrap_or(3);
+                std::thread::sleep(std::time::Duration::from_secs(seconds));
+                reply(format!("awake after {seconds} s"))?;
                 Ok(())
             }
             "whisper" => {
