@@ -17,12 +17,15 @@ use serenity::all::{
 };
 
 use super::conversation::{refusal, DiscordConversation, MAX_MESSAGE_CHARS};
+use crate::dispatch::Outcome;
 use crate::platform::{Conversation, FetchedMessage, JoinOutcome, Outgoing, PlatformError};
 
 /// How long the host waits for a guest's first message before deferring.
 pub const DEFER_AFTER: Duration = Duration::from_millis(2000);
 /// How long Discord honours an interaction's token.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
+/// Discord's name for an interaction's first response.
+const ORIGINAL: &str = "@original";
 /// What a deferred response says when a private answer takes its place.
 const ANSWERED_PRIVATELY: &str = "Answered privately.";
 
@@ -72,10 +75,15 @@ impl InteractionConversation {
     }
 
     /// After the command ran: a response that never came would leave the
-    /// user with "The application did not respond".
-    pub async fn finish(&self) {
+    /// user with "The application did not respond". `outcome` says why
+    /// nothing was sent, when the host itself stayed silent.
+    pub async fn finish(&self, outcome: &Outcome) {
         let stage = self.stage.lock().await.clone();
-        let done = Outgoing { content: "Done.".into(), files: Vec::new() };
+        let text = match outcome {
+            Outcome::RateLimited => "You are sending commands too fast; please wait a few seconds.",
+            _ => "Done.",
+        };
+        let done = Outgoing { content: text.into(), files: Vec::new() };
         let result = match stage {
             Stage::Fresh => self.deliver(done, true).await.map(drop),
             Stage::Deferred => self.deliver(done, false).await.map(drop),
@@ -111,8 +119,16 @@ impl InteractionConversation {
                     .allowed_mentions(CreateAllowedMentions::new())
                     .add_files(files);
                 self.interaction.create_response(http, CreateInteractionResponse::Message(response)).await?;
-                // The callback returns no message: its id is asked for.
-                let original = self.interaction.get_response(http).await?.id.to_string();
+                // The callback returns no message: its id is asked for. If
+                // that fails the answer is still there, and `@original`
+                // still names it for edits.
+                let original = match self.interaction.get_response(http).await {
+                    Ok(message) => message.id.to_string(),
+                    Err(e) => {
+                        tracing::warn!(error = %refusal(e), "could not read back a slash command's response");
+                        ORIGINAL.to_string()
+                    }
+                };
                 *stage = Stage::Answered { original: original.clone() };
                 Ok(original)
             }
