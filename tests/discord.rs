@@ -325,17 +325,7 @@ fn a_spoken_answer_that_cannot_be_played_is_written() {
 
 #[test]
 fn edits_its_own_answers_and_answers_privately_in_direct_messages() {
-    let setup = Setup::new(
-        r#"
-[commands.edit]
-wasm = "hostile.wasm"
-grants = ["chat.send-message", "chat.edit-message"]
-
-[commands.whisper]
-wasm = "hostile.wasm"
-grants = ["chat.send-private"]
-"#,
-    );
+    let setup = Setup::new(support::EDIT_AND_WHISPER);
     let fake = FakeDiscord::start();
     let _bot = Bot::start(&setup, &fake);
     fake.wait_identified(1);

@@ -83,17 +83,7 @@ fn an_attachment_option_is_read_like_an_attached_file() {
 
 #[test]
 fn a_command_edits_only_its_own_messages_and_can_answer_privately() {
-    let setup = Setup::new(
-        r#"
-[commands.edit]
-wasm = "hostile.wasm"
-grants = ["chat.send-message", "chat.edit-message"]
-
-[commands.whisper]
-wasm = "hostile.wasm"
-grants = ["chat.send-private"]
-"#,
-    );
+    let setup = Setup::new(support::EDIT_AND_WHISPER);
     let mut bot = setup.spawn();
     bot.send(&say("!hi"));
     let first = bot.read_until_done(0);

@@ -186,7 +186,9 @@ impl Dispatcher {
         if let (Some(limiter), false) = (&self.rate_limiter, is_operator) {
             if let Verdict::Deny { warn } = limiter.check(&author.id) {
                 tracing::info!(command = %name, "refused: rate limited");
-                if warn {
+                // A slash command must be answered, and privately, so it
+                // cannot flood the channel: always told.
+                if warn || event.slash.is_some() {
                     self.reply(event, "You are sending messages too fast; please wait a few seconds.".to_string())
                         .await;
                 }

@@ -16,6 +16,18 @@ use serde_json::{json, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sandbot");
 
+/// Two commands on the hostile guest: `!edit <id>` (edits its own message,
+/// then tries another's) and `!whisper` (answers privately).
+pub const EDIT_AND_WHISPER: &str = r#"
+[commands.edit]
+wasm = "hostile.wasm"
+grants = ["chat.send-message", "chat.edit-message"]
+
+[commands.whisper]
+wasm = "hostile.wasm"
+grants = ["chat.send-private"]
+"#;
+
 /// Where `make build` puts the guests (`target/wasm32-wasip2/guest`).
 pub fn guests_dir() -> PathBuf {
     let target = Path::new(BIN).ancestors().nth(2).expect("the binary lives in target/<profile>/");

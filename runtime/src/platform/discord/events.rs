@@ -124,9 +124,9 @@ impl EventHandler for Handler {
             })
         };
         let event = Event { message: Arc::new(message), conversation: conversation.clone(), slash: Some(slash) };
-        let outcome = self.dispatcher.dispatch(event).await;
+        self.dispatcher.dispatch(event).await;
         deferring.abort();
-        conversation.finish(&outcome).await;
+        conversation.finish().await;
     }
 }
 

@@ -17,7 +17,6 @@ use serenity::all::{
 };
 
 use super::conversation::{refusal, DiscordConversation, MAX_MESSAGE_CHARS};
-use crate::dispatch::Outcome;
 use crate::platform::{Conversation, FetchedMessage, JoinOutcome, Outgoing, PlatformError};
 
 /// How long the host waits for a guest's first message before deferring.
@@ -75,15 +74,10 @@ impl InteractionConversation {
     }
 
     /// After the command ran: a response that never came would leave the
-    /// user with "The application did not respond". `outcome` says why
-    /// nothing was sent, when the host itself stayed silent.
-    pub async fn finish(&self, outcome: &Outcome) {
+    /// user with "The application did not respond".
+    pub async fn finish(&self) {
         let stage = self.stage.lock().await.clone();
-        let text = match outcome {
-            Outcome::RateLimited => "You are sending commands too fast; please wait a few seconds.",
-            _ => "Done.",
-        };
-        let done = Outgoing { content: text.into(), files: Vec::new() };
+        let done = Outgoing { content: "Done.".into(), files: Vec::new() };
         let result = match stage {
             Stage::Fresh => self.deliver(done, true).await.map(drop),
             Stage::Deferred => self.deliver(done, false).await.map(drop),
