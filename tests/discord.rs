@@ -7,7 +7,7 @@ use std::process::{Child, Stdio};
 
 use serde_json::json;
 use support::fake_discord::{self, message, FakeDiscord, ADMIN_ROLE, BOT_ID, FORBIDDEN_CHANNEL, TEXT_CHANNEL};
-use support::Setup;
+use support::{Setup, EDIT_AND_WHISPER};
 
 /// GUILDS | GUILD_MESSAGES | DIRECT_MESSAGES | MESSAGE_CONTENT | GUILD_VOICE_STATES.
 const EXPECTED_INTENTS: u64 = (1 << 0) | (1 << 9) | (1 << 12) | (1 << 15) | (1 << 7);
@@ -456,4 +456,115 @@ grants = ["chat.send-message"]
     let answered = fake.wait_answered(&train, 1);
     assert!(answered[0].content.starts_with("Model training started."), "{answered:?}");
     assert_eq!(fake.downloads("facts.jsonl"), 1);
+}
+
+/// A port nobody listens on, for the bot's interactions endpoint.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `[discord]` for an interactions endpoint on `port`, checked against
+/// the fake Discord's key.
+fn endpoint_config(port: u16, gateway: bool) -> String {
+    format!(
+        "\n[discord]\ninteractions_listen = \"127.0.0.1:{port}\"\npublic_key = \"{}\"\ngateway = {gateway}\n",
+        fake_discord::public_key_hex()
+    )
+}
+
+#[test]
+fn answers_signed_interactions_over_http_and_refuses_the_rest() {
+    let port = free_port();
+    let setup = Setup::new(&format!(
+        "{}\n[commands.slow]\nwasm = \"hostile.wasm\"\ngrants = [\"chat.send-message\"]\n\n{}",
+        EDIT_AND_WHISPER,
+        endpoint_config(port, true)
+    ));
+    let fake = FakeDiscord::start();
+    let bot = Bot::start(&setup, &fake);
+    fake.wait_identified(1);
+    bot.wait_log(&["answering slash commands by HTTP"]);
+    let url = format!("http://127.0.0.1:{port}/interactions");
+    let key = fake_discord::signing_key();
+    let now = fake_discord::unix_now;
+
+    // Discord checks the endpoint with a PING when it is saved.
+    let ping = json!({"id": "1", "application_id": BOT_ID, "type": 1, "token": "ping", "version": 1});
+    let (status, pong) = fake.post_signed(&url, &key, now(), &ping);
+    assert_eq!((status, pong["type"].as_u64()), (200, Some(1)), "{pong}");
+
+    // The answer is the HTTP response itself.
+    let (_, status, body) = fake.interact_over_http(&url, &key, now(), "5", "hi", json!([]), json!({}));
+    assert_eq!(status, 200);
+    assert_eq!((body["type"].as_u64(), body["data"]["content"].as_str()), (Some(4), Some("HI, user5!")), "{body}");
+
+    // "working…" in the response, then edited to "done"; a follow-up after.
+    let (edit, _, body) = fake.interact_over_http(&url, &key, now(), "5", "edit", json!([]), json!({}));
+    assert_eq!(body["data"]["content"], "working…");
+    let answered = fake.wait_answered(&edit, 3);
+    assert_eq!((answered[1].kind.as_str(), answered[1].content.as_str()), ("edit_original", "done"));
+    assert_eq!((answered[2].kind.as_str(), answered[2].content.as_str()), ("followup", "not mine to edit"));
+
+    // A private answer is ephemeral in the response.
+    let (_, _, body) = fake.interact_over_http(&url, &key, now(), "5", "whisper", json!([]), json!({}));
+    assert_eq!(body["data"]["flags"].as_u64().map(|f| f & 64), Some(64), "{body}");
+    assert_eq!(body["data"]["content"], "only for you, user5");
+
+    // Slower than Discord's 3 seconds: deferred, then the answer replaces it.
+    let (slow, _, body) = fake.interact_over_http(&url, &key, now(), "5", "slow", json!([]), json!({}));
+    assert_eq!(body["type"].as_u64(), Some(5));
+    let answered = fake.wait_answered(&slow, 2);
+    assert_eq!((answered[1].kind.as_str(), answered[1].content.as_str()), ("edit_original", "awake after 3 s"));
+
+    // A file cannot ride in the body: deferred, then attached.
+    let path = json!([{"name": "path", "type": 3, "value": "hello.txt"}]);
+    let (file, _, body) = fake.interact_over_http(&url, &key, now(), "42", "getfile", path, json!({}));
+    assert_eq!(body["type"].as_u64(), Some(5));
+    let answered = fake.wait_answered(&file, 2);
+    assert_eq!(answered[1].files[0].0, "hello.txt");
+
+    // Signed by someone else, or long ago, or sent twice: 401, and nothing runs.
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+    let (forged, status, _) = fake.interact_over_http(&url, &stranger, now(), "5", "hi", json!([]), json!({}));
+    assert_eq!(status, 401);
+    let (stale, status, _) = fake.interact_over_http(&url, &key, now() - 600, "5", "hi", json!([]), json!({}));
+    assert_eq!(status, 401);
+    let replayed = fake_discord::interaction("77", "token-replayed", "5", "hi", json!([]), json!({}));
+    assert_eq!(fake.post_signed(&url, &key, now(), &replayed).0, 200);
+    assert_eq!(fake.post_signed(&url, &key, now(), &replayed).0, 401);
+    bot.wait_log(&["refused an interaction sent twice"]);
+    // A command that is answered after them shows they were not queued.
+    let (last, _, body) = fake.interact_over_http(&url, &key, now(), "5", "hi", json!([]), json!({}));
+    assert_eq!(body["data"]["content"], "HI, user5!", "{last}");
+    let ran = || bot.log().lines().filter(|l| l.contains("handled command=\"hi\"")).count();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while ran() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for token in [forged, stale] {
+        assert!(fake.answered(&token).is_empty(), "{token} was answered");
+    }
+    assert_eq!(ran(), 3, "only the signed, fresh, first-time /hi ran:\n{}", bot.log());
+}
+
+#[test]
+fn a_replica_without_the_gateway_registers_and_answers_by_http() {
+    let port = free_port();
+    let setup = Setup::new(&endpoint_config(port, false));
+    let fake = FakeDiscord::start();
+    let bot = Bot::start(&setup, &fake);
+    bot.wait_log(&["answering slash commands by HTTP"]);
+    // It registers the commands without a READY to learn its application.
+    let registered = fake.wait_registrations(1);
+    assert!(names(&registered[0].1).contains(&"hi".to_string()));
+    let url = format!("http://127.0.0.1:{port}/");
+    let key = fake_discord::signing_key();
+    let (_, status, body) =
+        fake.interact_over_http(&url, &key, fake_discord::unix_now(), "5", "hi", json!([]), json!({}));
+    assert_eq!((status, body["data"]["content"].as_str()), (200, Some("HI, user5!")), "{body}");
+    // Voice goes through the gateway: a clear answer, not a hang.
+    let (join, _, body) =
+        fake.interact_over_http(&url, &key, fake_discord::unix_now(), "5", "join", json!([]), json!({}));
+    assert!(body["data"]["content"].as_str().unwrap_or_default().contains("gateway"), "{join}: {body}");
+    assert_eq!(fake.connections(), 0, "a replica without the gateway connected to it");
 }

@@ -14,6 +14,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use ed25519_dalek::{Signer, SigningKey};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -156,6 +157,7 @@ impl FakeDiscord {
                 let app = Router::new()
                     .route("/api/v10/gateway", get(gateway_url))
                     .route("/api/v10/users/@me", get(current_user))
+                    .route("/api/v10/oauth2/applications/@me", get(application))
                     .route("/api/v10/channels/{channel}/messages", axum::routing::post(create_message))
                     .route("/api/v10/channels/{channel}/messages/{id}", get(get_message).patch(edit_message))
                     .route("/api/v10/users/@me/channels", axum::routing::post(open_direct))
@@ -260,6 +262,11 @@ impl FakeDiscord {
         })
     }
 
+    /// What came through interaction `token` so far.
+    pub fn answered(&self, token: &str) -> Vec<Answered> {
+        self.shared.lock().answered.iter().filter(|a| a.token == token).cloned().collect()
+    }
+
     /// Sends an INTERACTION_CREATE for `/name` by `user` with `options`
     /// (Discord's shape: `[{"name", "type", "value"}]`) and `resolved`
     /// data; returns the interaction's token.
@@ -270,6 +277,66 @@ impl FakeDiscord {
         self.shared.lock().interacted_at.insert(token.clone(), Instant::now());
         self.dispatch("INTERACTION_CREATE", data);
         token
+    }
+
+    /// Discord POSTing `/name` to the bot's interactions endpoint at `url`,
+    /// signed with `key` at `timestamp` (Unix seconds). A 200 answer is
+    /// taken as the interaction's first response, as Discord takes it.
+    /// Returns the token, the status and the body.
+    #[allow(clippy::too_many_arguments)]
+    pub fn interact_over_http(
+        &self,
+        url: &str,
+        key: &SigningKey,
+        timestamp: u64,
+        user: &str,
+        name: &str,
+        options: Value,
+        resolved: Value,
+    ) -> (String, u16, Value) {
+        let id = self.shared.new_id();
+        let token = format!("token-{id}");
+        let (status, body) =
+            self.post_signed(url, key, timestamp, &interaction(&id, &token, user, name, options, resolved));
+        if status == 200 {
+            self.took_response(&token, &body);
+        }
+        (token, status, body)
+    }
+
+    /// What Discord does with an endpoint's HTTP response to interaction
+    /// `token`: it becomes the original response (type 4 or 5).
+    pub fn took_response(&self, token: &str, body: &Value) {
+        let id = self.shared.new_id();
+        self.shared.lock().originals.insert(token.to_string(), id.clone());
+        match body["type"].as_u64() {
+            Some(4) => answer(&self.shared, token, "response", &body["data"], Vec::new(), &id),
+            Some(5) => answer(&self.shared, token, "defer", &body["data"], Vec::new(), &id),
+            _ => {}
+        }
+    }
+
+    /// POSTs `payload` to `url` the way Discord signs it; the status and
+    /// the JSON answer (`null` if it is not JSON).
+    pub fn post_signed(&self, url: &str, key: &SigningKey, timestamp: u64, payload: &Value) -> (u16, Value) {
+        let body = serde_json::to_vec(payload).unwrap();
+        let timestamp = timestamp.to_string();
+        let signature = key.sign(&[timestamp.as_bytes(), &body].concat());
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let response = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/json")
+                .header("x-signature-ed25519", hex::encode(signature.to_bytes()))
+                .header("x-signature-timestamp", timestamp)
+                .body(body)
+                .send()
+                .await
+                .expect("POST to the interactions endpoint");
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap_or_default();
+            (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        })
     }
 
     /// When the INTERACTION_CREATE with this token went out.
@@ -599,6 +666,30 @@ async fn gateway_url(State(shared): State<Arc<Shared>>) -> Json<Value> {
 
 async fn current_user() -> Json<Value> {
     Json(bot_user())
+}
+
+/// The application's signing key: Discord's half of the pair whose public
+/// half the bot checks requests against (`discord.public_key`).
+pub fn signing_key() -> SigningKey {
+    SigningKey::from_bytes(&[42; 32])
+}
+
+/// `discord.public_key` for [`signing_key`].
+pub fn public_key_hex() -> String {
+    hex::encode(signing_key().verifying_key().to_bytes())
+}
+
+/// Seconds since the Unix epoch, as Discord stamps its requests.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// GET /oauth2/applications/@me: the bot's application.
+async fn application() -> Json<Value> {
+    Json(json!({
+        "id": BOT_ID, "name": "sandbot", "icon": null, "description": "", "bot_public": true,
+        "bot_require_code_grant": false, "verify_key": public_key_hex(), "team": null, "flags": 0,
+    }))
 }
 
 fn discord_error(status: StatusCode, code: u32, message: &str) -> Response {

@@ -2,6 +2,7 @@
 //! speaks its protocol.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -53,6 +54,29 @@ pub struct DiscordConfig {
     /// Ask for the privileged MESSAGE_CONTENT intent (prefix commands and
     /// plain messages in servers need it; slash commands do not).
     pub message_content: bool,
+    /// Connect to the gateway. Off: a replica that answers slash commands
+    /// over HTTP only.
+    pub gateway: bool,
+    /// The HTTP interactions endpoint, if this process runs one.
+    pub interactions: Option<InteractionsEndpoint>,
+}
+
+/// Where slash commands arrive by HTTP, and the key that signs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InteractionsEndpoint {
+    pub listen: SocketAddr,
+    /// The application's public key (the developer portal's "Public
+    /// Key"): every request must be signed with its private half.
+    pub public_key: ed25519_dalek::VerifyingKey,
+}
+
+/// Reads the developer portal's public key: 64 hex digits.
+fn public_key(hex_key: &str) -> Result<ed25519_dalek::VerifyingKey, String> {
+    let bytes: [u8; 32] = hex::decode(hex_key.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or("must be the application's public key: 64 hex digits")?;
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| "is not an Ed25519 public key".to_string())
 }
 
 impl DiscordConfig {
@@ -121,7 +145,38 @@ impl DiscordConfig {
                 _ => return Err(("discord.command_guilds".into(), format!("`{guild}` is not a server id"))),
             }
         }
+        let listen = non_empty(raw.interactions_listen);
+        let interactions = match (listen, non_empty(raw.public_key)) {
+            (None, None) => None,
+            (Some(listen), Some(key)) => Some(InteractionsEndpoint {
+                listen: listen.parse().map_err(|_| {
+                    (
+                        "discord.interactions_listen".to_string(),
+                        format!("`{listen}` is not an address like 127.0.0.1:8090"),
+                    )
+                })?,
+                public_key: public_key(&key).map_err(|why| ("discord.public_key".to_string(), why))?,
+            }),
+            (Some(_), None) => {
+                return Err((
+                    "discord.public_key".into(),
+                    "is needed with `interactions_listen`: requests are checked against it".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(("discord.interactions_listen".into(), "is needed with `public_key`".into()));
+            }
+        };
+        let gateway = raw.gateway.unwrap_or(true);
+        if !gateway && interactions.is_none() {
+            return Err((
+                "discord.gateway".into(),
+                "may be off only with `interactions_listen`: else nothing reaches the bot".into(),
+            ));
+        }
         Ok(DiscordConfig {
+            gateway,
+            interactions,
             command_guilds,
             message_content: raw.message_content.unwrap_or(true),
             token,
@@ -214,6 +269,29 @@ mod tests {
     fn the_token_never_prints() {
         let config = resolve(RawDiscord::default(), &[(TOKEN_ENV, "secret-token")]).unwrap();
         assert!(!format!("{config:?}").contains("secret-token"));
+    }
+
+    #[test]
+    fn the_interactions_endpoint_needs_an_address_and_a_real_key() {
+        // RFC 8032's first test key.
+        let key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+        let raw = |listen: Option<&str>, key: Option<&str>| RawDiscord {
+            interactions_listen: listen.map(String::from),
+            public_key: key.map(String::from),
+            ..RawDiscord::default()
+        };
+        let config = resolve(raw(Some("127.0.0.1:8090"), Some(key)), &[]).unwrap();
+        let endpoint = config.interactions.unwrap();
+        assert_eq!(endpoint.listen.port(), 8090);
+        assert!(config.gateway);
+        assert_eq!(resolve(raw(Some("127.0.0.1:8090"), None), &[]).unwrap_err().0, "discord.public_key");
+        assert_eq!(resolve(raw(None, Some(key)), &[]).unwrap_err().0, "discord.interactions_listen");
+        assert_eq!(resolve(raw(Some("localhost"), Some(key)), &[]).unwrap_err().0, "discord.interactions_listen");
+        for bad in ["abc", &key[2..], &format!("{}zz", &key[..62])] {
+            assert_eq!(resolve(raw(Some("127.0.0.1:1"), Some(bad)), &[]).unwrap_err().0, "discord.public_key", "{bad}");
+        }
+        let no_gateway = RawDiscord { gateway: Some(false), ..RawDiscord::default() };
+        assert_eq!(resolve(no_gateway, &[]).unwrap_err().0, "discord.gateway");
     }
 
     #[test]

@@ -116,6 +116,9 @@ pub struct RawDiscord {
     pub voice_idle_secs: Option<u64>,
     pub command_guilds: Option<Vec<String>>,
     pub message_content: Option<bool>,
+    pub gateway: Option<bool>,
+    pub interactions_listen: Option<String>,
+    pub public_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

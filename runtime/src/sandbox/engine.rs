@@ -22,11 +22,21 @@ pub struct EngineSettings {
     pub max_memory_bytes: usize,
 }
 
+/// How many freed regions are reset together (see `build`).
+const DECOMMIT_BATCH: usize = 16;
+
 pub fn build(settings: EngineSettings) -> wasmtime::Result<Engine> {
     // One slot more than messages may use: `describe()` at load time has
     // it to itself, so a `!reload` (which holds a message's slot while it
     // waits) never waits for the pool it is holding.
     let n = settings.max_concurrency + 1;
+    // Freed memories, tables and stacks wait in batches to be reset, and
+    // one thread's flush of a batch keeps its slots from every other
+    // thread until it ends: without this headroom, a burst that holds
+    // every message slot saw instantiations fail ("maximum concurrent
+    // limit … reached"). The semaphores in `Sandbox` still bound how many
+    // guests run.
+    let limbo = DECOMMIT_BATCH as u32;
     let mut pool = PoolingAllocationConfig::new();
     // A Rust wasip2 component is one core module plus a few small shims.
     // Per-component maxima times `n` fit in the totals, so no guest can
@@ -34,9 +44,9 @@ pub fn build(settings: EngineSettings) -> wasmtime::Result<Engine> {
     // limit is the guest's whole budget.
     pool.total_component_instances(n)
         .total_core_instances(n * 8)
-        .total_memories(n)
-        .total_tables(n * 8)
-        .total_stacks(n)
+        .total_memories(n + limbo)
+        .total_tables(n * 8 + limbo)
+        .total_stacks(n + limbo)
         .max_memories_per_component(1)
         .max_tables_per_component(8)
         .max_core_instances_per_component(8)
@@ -50,7 +60,7 @@ pub fn build(settings: EngineSettings) -> wasmtime::Result<Engine> {
         .linear_memory_keep_resident(2 << 20)
         .table_keep_resident(64 << 10)
         // What still needs `madvise` is done in batches.
-        .decommit_batch_size(16);
+        .decommit_batch_size(DECOMMIT_BATCH);
 
     let mut config = Config::new();
     config

@@ -24,7 +24,8 @@ pub struct Shared {
     pub downloader: Downloader,
     /// The most bytes of files one message may carry.
     pub upload_bytes: u64,
-    pub voice: Arc<Voice>,
+    /// `None` without the gateway, which voice connections go through.
+    pub voice: Option<Arc<Voice>>,
 }
 
 /// An attachment of the incoming message, with where to fetch it.
@@ -117,6 +118,14 @@ impl DiscordConversation {
     fn guild(&self) -> Result<GuildId, PlatformError> {
         self.guild.ok_or_else(|| PlatformError::Invalid("voice channels exist only in servers".into()))
     }
+
+    fn voice(&self) -> Result<&Arc<Voice>, PlatformError> {
+        self.shared.voice.as_ref().ok_or_else(|| {
+            PlatformError::Unavailable(
+                "voice needs the gateway, and this bot answers slash commands by HTTP only".into(),
+            )
+        })
+    }
 }
 
 #[async_trait]
@@ -199,17 +208,18 @@ impl Conversation for DiscordConversation {
     }
 
     async fn join_voice(&self) -> Result<JoinOutcome, PlatformError> {
+        let voice = self.voice()?;
         let channel =
             self.author_voice.ok_or_else(|| PlatformError::NotFound("the author is not in a voice channel".into()))?;
-        self.shared.voice.join(self.guild()?, channel).await
+        voice.join(self.guild()?, channel).await
     }
 
     async fn leave_voice(&self) -> Result<bool, PlatformError> {
-        self.shared.voice.leave(self.guild()?).await
+        self.voice()?.leave(self.guild()?).await
     }
 
     async fn play_audio(&self, audio: Vec<u8>) -> Result<(), PlatformError> {
-        self.shared.voice.play(self.guild()?, self.author_voice, audio).await
+        self.voice()?.play(self.guild()?, self.author_voice, audio).await
     }
 }
 

@@ -1,19 +1,19 @@
-//! Gateway events in: each Discord message, and each slash command,
-//! becomes a platform [`Event`] and goes to the dispatcher, like a console
-//! line does.
+//! Discord events in: each message, and each slash command (from the
+//! gateway or the HTTP endpoint), becomes a platform [`Event`] and goes to
+//! the dispatcher, like a console line does.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use serenity::all::{
-    ChannelId, CommandDataOptionValue, CommandInteraction, Context, EventHandler, Guild, GuildId, Interaction,
+    ChannelId, CommandDataOptionValue, CommandInteraction, Context, EventHandler, Guild, GuildId, Http, Interaction,
     MessageType, RawEventHandler, Ready, ResumedEvent, RoleId, ShardStageUpdateEvent, UserId,
 };
 use serenity::cache::Cache;
 
 use super::commands;
 use super::conversation::{DiscordConversation, Download, Shared};
-use super::interaction::{InteractionConversation, DEFER_AFTER};
+use super::interaction::{Acknowledgement, InteractionConversation, DEFER_AFTER};
 use crate::dispatch::Dispatcher;
 use crate::platform::{Attachment, Author, Event, Message, OptionInput, SlashCommand};
 
@@ -100,34 +100,47 @@ impl EventHandler for Handler {
             tracing::debug!("ignored: an interaction that is not a slash command");
             return;
         };
-        let (slash, attachments) = slash_command(&command);
-        let downloads =
-            attachments.iter().map(|(a, url)| Download { id: a.id.clone(), url: url.clone(), size: a.size }).collect();
-        let author_voice = command.guild_id.and_then(|g| author_voice(&ctx.cache, g, command.user.id));
-        let message = interaction_message(&ctx.cache, &command, &slash, attachments, author_voice);
-        let channel = DiscordConversation::new(
-            ctx.http.clone(),
-            self.shared.clone(),
-            command.channel_id,
-            command.guild_id,
-            command.user.id,
-            author_voice,
-            downloads,
-        );
-        let conversation = Arc::new(InteractionConversation::new(command, channel));
-        // Discord's 3 seconds: acknowledge for a slow guest.
-        let deferring = {
-            let conversation = conversation.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(DEFER_AFTER).await;
-                conversation.defer_if_fresh().await;
-            })
-        };
-        let event = Event { message: Arc::new(message), conversation: conversation.clone(), slash: Some(slash) };
-        self.dispatcher.dispatch(event).await;
-        deferring.abort();
-        conversation.finish().await;
+        answer_slash(&self.dispatcher, &self.shared, ctx.http, &ctx.cache, command, Acknowledgement::Callback).await;
     }
+}
+
+/// Runs one slash command, from the gateway or the HTTP endpoint, and
+/// makes sure Discord hears back in time.
+pub async fn answer_slash(
+    dispatcher: &Dispatcher,
+    shared: &Arc<Shared>,
+    http: Arc<Http>,
+    cache: &Cache,
+    command: CommandInteraction,
+    acknowledgement: Acknowledgement,
+) {
+    let (slash, attachments) = slash_command(&command);
+    let downloads =
+        attachments.iter().map(|(a, url)| Download { id: a.id.clone(), url: url.clone(), size: a.size }).collect();
+    let author_voice = command.guild_id.and_then(|g| author_voice(cache, g, command.user.id));
+    let message = interaction_message(cache, &command, &slash, attachments, author_voice);
+    let channel = DiscordConversation::new(
+        http,
+        shared.clone(),
+        command.channel_id,
+        command.guild_id,
+        command.user.id,
+        author_voice,
+        downloads,
+    );
+    let conversation = Arc::new(InteractionConversation::new(command, channel, acknowledgement));
+    // Discord's 3 seconds: acknowledge for a slow guest.
+    let deferring = {
+        let conversation = conversation.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(DEFER_AFTER).await;
+            conversation.defer_if_fresh().await;
+        })
+    };
+    let event = Event { message: Arc::new(message), conversation: conversation.clone(), slash: Some(slash) };
+    dispatcher.dispatch(event).await;
+    deferring.abort();
+    conversation.finish().await;
 }
 
 /// The command's name and options as the platform gives them, and the

@@ -5,8 +5,8 @@
 //! ```text
 //! gateway ─MESSAGE_CREATE─────▶ events::Handler ─Event─▶ Dispatcher (same as the console)
 //!         ─INTERACTION_CREATE─▶        │   guests' host calls ─▶ conversation ─REST─▶ Discord
-//!                                      │          (slash: interaction ─callback/webhook─▶ Discord)
-//!                                      │                                   └─voice──▶ songbird
+//! HTTP POST (signed) ─▶ endpoint ──────┘          (slash: interaction ─callback/body/webhook─▶ Discord)
+//!                                                                      └─voice──▶ songbird
 //! registry changes ─▶ commands::keep_registered ─PUT commands─▶ Discord
 //! ```
 //!
@@ -14,11 +14,13 @@
 //! nothing in memory. What several processes would share is on disk: the
 //! data folder (SQLite in WAL mode takes concurrent writers on one machine)
 //! and the guests. Rate limits and the model's in-memory state are per
-//! process.
+//! process. Slash commands by HTTP need no gateway at all: replicas with
+//! `gateway = false` behind a load balancer each answer what they get.
 
 mod commands;
 mod conversation;
 mod download;
+pub mod endpoint;
 mod events;
 mod interaction;
 mod voice;
@@ -27,7 +29,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use serenity::all::{ClientBuilder, CreateAllowedMentions, GatewayError, GatewayIntents, HttpBuilder};
+use serenity::all::{ClientBuilder, CreateAllowedMentions, GatewayError, GatewayIntents, Http, HttpBuilder};
+use serenity::cache::Cache;
 use songbird::SerenityInit;
 
 use crate::config::DiscordConfig;
@@ -65,21 +68,49 @@ pub async fn run(dispatcher: Arc<Dispatcher>, settings: &DiscordConfig) -> anyho
         .build()
         .context("cannot build the HTTP client")?;
     let http = http.client(rest).ratelimiter_disabled(!settings.rate_limiter).build();
-    if let Some(base) = &settings.api_base {
+    if let Some(base) = settings.api_base.as_ref().filter(|_| settings.gateway) {
         // serenity falls back to Discord's own gateway when this fails, and
         // would identify there with the token: stop instead.
         let gateway = http.get_gateway().await.with_context(|| format!("{base} did not say where its gateway is"))?;
         tracing::info!(gateway = %gateway.url, "gateway of the API base");
     }
+    let endpoint = match &settings.interactions {
+        // Bound before anything else: a taken port is a config error.
+        Some(endpoint) => Some((
+            tokio::net::TcpListener::bind(endpoint.listen)
+                .await
+                .with_context(|| format!("cannot listen on {} (`discord.interactions_listen`)", endpoint.listen))?,
+            endpoint.public_key,
+        )),
+        None => None,
+    };
+    let downloader = Downloader::new(settings.download_timeout, settings.api_base.is_none())?;
+    if !settings.gateway {
+        let shared = Arc::new(Shared { downloader, upload_bytes: settings.upload_bytes, voice: None });
+        let http = Arc::new(http);
+        let application = http
+            .get_current_application_info()
+            .await
+            .context("Discord did not say whose application the token is: check DISCORD_TOKEN")?;
+        http.set_application_id(application.id);
+        tracing::info!(application = %application.id, "no gateway: slash commands by HTTP only");
+        tokio::spawn(commands::keep_registered(
+            http.clone(),
+            dispatcher.registry().clone(),
+            settings.command_guilds.clone(),
+        ));
+        let (listener, public_key) = endpoint.context("no gateway and no interactions endpoint")?;
+        return serve_interactions(listener, dispatcher, shared, http, Arc::new(Cache::new()), public_key).await;
+    }
     let songbird = songbird::Songbird::serenity_from_config(voice::songbird_config());
     let shared = Arc::new(Shared {
-        downloader: Downloader::new(settings.download_timeout, settings.api_base.is_none())?,
+        downloader,
         upload_bytes: settings.upload_bytes,
-        voice: voice::Voice::new(songbird.clone(), settings.voice_idle),
+        voice: Some(voice::Voice::new(songbird.clone(), settings.voice_idle)),
     });
     let handler = events::Handler {
-        dispatcher,
-        shared,
+        dispatcher: dispatcher.clone(),
+        shared: shared.clone(),
         command_guilds: settings.command_guilds.clone(),
         registering: std::sync::Once::new(),
     };
@@ -93,16 +124,49 @@ pub async fn run(dispatcher: Arc<Dispatcher>, settings: &DiscordConfig) -> anyho
     let shards = settings.shards;
     tracing::info!(shards = %shards, "connecting to Discord");
     let manager = client.shard_manager.clone();
+    let (http, cache) = (client.http.clone(), client.cache.clone());
+    let interactions = async move {
+        match endpoint {
+            Some((listener, public_key)) => {
+                serve_interactions(listener, dispatcher, shared, http, cache, public_key).await
+            }
+            None => std::future::pending().await,
+        }
+    };
     // serenity counts the end of this range in.
     let connection = client.start_shard_range(shards.first..shards.last, shards.total);
     tokio::select! {
         result = connection => result.map_err(explain)?,
+        result = interactions => result?,
         _ = tokio::signal::ctrl_c() => {
             tracing::info!("interrupted: closing the gateway");
             manager.shutdown_all().await;
         }
     }
     Ok(())
+}
+
+/// Answers slash commands by HTTP until the listener fails or the process
+/// is interrupted.
+async fn serve_interactions(
+    listener: tokio::net::TcpListener,
+    dispatcher: Arc<Dispatcher>,
+    shared: Arc<Shared>,
+    http: Arc<Http>,
+    cache: Arc<Cache>,
+    public_key: ed25519_dalek::VerifyingKey,
+) -> anyhow::Result<()> {
+    let address = listener.local_addr().context("the interactions listener has no address")?;
+    tracing::info!(%address, "answering slash commands by HTTP");
+    let endpoint =
+        Arc::new(endpoint::Endpoint { dispatcher, shared, http, cache, guard: endpoint::Guard::new(public_key) });
+    tokio::select! {
+        result = endpoint::serve(listener, endpoint) => result.context("the interactions endpoint stopped"),
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("interrupted: closing the interactions endpoint");
+            Ok(())
+        }
+    }
 }
 
 /// Why the gateway gave up, in words an operator can act on.
