@@ -385,6 +385,8 @@ fn registers_the_slash_commands_the_guests_describe_and_again_only_when_they_cha
         getfile["options"],
         json!([{"type": 3, "name": "path", "description": "The file, in the shared folder", "required": true}])
     );
+    // `/help command` offers every command as a choice.
+    assert_eq!(help_choices(set), expected);
     let select = set.as_array().unwrap().iter().find(|c| c["name"] == "select_dataset").unwrap();
     assert_eq!(
         select["options"][1]["choices"],
@@ -401,7 +403,17 @@ fn registers_the_slash_commands_the_guests_describe_and_again_only_when_they_cha
     let all = fake.wait_registrations(2);
     assert_eq!(all.len(), 2, "the unchanged reload registered again: {all:?}");
     assert!(names(&all[1].1).contains(&"hello".to_string()), "{:?}", names(&all[1].1));
+    // `/help` was not swapped, yet its choices follow the commands.
+    assert!(help_choices(&all[1].1).contains(&"hello".to_string()), "{:?}", help_choices(&all[1].1));
+    assert_eq!(help_choices(&all[1].1), names(&all[1].1));
     bot.wait_log(&["registered the slash commands", "commands=16"]);
+}
+
+/// The choices of `/help`'s `command` option in a registered set.
+fn help_choices(set: &serde_json::Value) -> Vec<String> {
+    let help = set.as_array().unwrap().iter().find(|c| c["name"] == "help").expect("/help");
+    let choices = help["options"][0]["choices"].as_array().cloned().unwrap_or_default();
+    choices.iter().map(|c| c["value"].as_str().unwrap().to_string()).collect()
 }
 
 #[test]

@@ -57,6 +57,7 @@ fn options_that_do_not_fit_get_a_private_reason() {
         slash("getfile", json!({"path": 7})),
         slash("frobnicate", json!({})),
         json!({"slash": "archive", "options": {"folder": "shared"}, "author_id": "9"}),
+        slash("help", json!({"command": "frobnicate"})),
     ]);
     assert_eq!(sent(&out, 0), [("`/getfile`: `path` is required.".to_string(), true)]);
     assert_eq!(sent(&out, 1), [("`/getfile`: this command has no option `colour`.".to_string(), true)]);
@@ -64,6 +65,9 @@ fn options_that_do_not_fit_get_a_private_reason() {
     assert_eq!(sent(&out, 3), [("`/getfile`: `path` takes text.".to_string(), true)]);
     assert_eq!(sent(&out, 4), [("Unknown command `/frobnicate`. Try `!help`.".to_string(), true)]);
     assert_eq!(sent(&out, 5), [("Sorry, `/archive` is for operators only.".to_string(), true)]);
+    // `/help`'s choices are the loaded commands.
+    let (reason, private) = &sent(&out, 6)[0];
+    assert!(reason.starts_with("`/help`: `command` is one of: archive, chat,") && *private, "{reason}");
 }
 
 #[test]

@@ -80,7 +80,7 @@ pub async fn check(wasm: &Path) -> anyhow::Result<Report> {
         operators_only: false,
         limits,
     };
-    let info = registry::describe(&prepared.pre, &command, &sandbox, &services, &Registry::default())
+    let (info, _) = registry::describe(&prepared.pre, &command, &sandbox, &services, &Registry::default())
         .await
         .map_err(|why| anyhow::anyhow!("describe() {why}"))?;
     if let (Err(why), GuestPre::Current(_)) = (options::check_slash(&info.name, &info), &prepared.pre) {

@@ -164,6 +164,7 @@ fn typed(kind: OptionKind, input: OptionInput) -> Option<OptionValue> {
         (OptionKind::Number, OptionInput::Integer(i)) => OptionValue::Number(i as f64),
         (OptionKind::Number, OptionInput::String(s)) => OptionValue::Number(finite(s.trim().parse().ok()?)?),
         (OptionKind::Boolean, OptionInput::Boolean(b)) => OptionValue::Boolean(b),
+        (OptionKind::Boolean, OptionInput::String(s)) => OptionValue::Boolean(s.trim().parse().ok()?),
         (OptionKind::User, OptionInput::String(s) | OptionInput::Mention(s)) => OptionValue::User(id(&s, "@")?),
         (OptionKind::Channel, OptionInput::String(s) | OptionInput::Mention(s)) => OptionValue::Channel(id(&s, "#")?),
         (OptionKind::Role, OptionInput::String(s) | OptionInput::Mention(s)) => OptionValue::Role(id(&s, "@&")?),

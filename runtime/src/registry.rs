@@ -14,7 +14,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::bindings::types;
-use crate::config::{CommandConfig, Config, ConfigError, Grants};
+use crate::config::{CommandConfig, Config, ConfigError, Grants, HostFn};
 use crate::host::GuestCtx;
 use crate::platform;
 use crate::sandbox::{GuestPre, Sandbox};
@@ -31,18 +31,27 @@ pub struct LoadedCommand {
     pub loaded_at: SystemTime,
     /// Loaded from the compile cache rather than compiled.
     pub cached: bool,
+    /// Its `describe()` read `commands.list` (`/help` offers the commands
+    /// as choices): described again whenever the commands change.
+    pub reads_command_list: bool,
 }
 
 impl LoadedCommand {
     /// The same code under other settings.
     fn with_config(&self, command: &CommandConfig) -> LoadedCommand {
+        LoadedCommand { config: Arc::new(command.clone()), ..self.with_info(self.info.clone()) }
+    }
+
+    /// The same code, describing itself anew.
+    fn with_info(&self, info: types::CommandInfo) -> LoadedCommand {
         LoadedCommand {
-            config: Arc::new(command.clone()),
-            info: self.info.clone(),
+            config: self.config.clone(),
+            info,
             pre: self.pre.clone(),
             sha256: self.sha256.clone(),
             loaded_at: self.loaded_at,
             cached: self.cached,
+            reads_command_list: self.reads_command_list,
         }
     }
 }
@@ -141,6 +150,7 @@ impl Registry {
             let loaded = load(config, command, wasm, sandbox, services, self).await?;
             commands.insert(command.name.clone(), Arc::new(loaded));
         }
+        describe_against(&mut commands, sandbox, services).await;
         self.replace(commands);
         Ok(())
     }
@@ -207,8 +217,41 @@ impl Registry {
             }
         }
         report.removed = old.keys().filter(|name| !next.contains_key(*name)).cloned().collect();
+        describe_against(&mut next, sandbox, services).await;
         self.replace(next);
         report
+    }
+}
+
+/// Describes the commands that read the command list again, against the
+/// commands about to go live (while loading, they saw the old ones, or a
+/// part of the new). One pass is enough: what they read (names, summaries)
+/// does not depend on what the others read. Whoever fails keeps what it
+/// said before.
+async fn describe_against(next: &mut CommandMap, sandbox: &Sandbox, services: &Services) {
+    let readers: Vec<String> = next.iter().filter(|(_, c)| c.reads_command_list).map(|(n, _)| n.clone()).collect();
+    if readers.is_empty() {
+        return;
+    }
+    let upcoming = Registry::default();
+    upcoming.replace(next.clone());
+    for name in readers {
+        let Some(loaded) = next.get(&name).cloned() else { continue };
+        let described = describe(&loaded.pre, &loaded.config, sandbox, services, &upcoming).await;
+        let checked = described.and_then(|(info, _)| match &loaded.pre {
+            GuestPre::Current(_) => crate::options::check_slash(&name, &info).map(|()| info),
+            GuestPre::V0_1(_) => Ok(info),
+        });
+        match checked {
+            Ok(info) if info != loaded.info => {
+                tracing::debug!(command = %name, "described again for the new commands");
+                next.insert(name, Arc::new(loaded.with_info(info)));
+            }
+            Ok(_) => {}
+            Err(why) => {
+                tracing::warn!(command = %name, error = %why, "could not describe it again; it keeps its description")
+            }
+        }
     }
 }
 
@@ -254,7 +297,7 @@ async fn load(
         .prepare(wasm)
         .await
         .map_err(|e| invalid(format!("{} is not a sandbot command: {e:#}", command.wasm.display())))?;
-    let info = describe(&prepared.pre, command, sandbox, services, registry)
+    let (info, reads_command_list) = describe(&prepared.pre, command, sandbox, services, registry)
         .await
         .map_err(|why| invalid(format!("describe() {why}")))?;
     if info.name != command.name {
@@ -285,20 +328,26 @@ async fn load(
         sha256: prepared.sha256,
         loaded_at: SystemTime::now(),
         cached: prepared.cached,
+        reads_command_list,
     })
 }
 
-/// Runs `describe()` with nothing granted (it answers no message, so a
-/// guest cannot store or send anything in the name of nobody) and checks
-/// what it says.
+/// Runs `describe()` with nothing granted but `commands.list`, if the
+/// command has it (it answers no message, so a guest cannot store or send
+/// anything in the name of nobody), and checks what it says. Also says
+/// whether it read the command list.
 pub async fn describe(
     pre: &GuestPre,
     command: &CommandConfig,
     sandbox: &Sandbox,
     services: &Services,
     registry: &Registry,
-) -> Result<types::CommandInfo, String> {
-    let describing = Arc::new(CommandConfig { grants: Grants::default(), read: Vec::new(), ..command.clone() });
+) -> Result<(types::CommandInfo, bool), String> {
+    let grants = match command.grants.allows(HostFn::CommandsList) {
+        true => Grants::only(HostFn::CommandsList),
+        false => Grants::default(),
+    };
+    let describing = Arc::new(CommandConfig { grants, read: Vec::new(), ..command.clone() });
     let guest = GuestCtx::new(
         describing,
         Arc::new(platform::Message::default()),
@@ -306,9 +355,10 @@ pub async fn describe(
         services.clone(),
         registry.clone(),
     );
-    let info = sandbox.describe(pre, guest, &command.limits).await.map_err(|e| format!("failed: {}", e.cause()))?;
+    let (guest, described) = sandbox.describe(pre, guest, &command.limits).await;
+    let info = described.map_err(|e| format!("failed: {}", e.cause()))?;
     check_info(&info).map_err(|why| format!("returned {why}"))?;
-    Ok(info)
+    Ok((info, guest.read_command_list))
 }
 
 /// What `describe()` returns ends up in `!help`: keep it to a size that

@@ -10,11 +10,22 @@ use sandbot_sdk::{command, reply, split_args, Command, CommandInfo, CommandOptio
 
 struct Help;
 
+/// Discord's limit on an option's choices.
+const MAX_CHOICES: usize = 25;
+
 impl Command for Help {
     fn describe() -> CommandInfo {
+        // The commands as the slash option's choices: the host describes a
+        // command that reads the list again whenever the commands change.
+        // Discord takes at most 25 choices; past that, any text.
+        let names: Vec<String> = commands::list().map(|e| e.into_iter().map(|e| e.name).collect()).unwrap_or_default();
+        let mut option = CommandOption::string("command", "A command to explain");
+        if names.len() <= MAX_CHOICES {
+            option = option.choices(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        }
         CommandInfo::new("help", "Lists the commands, or shows how to use one.", "help [command]")
             .needs(&["chat.send-message", "commands.list"])
-            .option(CommandOption::string("command", "A command to explain"))
+            .option(option)
     }
 
     fn handle(invocation: Invocation) -> Result<(), Error> {

@@ -127,6 +127,11 @@ impl Grants {
         Ok(grants)
     }
 
+    /// One function and nothing else.
+    pub fn only(f: HostFn) -> Grants {
+        Grants(f.bit())
+    }
+
     pub fn allows(self, f: HostFn) -> bool {
         self.0 & f.bit() != 0
     }

@@ -8,6 +8,7 @@ use crate::host::{GuestCtx, HostError};
 impl commands::Host for GuestCtx {
     async fn list(&mut self) -> Result<Vec<commands::Entry>, HostError> {
         self.check(HostFn::CommandsList)?;
+        self.read_command_list = true;
         Ok(self
             .registry
             .snapshot()

@@ -114,6 +114,8 @@ pub struct GuestCtx {
     pub pending_answer: Option<String>,
     /// Training jobs this invocation started; the dispatcher reports them.
     pub started_jobs: Vec<String>,
+    /// It read `commands.list`: its `describe()` depends on the others.
+    pub read_command_list: bool,
 }
 
 impl GuestCtx {
@@ -136,6 +138,7 @@ impl GuestCtx {
             log_lines: 0,
             pending_answer: None,
             started_jobs: Vec::new(),
+            read_command_list: false,
         }
     }
 }

@@ -102,6 +102,43 @@ impl InputLine {
     }
 }
 
+impl InputLine {
+    /// A slash command typed by the console's user, as Discord's client
+    /// shows one: `/getfile path:hello.txt`. A value runs to the next
+    /// `name:`; the host reads it as the option's declared kind.
+    pub fn slash(line: &str) -> Result<InputLine, String> {
+        let mut words = line.trim().trim_start_matches('/').split_whitespace();
+        let name = words.next().ok_or("a slash command needs a name: `/hi`")?;
+        let mut options = serde_json::Map::new();
+        let mut current: Option<(String, String)> = None;
+        for word in words {
+            let starts_option = word.split_once(':').filter(|(option, _)| {
+                !option.is_empty() && option.chars().all(|c| c.is_alphanumeric() || "-_".contains(c))
+            });
+            match (starts_option, &mut current) {
+                (Some((option, value)), _) => {
+                    if let Some((done, text)) = current.take() {
+                        options.insert(done, serde_json::Value::String(text));
+                    }
+                    if options.contains_key(option) {
+                        return Err(format!("the option `{option}` is given twice"));
+                    }
+                    current = Some((option.to_string(), value.to_string()));
+                }
+                (None, Some((_, text))) => {
+                    text.push(' ');
+                    text.push_str(word);
+                }
+                (None, None) => return Err(format!("write options as `name:value` (`{word}` has no name)")),
+            }
+        }
+        if let Some((option, text)) = current {
+            options.insert(option, serde_json::Value::String(text));
+        }
+        Ok(InputLine { content: None, slash: Some(name.to_string()), options, ..InputLine::text("") })
+    }
+}
+
 /// One output line of the JSON-lines mode.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -217,7 +254,10 @@ impl Console {
 
     /// Handles one input line: parse, dispatch, then `done`.
     pub async fn handle_line(self: &Arc<Self>, dispatcher: &Dispatcher, number: u64, line: &str) {
-        let parsed = if self.mode == Mode::Interactive && !line.trim_start().starts_with('{') {
+        let typed = line.trim_start();
+        let parsed = if self.mode == Mode::Interactive && typed.starts_with('/') {
+            InputLine::slash(typed)
+        } else if self.mode == Mode::Interactive && !typed.starts_with('{') {
             Ok(InputLine::text(line))
         } else {
             serde_json::from_str::<InputLine>(line).map_err(|e| format!("not a valid input line: {e}"))
@@ -535,5 +575,29 @@ impl Conversation for ConsoleConversation {
             self.console.emit(Effect::VoiceLeave { input: self.input });
         }
         Ok(left)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_typed_slash_command_reads_like_discords_client_shows_it() {
+        let line = InputLine::slash("/getfile path:docs/my notes.md").unwrap();
+        assert_eq!(line.slash.as_deref(), Some("getfile"));
+        assert_eq!(line.options["path"], "docs/my notes.md");
+        let line = InputLine::slash("/select_dataset folder:texts label:positive").unwrap();
+        assert_eq!(
+            (line.options["folder"].as_str(), line.options["label"].as_str()),
+            (Some("texts"), Some("positive"))
+        );
+        // A colon inside a value is part of it; a word without a name is not.
+        let line = InputLine::slash("/feedback text:works: mostly").unwrap();
+        assert_eq!(line.options["text"], "works: mostly");
+        assert!(InputLine::slash("/feedback nice bot").unwrap_err().contains("name:value"));
+        assert!(InputLine::slash("/").is_err());
+        assert!(InputLine::slash("/a x:1 x:2").unwrap_err().contains("twice"));
+        assert!(InputLine::slash("/hi").unwrap().options.is_empty());
     }
 }

@@ -181,14 +181,17 @@ impl Sandbox {
         pre.component().component_type().imports(&self.engine).map(|(name, _)| name.to_string()).collect()
     }
 
-    /// Calls `describe` on a fresh instance.
+    /// Calls `describe` on a fresh instance; the guest context comes back
+    /// (what `describe()` read).
     pub async fn describe(
         &self,
         pre: &GuestPre,
         guest: GuestCtx,
         limits: &Limits,
-    ) -> Result<types::CommandInfo, InvokeError> {
-        let _permit = self.describing.acquire().await.map_err(|_| InvokeError::Unavailable("shutting down".into()))?;
+    ) -> (GuestCtx, Result<types::CommandInfo, InvokeError>) {
+        let Ok(_permit) = self.describing.acquire().await else {
+            return (guest, Err(InvokeError::Unavailable("shutting down".into())));
+        };
         let mut store = self.new_store(guest, limits);
         let run = async {
             match pre {
@@ -199,11 +202,12 @@ impl Sandbox {
                 }
             }
         };
-        match tokio::time::timeout(limits.deadline, run).await {
+        let result = match tokio::time::timeout(limits.deadline, run).await {
             Err(_) => Err(InvokeError::Deadline(limits.deadline)),
             Ok(Ok(info)) => Ok(info),
             Ok(Err(trap)) => Err(classify(trap, store.data(), limits)),
-        }
+        };
+        (store.into_data().guest, result)
     }
 
     /// Calls `handle` on a fresh instance. The store is dropped on return;
