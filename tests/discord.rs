@@ -336,7 +336,8 @@ fn edits_its_own_answers_and_answers_privately_in_direct_messages() {
     let posts = fake.wait_posts(3);
     let working = posts.iter().find(|p| p.content == "working…").expect("working…");
     assert_eq!(edits, [(working.id.clone(), "done".to_string())]);
-    assert_eq!(posts[2].content, "not mine to edit", "{posts:?}");
+    // The two commands run side by side: their answers come in any order.
+    assert!(posts.iter().any(|p| p.content == "not mine to edit"), "{posts:?}");
 
     fake.say(message("5", "!whisper"));
     let posts = fake.wait_posts(4);
@@ -579,4 +580,22 @@ fn a_replica_without_the_gateway_registers_and_answers_by_http() {
         fake.interact_over_http(&url, &key, fake_discord::unix_now(), "5", "join", json!([]), json!({}));
     assert!(body["data"]["content"].as_str().unwrap_or_default().contains("gateway"), "{join}: {body}");
     assert_eq!(fake.connections(), 0, "a replica without the gateway connected to it");
+}
+
+#[test]
+fn shows_typing_while_a_slow_command_has_not_answered_and_not_for_hi() {
+    let setup = Setup::new("\n[commands.slow]\nwasm = \"hostile.wasm\"\ngrants = [\"chat.send-message\"]\n");
+    let fake = FakeDiscord::start();
+    let _bot = Bot::start(&setup, &fake);
+    fake.wait_identified(1);
+    fake.say(message("5", "!hi"));
+    fake.wait_posts(1);
+    let asked = std::time::Instant::now();
+    fake.say(message("5", "!slow 1"));
+    let posts = fake.wait_posts(2);
+    assert_eq!(posts[1].content, "awake after 1 s");
+    let typing = fake.typing();
+    assert_eq!(typing.len(), 1, "one typing indicator, for the slow command only: {typing:?}");
+    assert_eq!(typing[0].0, TEXT_CHANNEL);
+    assert!(asked < typing[0].1 && typing[0].1 < posts[1].at, "typing came after the answer");
 }

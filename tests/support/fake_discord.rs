@@ -99,6 +99,8 @@ struct Inner {
     voice_updates: Vec<Value>,
     /// TLS handshakes started at the voice endpoint the fake gave out.
     voice_handshakes: u32,
+    /// Typing indicators the bot started: (channel, when), in order.
+    typing: Vec<(String, Instant)>,
 }
 
 struct Shared {
@@ -161,6 +163,7 @@ impl FakeDiscord {
                     .route("/api/v10/channels/{channel}/messages", axum::routing::post(create_message))
                     .route("/api/v10/channels/{channel}/messages/{id}", get(get_message).patch(edit_message))
                     .route("/api/v10/users/@me/channels", axum::routing::post(open_direct))
+                    .route("/api/v10/channels/{channel}/typing", axum::routing::post(typing))
                     .route("/api/v10/applications/{app}/commands", axum::routing::put(register_global))
                     .route("/api/v10/applications/{app}/guilds/{guild}/commands", axum::routing::put(register_guild))
                     .route("/api/v10/interactions/{id}/{token}/callback", axum::routing::post(callback))
@@ -260,6 +263,11 @@ impl FakeDiscord {
             let answers: Vec<Answered> = i.answered.iter().filter(|a| a.token == token).cloned().collect();
             (answers.len() >= n).then_some(answers)
         })
+    }
+
+    /// The typing indicators the bot started: (channel, when).
+    pub fn typing(&self) -> Vec<(String, Instant)> {
+        self.shared.lock().typing.clone()
     }
 
     /// What came through interaction `token` so far.
@@ -682,6 +690,13 @@ pub fn public_key_hex() -> String {
 /// Seconds since the Unix epoch, as Discord stamps its requests.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// POST /channels/{channel}/typing: "sandbot is typing…".
+async fn typing(State(shared): State<Arc<Shared>>, Path(channel): Path<String>) -> StatusCode {
+    shared.lock().typing.push((channel, Instant::now()));
+    shared.changed.notify_all();
+    StatusCode::NO_CONTENT
 }
 
 /// GET /oauth2/applications/@me: the bot's application.

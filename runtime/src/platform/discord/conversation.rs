@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serenity::all::{
@@ -18,6 +19,10 @@ use crate::platform::{Conversation, FetchedMessage, JoinOutcome, Outgoing, Platf
 
 /// Discord's limit on the characters of one message.
 pub const MAX_MESSAGE_CHARS: usize = 2000;
+/// A command still silent after this shows "sandbot is typing…".
+pub const TYPING_AFTER: Duration = Duration::from_millis(500);
+/// Discord shows "typing…" for about 10 s per request.
+const TYPING_RENEW: Duration = Duration::from_secs(8);
 
 /// What every conversation of the adapter shares.
 pub struct Shared {
@@ -49,6 +54,9 @@ pub struct DiscordConversation {
     pub direct: tokio::sync::OnceCell<ChannelId>,
     /// Ids of the messages sent there, so an edit goes to the right channel.
     pub sent_direct: Mutex<HashSet<String>>,
+    /// Whether something was sent: then "typing…" is over. Held while a
+    /// typing request is on its way, so none arrives after the answer.
+    answered: tokio::sync::Mutex<bool>,
 }
 
 impl DiscordConversation {
@@ -72,6 +80,25 @@ impl DiscordConversation {
             author,
             direct: tokio::sync::OnceCell::new(),
             sent_direct: Mutex::new(HashSet::new()),
+            answered: tokio::sync::Mutex::new(false),
+        }
+    }
+
+    /// Shows "typing…" in the channel from [`TYPING_AFTER`] until the
+    /// first message is sent; the caller aborts it when the command ends.
+    pub async fn keep_typing(self: Arc<Self>) {
+        tokio::time::sleep(TYPING_AFTER).await;
+        loop {
+            {
+                let answered = self.answered.lock().await;
+                if *answered {
+                    return;
+                }
+                if let Err(e) = self.channel.broadcast_typing(self.http.as_ref()).await {
+                    return tracing::debug!(channel = %self.channel, error = %refusal(e), "could not show typing");
+                }
+            }
+            tokio::time::sleep(TYPING_RENEW).await;
         }
     }
 
@@ -80,6 +107,7 @@ impl DiscordConversation {
         if total > self.shared.upload_bytes {
             return Err(PlatformError::TooLarge { size: total, limit: self.shared.upload_bytes });
         }
+        *self.answered.lock().await = true;
         // Guests' text reaches the channel verbatim: it may not ping anyone.
         let builder = CreateMessage::new()
             .content(message.content)

@@ -78,7 +78,7 @@ impl EventHandler for Handler {
             .map(|a| Download { id: a.id.to_string(), url: a.url.clone(), size: u64::from(a.size) })
             .collect();
         let author_voice = voice_channel(&ctx.cache, &msg);
-        let conversation = DiscordConversation::new(
+        let conversation = Arc::new(DiscordConversation::new(
             ctx.http.clone(),
             self.shared.clone(),
             msg.channel_id,
@@ -86,11 +86,12 @@ impl EventHandler for Handler {
             msg.author.id,
             author_voice,
             downloads,
-        );
+        ));
         let message = platform_message(&ctx.cache, msg, author_voice);
-        self.dispatcher
-            .dispatch(Event { message: Arc::new(message), conversation: Arc::new(conversation), slash: None })
-            .await;
+        // "sandbot is typing…" while a slow command has not answered yet.
+        let typing = tokio::spawn(conversation.clone().keep_typing());
+        self.dispatcher.dispatch(Event { message: Arc::new(message), conversation, slash: None }).await;
+        typing.abort();
     }
 
     /// A slash command: the same dispatcher path as a message, answered

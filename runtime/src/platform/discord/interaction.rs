@@ -163,6 +163,8 @@ impl InteractionConversation {
             Stage::Fresh if !files.is_empty() && matches!(self.acknowledgement, Acknowledgement::Body(_)) => {
                 let thinking = CreateInteractionResponseMessage::new().ephemeral(private);
                 self.acknowledge(CreateInteractionResponse::Defer(thinking)).await?;
+                // Should the edit fail, `finish` still closes the "thinking…".
+                *stage = Stage::Deferred;
                 self.original_id().await;
                 let original = self.interaction.edit_response(http, new_response(message.content, files)).await?;
                 *stage = Stage::Answered { original: original.id.to_string() };
