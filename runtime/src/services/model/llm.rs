@@ -9,7 +9,7 @@
 //! (the weights and their cache are one mutable state), on the blocking
 //! pool.
 
-use std::io::Cursor;
+use std::io::Seek;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -50,16 +50,17 @@ pub struct LocalLlm {
 }
 
 /// The model's tensors, with every Q4_1 matrix re-quantised to Q8_0, as
-/// a GGUF file in memory. candle multiplies Q8_0 (and Q4_0) matrices with
-/// AVX2 or NEON when the CPU has them, chosen at run time, but Q4_1, the
-/// format SmolLM2 ships in, only with a scalar loop. Q8_0 keeps a Q4_1
-/// block's values to within 1/254 of its largest (Q4_1's own step is 1/15
-/// of its range), so the answers barely move; the weights take ≈1.6× the
-/// memory (≈140 MiB for the 135M model).
+/// a GGUF file of its own (an unnamed temporary file: on disk, not in the
+/// process's memory, while the weights are read back). candle multiplies
+/// Q8_0 (and Q4_0) matrices with AVX2 or NEON when the CPU has them,
+/// chosen at run time, but Q4_1, the format SmolLM2 ships in, only with a
+/// scalar loop. Q8_0 keeps a Q4_1 block's values to within 1/254 of its
+/// largest (Q4_1's own step is 1/15 of its range), so the answers barely
+/// move; the matrices take ≈1.6× the memory.
 fn with_fast_matrices(
     content: gguf_file::Content,
     file: &mut std::fs::File,
-) -> candle_core::Result<(gguf_file::Content, Cursor<Vec<u8>>)> {
+) -> candle_core::Result<(gguf_file::Content, std::fs::File)> {
     let mut tensors = Vec::with_capacity(content.tensor_infos.len());
     for name in content.tensor_infos.keys() {
         let tensor = content.tensor(file, name, &Device::Cpu)?;
@@ -71,12 +72,17 @@ fn with_fast_matrices(
         tensors.push((name.as_str(), tensor));
     }
     let metadata: Vec<(&str, &gguf_file::Value)> = content.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(name, tensor)| (*name, tensor)).collect();
-    let mut buffer = Cursor::new(Vec::new());
-    gguf_file::write(&mut buffer, &metadata, &tensors)?;
-    buffer.set_position(0);
-    let content = gguf_file::Content::read(&mut buffer)?;
-    Ok((content, buffer))
+    let mut fast = std::io::BufWriter::new(tempfile::tempfile()?);
+    {
+        let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(name, tensor)| (*name, tensor)).collect();
+        gguf_file::write(&mut fast, &metadata, &tensors)?;
+    }
+    // Only one copy of the weights in memory at a time.
+    drop(tensors);
+    let mut fast = fast.into_inner().map_err(|e| candle_core::Error::Io(e.into_error()))?;
+    fast.seek(std::io::SeekFrom::Start(0))?;
+    let content = gguf_file::Content::read(&mut fast)?;
+    Ok((content, fast))
 }
 
 fn failed(what: &str) -> impl Fn(candle_core::Error) -> ModelError + '_ {
