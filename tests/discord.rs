@@ -599,3 +599,23 @@ fn shows_typing_while_a_slow_command_has_not_answered_and_not_for_hi() {
     assert_eq!(typing[0].0, TEXT_CHANNEL);
     assert!(asked < typing[0].1 && typing[0].1 < posts[1].at, "typing came after the answer");
 }
+
+#[test]
+fn help_offers_choices_once_it_is_granted_the_command_list() {
+    let setup = Setup::new("[discord]\ncommand_guilds = [\"800\"]\n");
+    let granted = std::fs::read_to_string(&setup.config).unwrap();
+    let denied = granted.replace(
+        "wasm = \"help.wasm\"\ngrants = [\"chat.send-message\", \"commands.list\"]",
+        "wasm = \"help.wasm\"\ngrants = [\"chat.send-message\"]",
+    );
+    assert_ne!(granted, denied, "the test's config changed shape");
+    std::fs::write(&setup.config, &denied).unwrap();
+    let fake = FakeDiscord::start();
+    let _bot = Bot::start(&setup, &fake);
+    let first = fake.wait_registrations(1);
+    assert!(help_choices(&first[0].1).is_empty(), "choices without the grant: {:?}", help_choices(&first[0].1));
+    // Only the config changes: the same help.wasm describes itself again.
+    std::fs::write(&setup.config, &granted).unwrap();
+    let second = fake.wait_registrations(2);
+    assert_eq!(help_choices(&second[1].1), names(&second[1].1));
+}

@@ -7,8 +7,10 @@ use crate::host::{GuestCtx, HostError};
 
 impl commands::Host for GuestCtx {
     async fn list(&mut self) -> Result<Vec<commands::Entry>, HostError> {
-        self.check(HostFn::CommandsList)?;
+        // Even when denied: a grant added later is then seen at the next
+        // reload, which describes it again.
         self.read_command_list = true;
+        self.check(HostFn::CommandsList)?;
         Ok(self
             .registry
             .snapshot()

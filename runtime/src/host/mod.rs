@@ -114,7 +114,7 @@ pub struct GuestCtx {
     pub pending_answer: Option<String>,
     /// Training jobs this invocation started; the dispatcher reports them.
     pub started_jobs: Vec<String>,
-    /// It read `commands.list`: its `describe()` depends on the others.
+    /// It asked for `commands.list`: its `describe()` depends on the others.
     pub read_command_list: bool,
 }
 
