@@ -23,6 +23,8 @@ pub const MAX_MESSAGE_CHARS: usize = 2000;
 pub const TYPING_AFTER: Duration = Duration::from_millis(500);
 /// Discord shows "typing…" for about 10 s per request.
 const TYPING_RENEW: Duration = Duration::from_secs(8);
+/// The longest a typing request may hold up an answer.
+const TYPING_PATIENCE: Duration = Duration::from_secs(2);
 
 /// What every conversation of the adapter shares.
 pub struct Shared {
@@ -94,8 +96,14 @@ impl DiscordConversation {
                 if *answered {
                     return;
                 }
-                if let Err(e) = self.channel.broadcast_typing(self.http.as_ref()).await {
-                    return tracing::debug!(channel = %self.channel, error = %refusal(e), "could not show typing");
+                // Bounded: the answer waits for this lock.
+                let typing = self.channel.broadcast_typing(self.http.as_ref());
+                match tokio::time::timeout(TYPING_PATIENCE, typing).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        return tracing::debug!(channel = %self.channel, error = %refusal(e), "could not show typing")
+                    }
+                    Err(_) => return tracing::debug!(channel = %self.channel, "Discord took too long to show typing"),
                 }
             }
             tokio::time::sleep(TYPING_RENEW).await;
