@@ -7,7 +7,7 @@ use std::process::{Child, Stdio};
 
 use serde_json::json;
 use support::fake_discord::{self, message, FakeDiscord, ADMIN_ROLE, BOT_ID, FORBIDDEN_CHANNEL, TEXT_CHANNEL};
-use support::{Setup, EDIT_AND_WHISPER};
+use support::{Setup, EDIT_AND_WHISPER, SLOW};
 
 /// GUILDS | GUILD_MESSAGES | DIRECT_MESSAGES | MESSAGE_CONTENT | GUILD_VOICE_STATES.
 const EXPECTED_INTENTS: u64 = (1 << 0) | (1 << 9) | (1 << 12) | (1 << 15) | (1 << 7);
@@ -419,13 +419,7 @@ fn help_choices(set: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn answers_slash_commands_through_the_interaction() {
-    let setup = Setup::new(
-        r#"
-[commands.slow]
-wasm = "hostile.wasm"
-grants = ["chat.send-message"]
-"#,
-    );
+    let setup = Setup::new(SLOW);
     let fake = FakeDiscord::start();
     let _bot = Bot::start(&setup, &fake);
     fake.wait_identified(1);
@@ -488,11 +482,7 @@ fn endpoint_config(port: u16, gateway: bool) -> String {
 #[test]
 fn answers_signed_interactions_over_http_and_refuses_the_rest() {
     let port = free_port();
-    let setup = Setup::new(&format!(
-        "{}\n[commands.slow]\nwasm = \"hostile.wasm\"\ngrants = [\"chat.send-message\"]\n\n{}",
-        EDIT_AND_WHISPER,
-        endpoint_config(port, true)
-    ));
+    let setup = Setup::new(&format!("{EDIT_AND_WHISPER}{SLOW}{}", endpoint_config(port, true)));
     let fake = FakeDiscord::start();
     let bot = Bot::start(&setup, &fake);
     fake.wait_identified(1);
@@ -584,7 +574,7 @@ fn a_replica_without_the_gateway_registers_and_answers_by_http() {
 
 #[test]
 fn shows_typing_while_a_slow_command_has_not_answered_and_not_for_hi() {
-    let setup = Setup::new("\n[commands.slow]\nwasm = \"hostile.wasm\"\ngrants = [\"chat.send-message\"]\n");
+    let setup = Setup::new(SLOW);
     let fake = FakeDiscord::start();
     let _bot = Bot::start(&setup, &fake);
     fake.wait_identified(1);

@@ -28,6 +28,14 @@ wasm = "hostile.wasm"
 grants = ["chat.send-private"]
 "#;
 
+/// `slow`: the hostile guest sleeping the seconds it is given (3 by
+/// default), then answering.
+pub const SLOW: &str = r#"
+[commands.slow]
+wasm = "hostile.wasm"
+grants = ["chat.send-message"]
+"#;
+
 /// Where `make build` puts the guests (`target/wasm32-wasip2/guest`).
 pub fn guests_dir() -> PathBuf {
     let target = Path::new(BIN).ancestors().nth(2).expect("the binary lives in target/<profile>/");

@@ -20,7 +20,7 @@ use crate::platform::{Conversation, FetchedMessage, JoinOutcome, Outgoing, Platf
 /// Discord's limit on the characters of one message.
 pub const MAX_MESSAGE_CHARS: usize = 2000;
 /// A command still silent after this shows "sandbot is typing…".
-pub const TYPING_AFTER: Duration = Duration::from_millis(500);
+const TYPING_AFTER: Duration = Duration::from_millis(500);
 /// Discord shows "typing…" for about 10 s per request.
 const TYPING_RENEW: Duration = Duration::from_secs(8);
 /// The longest a typing request may hold up an answer.

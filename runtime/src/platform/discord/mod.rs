@@ -20,7 +20,7 @@
 mod commands;
 mod conversation;
 mod download;
-pub mod endpoint;
+mod endpoint;
 mod events;
 mod interaction;
 mod voice;
@@ -100,7 +100,12 @@ pub async fn run(dispatcher: Arc<Dispatcher>, settings: &DiscordConfig) -> anyho
             settings.command_guilds.clone(),
         ));
         let (listener, public_key) = endpoint.context("no gateway and no interactions endpoint")?;
-        return serve_interactions(listener, dispatcher, shared, http, Arc::new(Cache::new()), public_key).await;
+        let cache = Arc::new(Cache::new());
+        tokio::select! {
+            result = serve_interactions(listener, dispatcher, shared, http, cache, public_key) => result?,
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: closing the interactions endpoint"),
+        }
+        return Ok(());
     }
     let songbird = songbird::Songbird::serenity_from_config(voice::songbird_config());
     let shared = Arc::new(Shared {
@@ -146,8 +151,8 @@ pub async fn run(dispatcher: Arc<Dispatcher>, settings: &DiscordConfig) -> anyho
     Ok(())
 }
 
-/// Answers slash commands by HTTP until the listener fails or the process
-/// is interrupted.
+/// Answers slash commands by HTTP until the listener fails. The caller
+/// handles Ctrl-C (with the gateway, it must also close the shards).
 async fn serve_interactions(
     listener: tokio::net::TcpListener,
     dispatcher: Arc<Dispatcher>,
@@ -160,13 +165,7 @@ async fn serve_interactions(
     tracing::info!(%address, "answering slash commands by HTTP");
     let endpoint =
         Arc::new(endpoint::Endpoint { dispatcher, shared, http, cache, guard: endpoint::Guard::new(public_key) });
-    tokio::select! {
-        result = endpoint::serve(listener, endpoint) => result.context("the interactions endpoint stopped"),
-        _ = tokio::signal::ctrl_c() => {
-            tracing::info!("interrupted: closing the interactions endpoint");
-            Ok(())
-        }
-    }
+    endpoint::serve(listener, endpoint).await.context("the interactions endpoint stopped")
 }
 
 /// Why the gateway gave up, in words an operator can act on.

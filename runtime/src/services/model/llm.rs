@@ -1,6 +1,6 @@
 //! A small local language model: SmolLM2-135M-Instruct (Q4_1 GGUF,
-//! re-quantised to Q8_0 at load), run with candle on the CPU. The embedded model asks it when retrieval finds
-//! nothing close enough.
+//! re-quantised to Q8_0 at load), run with candle on the CPU. The
+//! embedded model asks it when retrieval finds nothing close enough.
 //!
 //! The GGUF file carries the tokenizer (byte-level BPE vocabulary and
 //! merges), which is rebuilt here with the `tokenizers` crate; the chat
