@@ -160,3 +160,56 @@ fn speaks_the_answer_when_the_author_is_in_voice() {
     let heard = words(&String::from_utf8_lossy(&heard.stdout));
     assert!(heard.contains(&"paris".to_string()) && heard.contains(&"france".to_string()), "{heard:?}");
 }
+
+/// The encoder sees the clip plus a margin, not a padded 30 s window: on
+/// recorded voices and espeak-ng's, that costs at most one point of word
+/// error rate (a fitted window that runs away is decoded padded again). And the decoder feeds each token once: every step after a
+/// window's first (the two-token prompt) feeds exactly one.
+#[test]
+fn the_fitted_window_keeps_the_padded_accuracy_and_feeds_each_token_once() {
+    use sandbot::services::speech::audio::decode_mono_16k;
+    use sandbot::services::speech::whisper::{WhisperModel, Window};
+    use std::sync::atomic::AtomicBool;
+    use support::spoken::{recorded, word_errors};
+
+    assert_eq!(word_errors("ten of clubs", "10 of Clubs."), (0, 3));
+    assert_eq!(word_errors("he was not an ill disposed man", "He was an ill-disposed young man"), (2, 7));
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut clips: Vec<(String, Vec<f32>)> = recorded()
+        .into_iter()
+        .map(|clip| (clip.transcript, decode_mono_16k(std::fs::read(&clip.path).unwrap(), 60).unwrap()))
+        .collect();
+    for (i, (text, _)) in SENTENCES.iter().enumerate() {
+        let wav = dir.path().join(format!("{i}.wav"));
+        speak(text, &wav);
+        clips.push((text.to_string(), decode_mono_16k(std::fs::read(&wav).unwrap(), 60).unwrap()));
+    }
+    let mut model = WhisperModel::load(&workspace().join("models/whisper-tiny.en")).expect("make test fetches it");
+    let never = AtomicBool::new(false);
+    let error_rate = |model: &mut WhisperModel, window: Window| {
+        model.set_window(window);
+        let (mut errors, mut words) = (0, 0);
+        for (transcript, pcm) in &clips {
+            let heard = model.transcribe(pcm, &never).expect("transcribe");
+            let (e, n) = word_errors(transcript, &heard);
+            println!("{window:?}: {e}/{n} for {heard:?}");
+            (errors, words) = (errors + e, words + n);
+        }
+        errors as f64 / words as f64
+    };
+    let padded = error_rate(&mut model, Window::Padded);
+    let before = model.decoder_work();
+    let fitted = error_rate(&mut model, Window::DEFAULT);
+    println!("word error rate: padded {:.1}%, fitted {:.1}%", padded * 100.0, fitted * 100.0);
+    assert!(fitted <= padded + 0.01, "fitted {fitted:.3} against padded {padded:.3}");
+    assert!(fitted < 0.25, "{fitted}");
+
+    // Each window's first step feeds the prompt (two tokens), every
+    // other step one.
+    let work = model.decoder_work();
+    let (windows, steps, fed) =
+        (work.starts - before.starts, work.steps - before.steps, work.tokens_fed - before.tokens_fed);
+    assert!(windows >= clips.len() && steps > 10 * windows, "{windows} windows, {steps} steps");
+    assert_eq!(fed, steps + windows, "the decoder re-fed tokens it had seen");
+}

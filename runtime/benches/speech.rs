@@ -1,51 +1,159 @@
-//! Embedded speech: Whisper tiny.en on the CPU, on sentences that
-//! espeak-ng speaks. Prints the load time, per clip the audio length, the
-//! transcription time and the real-time factor (time / audio length), and
-//! espeak-ng's time per sentence. Then end to end, through the real
-//! `sandbot console`: an Ogg Opus voice message in, from an author in a
-//! voice channel, to the spoken answer's clip out.
+//! Embedded speech: Whisper tiny.en on the CPU beside faster-whisper, and
+//! espeak-ng.
 //!
-//! `cargo bench -p sandbot --bench speech` (after `make build`).
+//! Side by side, in one run, on the same clips and the same model folder:
+//! espeak-ng sentences of about 1, 3, 5 and 10 s, and the recorded voices
+//! of `pocketsphinx-testdata`. For ours, the encoder on a padded 30-second
+//! window and fitted to the clip with several margins (word error rates),
+//! and the time per clip (median of three) for the padded and the default
+//! window; for faster-whisper (greedy, two CPU threads, float32, via
+//! `scripts/peers/speech_peer.py`) its time and word error rate. Then
+//! espeak-ng's time per sentence, and end to end through the real `sandbot
+//! console`: a text question in, to its answer out; an Ogg Opus voice
+//! message in, from an author in a voice channel, to the spoken answer's
+//! clip out.
+//!
+//! `make build && scripts/peers/install.sh && cargo bench -p sandbot --bench speech`
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use sandbot::services::speech::audio;
 use sandbot::services::speech::tts::{Espeak, TtsSettings};
-use sandbot::services::speech::{audio, SpeechToText, Synthesizer};
-use serde_json::json;
+use sandbot::services::speech::whisper::{WhisperModel, Window};
+use sandbot::services::speech::Synthesizer;
+use serde_json::{json, Value};
+use support::spoken::{recorded, word_errors};
 use support::{workspace, Setup};
 
+/// Spoken by espeak-ng: about 1, 3, 5 and 10 seconds.
 const SENTENCES: &[&str] = &[
-    "Hello.",
-    "What is the capital of France?",
+    "Good morning.",
+    "Could you tell me when the next meeting starts?",
     "The quick brown fox jumps over the lazy dog, and then it runs back into the forest to sleep.",
+    "Tomorrow the community will meet in the main hall at seven in the evening to talk about the new rules, \
+     the summer trip, and who will look after the music bot.",
 ];
+
+struct Clip {
+    path: PathBuf,
+    transcript: String,
+    pcm: Vec<f32>,
+    synthetic: bool,
+}
+
+impl Clip {
+    fn seconds(&self) -> f64 {
+        self.pcm.len() as f64 / 16_000.0
+    }
+}
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let whisper = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/whisper-tiny.en");
-    let speech = SpeechToText::new(whisper, 120);
+    let model_dir = workspace().join("models/whisper-tiny.en");
     let dir = tempfile::tempdir().expect("temp dir");
-    let clips: Vec<Vec<u8>> = SENTENCES
-        .iter()
-        .enumerate()
-        .map(|(i, text)| {
-            let path = dir.path().join(format!("{i}.wav"));
-            let status = Command::new("espeak-ng").arg("-w").arg(&path).arg(text).status().expect("espeak-ng");
-            assert!(status.success());
-            std::fs::read(&path).expect("read the clip")
-        })
-        .collect();
+    let mut clips: Vec<Clip> = Vec::new();
+    for (i, text) in SENTENCES.iter().enumerate() {
+        let path = dir.path().join(format!("espeak-{i}.wav"));
+        let status = Command::new("espeak-ng").arg("-w").arg(&path).arg(text).status().expect("espeak-ng");
+        assert!(status.success());
+        clips.push(Clip { path, transcript: text.to_string(), pcm: Vec::new(), synthetic: true });
+    }
+    clips.extend(recorded().into_iter().map(|c| Clip {
+        path: c.path,
+        transcript: c.transcript,
+        pcm: Vec::new(),
+        synthetic: false,
+    }));
+    for clip in &mut clips {
+        clip.pcm = audio::decode_mono_16k(std::fs::read(&clip.path).expect("read a clip"), 120).expect("decode");
+    }
 
     let started = Instant::now();
-    speech.transcribe_blocking(clips[0].clone()).expect("first transcription");
-    println!("speech/first call (loads the model): {:.2} s", started.elapsed().as_secs_f64());
+    let mut model = WhisperModel::load(&model_dir).expect("make build fetches the model");
+    println!("speech/load the model: {:.2} s", started.elapsed().as_secs_f64());
+    let never = AtomicBool::new(false);
+    let hear = |model: &mut WhisperModel, pcm: &[f32]| model.transcribe(pcm, &never).expect("transcribe");
+    hear(&mut model, &clips[0].pcm);
+
+    // Accuracy and time by window: one pass each. A small window makes
+    // more decodings run away and go again on the padded window.
+    let windows = [
+        Window::Padded,
+        Window::Fitted { margin: 64, min: 0 },
+        Window::Fitted { margin: 64, min: 250 },
+        Window::Fitted { margin: 32, min: 500 },
+        Window::Fitted { margin: 64, min: 500 },
+        Window::Fitted { margin: 128, min: 750 },
+    ];
+    for window in windows {
+        model.set_window(window);
+        let (before, started) = (model.decoder_work(), Instant::now());
+        let heard: Vec<String> = clips.iter().map(|c| hear(&mut model, &c.pcm)).collect();
+        let (seconds, again) = (started.elapsed().as_secs_f64(), model.decoder_work().starts - before.starts);
+        println!(
+            "speech/{window:?}: {}; {seconds:.2} s, {} decoded again",
+            error_rates(&clips, &heard),
+            again - clips.len()
+        );
+    }
+
+    // Time by clip, ours (padded and default) beside the peer's.
+    let median = |model: &mut WhisperModel, window: Window, clip: &Clip| {
+        model.set_window(window);
+        let mut times: Vec<f64> = (0..3)
+            .map(|_| {
+                let started = Instant::now();
+                hear(model, &clip.pcm);
+                started.elapsed().as_secs_f64()
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        times[1]
+    };
+    let ours: Vec<(f64, f64)> = clips
+        .iter()
+        .map(|clip| (median(&mut model, Window::Padded, clip), median(&mut model, Window::DEFAULT, clip)))
+        .collect();
+    model.set_window(Window::DEFAULT);
+    let ours_heard: Vec<String> = clips.iter().map(|c| hear(&mut model, &c.pcm)).collect();
+    let peer = faster_whisper(&model_dir, &clips);
+    println!("speech/clip | seconds | ours padded | ours fitted (RTF) | faster-whisper (RTF)");
+    for (i, clip) in clips.iter().enumerate() {
+        let name = clip.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let (padded, fitted) = ours[i];
+        let theirs = peer.as_ref().map(|p| format!("{:.3} s ({:.2})", p[i].0, p[i].0 / clip.seconds()));
+        println!(
+            "speech/{name} | {:.1} | {padded:.3} s | {fitted:.3} s ({:.2}) | {}",
+            clip.seconds(),
+            fitted / clip.seconds(),
+            theirs.unwrap_or_else(|| "—".into())
+        );
+    }
+    let audio: f64 = clips.iter().map(Clip::seconds).sum();
+    let (padded, fitted): (f64, f64) = (ours.iter().map(|t| t.0).sum(), ours.iter().map(|t| t.1).sum());
+    println!(
+        "speech/total, {audio:.1} s of audio: ours padded {padded:.2} s, ours fitted {fitted:.2} s (RTF {:.3})",
+        fitted / audio
+    );
+    println!("speech/ours fitted: {}", error_rates(&clips, &ours_heard));
+    if let Some(peer) = &peer {
+        let theirs: f64 = peer.iter().map(|p| p.0).sum();
+        let heard: Vec<String> = peer.iter().map(|p| p.1.clone()).collect();
+        println!(
+            "speech/total, faster-whisper: {theirs:.2} s (RTF {:.3}); ours/theirs {:.2}×",
+            theirs / audio,
+            fitted / theirs
+        );
+        println!("speech/faster-whisper: {}", error_rates(&clips, &heard));
+    }
 
     let espeak = Espeak::new(TtsSettings { program: "espeak-ng".into(), voice: "en".into() });
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
@@ -61,33 +169,55 @@ fn main() {
         println!("speech/espeak-ng, {} words: median {:.0} ms", text.split_whitespace().count(), times[2] * 1000.0);
     }
 
-    for (text, clip) in SENTENCES.iter().zip(&clips) {
-        let seconds = audio::decode_mono_16k(clip.clone(), 120).expect("decode").len() as f64 / 16_000.0;
-        let mut times: Vec<f64> = (0..3)
-            .map(|_| {
-                let started = Instant::now();
-                speech.transcribe_blocking(clip.clone()).expect("transcribe");
-                started.elapsed().as_secs_f64()
-            })
-            .collect();
-        times.sort_by(f64::total_cmp);
-        let median = times[1];
-        println!(
-            "speech/{:.1} s of speech ({} words): median {:.2} s, real-time factor {:.2}",
-            seconds,
-            text.split_whitespace().count(),
-            median,
-            median / seconds
-        );
-    }
-
     end_to_end();
 }
 
-/// Voice message in → spoken answer out, through the console: the time
-/// from writing the input line to reading the `audio` effect (the clip
-/// that would start playing). Once with an answer taught by `!train`
-/// (retrieval), once answered by the embedded SmolLM2.
+/// Word error rates over the synthetic and the recorded clips.
+fn error_rates(clips: &[Clip], heard: &[String]) -> String {
+    let rate = |synthetic: bool| {
+        let (errors, words) = clips
+            .iter()
+            .zip(heard)
+            .filter(|(c, _)| c.synthetic == synthetic)
+            .map(|(c, h)| word_errors(&c.transcript, h))
+            .fold((0, 0), |(e, n), (de, dn)| (e + de, n + dn));
+        format!("{:.1}% ({errors}/{words})", 100.0 * errors as f64 / words as f64)
+    };
+    format!("WER espeak-ng {}, recorded {}", rate(true), rate(false))
+}
+
+/// faster-whisper's (median seconds, text) per clip, or `None` with a
+/// reason when its venv is missing.
+fn faster_whisper(model_dir: &Path, clips: &[Clip]) -> Option<Vec<(f64, String)>> {
+    let python = workspace().join("target/peers/bin/python");
+    if !python.exists() {
+        println!("speech/faster-whisper: not installed; run scripts/peers/install.sh");
+        return None;
+    }
+    let out = Command::new(python)
+        .arg(workspace().join("scripts/peers/speech_peer.py"))
+        .arg(model_dir)
+        .args(clips.iter().map(|c| &c.path))
+        .output()
+        .expect("run the faster-whisper peer");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert_eq!(lines.len(), clips.len());
+    Some(
+        lines
+            .iter()
+            .map(|l| (l["seconds"].as_f64().unwrap_or(f64::NAN), l["text"].as_str().unwrap_or("").to_string()))
+            .collect(),
+    )
+}
+
+/// A question in → the first words out, through the console: the time
+/// from writing the input line until its answer is done, the written
+/// reply or the `audio` effect (the clip that would start playing). The
+/// answer is sent whole, so that is also when its first words show.
+/// Text and voice, each with an answer taught by `!train` (retrieval) and
+/// one written by the embedded SmolLM2.
 fn end_to_end() {
     let models = workspace().join("models");
     let setup = Setup::chatty(&format!(
@@ -103,20 +233,37 @@ fn end_to_end() {
         std::fs::write(&ogg, support::ogg_opus::from_audio(std::fs::read(&wav).expect("read"))).expect("write");
         ogg
     };
-    let taught = voice_message("What is the capital of France?", "taught");
-    let open = voice_message("Tell me something about the sea.", "open");
+    // A taught question, and small talk, which SmolLM2 answers (an open
+    // question gets "I don't know" since issue 12).
+    let (taught_text, open_text) = ("What is the capital of France?", "Good morning, how is your day going?");
+    let taught = voice_message(taught_text, "taught");
+    let open = voice_message(open_text, "open");
     let mut bot = setup.spawn();
     bot.send(&json!({"content": "!train What is the capital of France? | Paris is the capital of France."}));
     bot.read_until_done(0);
     let mut input = 0;
-    for (label, clip) in [("taught answer", &taught), ("SmolLM2 answer", &open)] {
+    let cases = [
+        ("text, taught answer", json!({"content": taught_text}), "message"),
+        ("text, SmolLM2 answer", json!({"content": open_text}), "message"),
+        (
+            "voice message, taught answer",
+            json!({"content": "", "attachments": [taught], "voice_channel": "General"}),
+            "audio",
+        ),
+        (
+            "voice message, SmolLM2 answer",
+            json!({"content": "", "attachments": [open], "voice_channel": "General"}),
+            "audio",
+        ),
+    ];
+    for (label, message, effect) in cases {
         let mut times: Vec<Duration> = (0..6)
             .map(|_| {
                 input += 1;
                 let started = Instant::now();
-                bot.send(&json!({"content": "", "attachments": [clip], "voice_channel": "General"}));
+                bot.send(&message);
                 let out = bot.read_until_done(input);
-                assert!(out.iter().any(|v| v["type"] == "audio"), "no spoken answer: {out:?}");
+                assert!(out.iter().any(|v| v["type"] == effect), "no {effect}: {out:?}");
                 started.elapsed()
             })
             .collect();
@@ -124,7 +271,7 @@ fn end_to_end() {
         times.remove(0);
         times.sort();
         println!(
-            "speech/voice message to spoken answer ({label}): median {:.2} s, min {:.2} s",
+            "speech/{label} → first words: median {:.2} s, min {:.2} s",
             times[times.len() / 2].as_secs_f64(),
             times[0].as_secs_f64()
         );

@@ -7,6 +7,7 @@
 pub mod fake_discord;
 pub mod fake_openai;
 pub mod ogg_opus;
+pub mod spoken;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

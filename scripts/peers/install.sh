@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The benchmarks' peers, in a venv of their own (target/peers): faster-whisper
+# for speech to text. Pinned versions; safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+VENV=target/peers
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    faster-whisper==1.2.1 ctranslate2==4.8.5
+echo "peers: $VENV/bin/python"
