@@ -1,9 +1,10 @@
 //! The embedded model: what a question costs (embedding it, then retrieval
 //! at 1k, 10k and 100k taught answers), what training costs (examples
 //! embedded and indexed per second), the index's memory, and the local
-//! language model's generation.
+//! language model's generation, beside llama.cpp's on the same GGUF.
 //!
-//! `cargo bench -p sandbot --bench model`. Figures go in BENCHMARKS.md.
+//! `scripts/peers/install.sh && cargo bench -p sandbot --bench model -- llm`.
+//! Figures go in BENCHMARKS.md.
 //!
 //! Retrieval is timed on an index of real texts (for BM25) with random
 //! unit vectors: its cost does not depend on what the vectors say, and
@@ -40,8 +41,12 @@ fn corpus(n: usize) -> Vec<Example> {
         .collect()
 }
 
+fn workspace() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
 fn models_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models")
+    workspace().join("models")
 }
 
 /// A repeatable random unit vector.
@@ -162,11 +167,12 @@ fn training(c: &mut Criterion) {
 }
 
 /// The local language model: one answer of `TOKENS` tokens (greedy, so
-/// every run generates the same tokens).
+/// every run generates the same tokens). Then side by side with llama.cpp
+/// on the same GGUF, prompts and settings ([`beside_llama_cpp`]).
 fn llm(c: &mut Criterion) {
     const TOKENS: usize = 32;
     let path = models_dir().join("SmolLM2-135M-Instruct.Q4_1.gguf");
-    let settings = LlmSettings { path, max_tokens: TOKENS };
+    let settings = LlmSettings { path: path.clone(), max_tokens: TOKENS };
     let started = std::time::Instant::now();
     let llm = LocalLlm::load(settings).expect("weights: run `make build` first");
     println!("llm load: {:?}", started.elapsed());
@@ -179,6 +185,94 @@ fn llm(c: &mut Criterion) {
     group.throughput(Throughput::Elements(generated as u64));
     group.bench_function("answer_32_tokens", |b| b.iter(|| llm.generate(system, &[], question).expect("generate")));
     group.finish();
+    drop(llm);
+    beside_llama_cpp(&path, system);
+}
+
+/// Up to 96 tokens for five questions, ours and llama.cpp's
+/// (`scripts/peers/llm_peer.py`, llama-cpp-python built on this machine),
+/// in one run: tokens, the time to the first token (the prompt read and
+/// one token out) and to the whole answer, median of three. Tokens/s
+/// counts the whole answer's time, prompt included.
+fn beside_llama_cpp(path: &Path, system: &str) {
+    const TOKENS: usize = 96;
+    const QUESTIONS: &[&str] = &[
+        "Write a long story about a dragon who learns to bake bread.",
+        "Explain how a rainbow forms.",
+        "Good morning, how is your day going?",
+        "Give me three tips for learning to play the guitar.",
+        "What should I pack for a weekend camping trip?",
+    ];
+    let whole = LocalLlm::load(LlmSettings { path: path.to_path_buf(), max_tokens: TOKENS }).expect("load");
+    let first = LocalLlm::load(LlmSettings { path: path.to_path_buf(), max_tokens: 1 }).expect("load");
+    let median = |f: &dyn Fn() -> String| {
+        let mut runs: Vec<(f64, String)> = (0..3)
+            .map(|_| {
+                let started = std::time::Instant::now();
+                let out = f();
+                (started.elapsed().as_secs_f64(), out)
+            })
+            .collect();
+        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        runs.swap_remove(1)
+    };
+    whole.generate(system, &[], QUESTIONS[0]).expect("warm up");
+    let ours: Vec<(usize, f64, f64)> = QUESTIONS
+        .iter()
+        .map(|q| {
+            let (seconds, answer) = median(&|| whole.generate(system, &[], q).expect("generate"));
+            let (first_token, _) = median(&|| first.generate(system, &[], q).expect("generate"));
+            (whole.encode(&answer).expect("encode").len(), first_token, seconds)
+        })
+        .collect();
+    let python = workspace().join("target/peers/bin/python");
+    let theirs: Option<Vec<(usize, f64, f64)>> = python.exists().then(|| {
+        let out = std::process::Command::new(&python)
+            .arg(workspace().join("scripts/peers/llm_peer.py"))
+            .arg(path)
+            .arg(TOKENS.to_string())
+            .arg(system)
+            .args(QUESTIONS)
+            .output()
+            .expect("run the llama.cpp peer");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+                let number = |key: &str| v[key].as_f64().unwrap_or(f64::NAN);
+                (number("tokens") as usize, number("first_token"), number("seconds"))
+            })
+            .collect()
+    });
+    println!("llm/question | ours: tokens, first token, tokens/s | llama.cpp: tokens, first token, tokens/s");
+    let rate = |(tokens, _, seconds): (usize, f64, f64)| tokens as f64 / seconds;
+    for (i, q) in QUESTIONS.iter().enumerate() {
+        let peer = theirs.as_ref().map(|t| {
+            let (n, first, _) = t[i];
+            format!("{n}, {:.0} ms, {:.1}", first * 1000.0, rate(t[i]))
+        });
+        let (n, first, _) = ours[i];
+        println!(
+            "llm/{q} | {n}, {:.0} ms, {:.1} | {}",
+            first * 1000.0,
+            rate(ours[i]),
+            peer.unwrap_or_else(|| "not installed: scripts/peers/install.sh".into())
+        );
+    }
+    let total = |rows: &[(usize, f64, f64)]| {
+        let (tokens, seconds) = rows.iter().fold((0, 0.0), |(n, s), r| (n + r.0, s + r.2));
+        tokens as f64 / seconds
+    };
+    let ours_rate = total(&ours);
+    match &theirs {
+        Some(theirs) => println!(
+            "llm/all: ours {ours_rate:.1} tokens/s, llama.cpp {:.1} tokens/s; ours/theirs {:.2}",
+            total(theirs),
+            ours_rate / total(theirs)
+        ),
+        None => println!("llm/all: ours {ours_rate:.1} tokens/s"),
+    }
 }
 
 criterion_group!(benches, retrieval, training, llm);
