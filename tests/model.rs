@@ -359,3 +359,77 @@ fn the_local_language_model_makes_small_talk_but_states_no_facts_of_its_own() {
     // it gets right, and greedy decoding makes the answer repeatable.
     assert!(generated.contains("Paris"), "{generated}");
 }
+
+/// A generated answer shows as it is written: the first sentence at once,
+/// then edits of that message, the last of them the complete answer: the
+/// very words a command built for 0.2.0 (`tests/fixtures/sandbot-bot-0.2.0`,
+/// which asks `call-model` and still loads) gets in one piece. Edits come
+/// about once a second at most. Spoken, the answer is one clip per piece.
+#[test]
+fn a_generated_answer_shows_as_it_is_written() {
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+
+    let weights = support::workspace().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let old_chat = support::workspace().join("tests/fixtures/sandbot-bot-0.2.0/chat.wasm");
+    let setup = Setup::chatty(&format!(
+        r#"[model]
+llm = {:?}
+max_tokens = 160
+unknown = "generate"
+
+[commands.oldchat]
+wasm = {:?}
+grants = ["chat.send-message", "model.call-model"]
+limits = {{ deadline_ms = 120000 }}
+"#,
+        weights.display().to_string(),
+        old_chat.display().to_string(),
+    ));
+    let question = "Write a long story about a dragon who learns to bake bread.";
+    let mut bot = setup.spawn();
+    bot.send(&json!({ "content": question }));
+    let started = Instant::now();
+    // Each effect as it arrives, with when.
+    let mut effects: Vec<(Duration, serde_json::Value)> = Vec::new();
+    loop {
+        let mut line = String::new();
+        assert!(bot.stdout_mut().read_line(&mut line).unwrap() > 0, "sandbot stopped: {effects:?}");
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let done = value["type"] == "done" && value["input"] == 0;
+        effects.push((started.elapsed(), value));
+        if done {
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
+    let of = |kind: &str| effects.iter().filter(|(_, v)| v["type"] == kind && v["input"] == 0).collect::<Vec<_>>();
+    let (messages, edits) = (of("message"), of("edit"));
+    assert_eq!(messages.len(), 1, "one message, then edits: {effects:#?}");
+    assert!(!edits.is_empty(), "{effects:#?}");
+    let first = messages[0].1["content"].as_str().unwrap().to_string();
+    let last = edits.last().unwrap().1["content"].as_str().unwrap().to_string();
+    assert!(edits.iter().all(|(_, e)| e["id"] == messages[0].1["id"]), "{effects:#?}");
+    assert!(last.starts_with(&first) && last.len() > first.len(), "{first:?} then {last:?}");
+    assert!(first.ends_with(['.', '!', '?']), "not a whole sentence: {first:?}");
+    // Paced: the pieces before the last at least a second apart.
+    let times: Vec<Duration> = std::iter::once(messages[0].0).chain(edits.iter().map(|(t, _)| *t)).collect();
+    let interim = &times[..times.len() - 1];
+    for pair in interim.windows(2) {
+        assert!(pair[1] - pair[0] >= Duration::from_millis(900), "edits too close: {times:?}");
+    }
+    println!("{} edits in {elapsed:?}: {times:?}", edits.len());
+
+    bot.send(&say(&format!("!oldchat {question}")));
+    let out = bot.read_until_done(1);
+    assert_eq!(reply(&out, 1), last, "the 0.2.0 command got another answer");
+
+    // In voice, the first sentence is spoken while the rest is written:
+    // one clip per piece.
+    bot.send(&json!({ "content": question, "voice_channel": "General" }));
+    let out = bot.read_until_done(2);
+    let clips = out.iter().filter(|v| v["type"] == "audio").count();
+    assert!(clips >= 2, "{out:#?}");
+    assert!(replies(&out, 2).is_empty(), "{out:#?}");
+    drop(bot.finish());
+}

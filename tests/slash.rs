@@ -147,6 +147,20 @@ grants = ["chat.send-message", "commands.list"]
     assert!(reply(&out, 5).contains("getfile <path>"), "{}", reply(&out, 5));
 }
 
+/// 0.2.1 only adds to 0.2.0, so a 0.2.0 component links against it as
+/// is (`tests/model.rs` runs the 0.2.0 `chat` beside the streaming one).
+#[test]
+fn components_built_for_0_2_0_still_load_and_answer() {
+    let hi = workspace().join("tests/fixtures/sandbot-bot-0.2.0/hi.wasm");
+    let setup = Setup::new(&format!(
+        "[commands.oldhi]\nwasm = {:?}\ngrants = [\"chat.send-message\"]\n",
+        hi.display().to_string()
+    ));
+    let out = setup.run(&[say("!oldhi"), slash("oldhi", json!({}))]);
+    assert_eq!(reply(&out, 0), "HI, you!");
+    assert_eq!(reply(&out, 1), "HI, you!");
+}
+
 #[test]
 fn check_names_the_contract_and_the_options() {
     let check = |wasm: PathBuf| {
@@ -158,7 +172,9 @@ fn check_names_the_contract_and_the_options() {
     assert!(old.contains("contract: sandbot:bot@0.1.0\n"), "{old}");
     assert!(old.contains("options:  args (string): As in: getfile <path>\n"), "{old}");
     let new = check(support::guests_dir().join("correct.wasm"));
-    assert!(new.contains("contract: sandbot:bot@0.2.0\n"), "{new}");
+    assert!(new.contains("contract: sandbot:bot@0.2.1\n"), "{new}");
+    let before = check(workspace().join("tests/fixtures/sandbot-bot-0.2.0/hi.wasm"));
+    assert!(before.contains("contract: sandbot:bot@0.2.0\n"), "{before}");
     assert!(
         new.contains(
             "options:  message-id (string, required): The id of the bot's message to correct\n          correction (string, required): What it should have said\n"

@@ -18,6 +18,7 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
@@ -213,9 +214,9 @@ fn faster_whisper(model_dir: &Path, clips: &[Clip]) -> Option<Vec<(f64, String)>
 }
 
 /// A question in → the first words out, through the console: the time
-/// from writing the input line until its answer is done, the written
-/// reply or the `audio` effect (the clip that would start playing). The
-/// answer is sent whole, so that is also when its first words show.
+/// from writing the input line to the first written reply or `audio`
+/// effect (the clip that would start playing), and to the complete answer.
+/// Generated answers stream: the first sentence goes out at once.
 /// Text and voice, each with an answer taught by `!train` (retrieval) and
 /// one written by the embedded SmolLM2.
 fn end_to_end() {
@@ -257,23 +258,37 @@ fn end_to_end() {
         ),
     ];
     for (label, message, effect) in cases {
-        let mut times: Vec<Duration> = (0..6)
-            .map(|_| {
-                input += 1;
-                let started = Instant::now();
-                bot.send(&message);
-                let out = bot.read_until_done(input);
-                assert!(out.iter().any(|v| v["type"] == effect), "no {effect}: {out:?}");
-                started.elapsed()
-            })
-            .collect();
+        let mut first_words: Vec<Duration> = Vec::new();
+        let mut whole: Vec<Duration> = Vec::new();
+        for _ in 0..6 {
+            input += 1;
+            let started = Instant::now();
+            bot.send(&message);
+            let mut first = None;
+            loop {
+                let mut line = String::new();
+                assert!(bot.stdout_mut().read_line(&mut line).expect("read") > 0, "sandbot stopped");
+                let value: Value = serde_json::from_str(&line).expect("JSON");
+                if value["type"] == effect && first.is_none() {
+                    first = Some(started.elapsed());
+                }
+                if value["type"] == "done" && value["input"] == input {
+                    break;
+                }
+            }
+            first_words.push(first.unwrap_or_else(|| panic!("no {effect} for {label}")));
+            whole.push(started.elapsed());
+        }
         // The first of each warms the model up.
-        times.remove(0);
-        times.sort();
+        for times in [&mut first_words, &mut whole] {
+            times.remove(0);
+            times.sort();
+        }
         println!(
-            "speech/{label} → first words: median {:.2} s, min {:.2} s",
-            times[times.len() / 2].as_secs_f64(),
-            times[0].as_secs_f64()
+            "speech/{label} → first words: median {:.2} s, min {:.2} s; answer complete: median {:.2} s",
+            first_words[first_words.len() / 2].as_secs_f64(),
+            first_words[0].as_secs_f64(),
+            whole[whole.len() / 2].as_secs_f64(),
         );
     }
     drop(bot.finish());

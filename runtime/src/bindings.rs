@@ -1,19 +1,23 @@
 //! The `bindgen!`s over the WIT contract in `../wit`, one per version.
 //!
-//! The current version (0.2.0) is re-exported at the top: the host
-//! implements it in `host/`. Components built for 0.1.0 link against
-//! [`v0_1`], which `host/v0_1.rs` implements by calling the current one.
+//! The current version (0.2.1) is re-exported at the top: the host
+//! implements it in `host/`. Components built for 0.2.0 link against it
+//! as they are: wasmtime's linker is semver-aware, and 0.2.1 only adds.
+//! Components built for 0.1.0 link against [`v0_1`], which
+//! `host/v0_1.rs` implements by calling the current one.
 //!
 //! Every import is `async` (host functions may wait on the network or the
 //! database without blocking a thread) and `trappable` (a guest that breaks
 //! the rules is stopped, not answered). `result<_, error>` returns become
 //! `Result<_, HostError>` so host code can use `?`.
 
-/// `sandbot:bot@0.2.0`, the current contract.
+/// `sandbot:bot@0.2.1`, the current contract (and 0.2.0's superset).
 pub mod v0_2 {
     wasmtime::component::bindgen!({
-        path: "../wit/0.2.0",
+        path: "../wit/0.2.1",
         world: "command",
+        // A streamed answer lives in the invocation's resource table.
+        with: { "sandbot:bot/model.answer": crate::host::AnswerStream },
         // Option values are compared with a command's declared choices.
         additional_derives: [PartialEq],
         imports: { default: async | trappable },

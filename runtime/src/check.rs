@@ -22,7 +22,7 @@ pub struct Report {
     pub summary: String,
     pub usage: String,
     /// The version of `sandbot:bot` it was built for.
-    pub contract: &'static str,
+    pub contract: String,
     /// Its typed options, one line each: `path (string, required): The file`.
     pub options: Vec<String>,
     /// The host functions it declares it needs (`describe().needs`).

@@ -162,7 +162,7 @@ limits = {{ file_mib = 1 }}
 
 [commands.chat]
 wasm = "chat.wasm"
-grants = ["chat.send-message", "model.call-model", "chat.read-attachment", "voice.transcribe", "voice.speak"]
+grants = ["chat.send-message", "chat.edit-message", "model.call-model", "chat.read-attachment", "voice.transcribe", "voice.speak"]
 limits = {{ deadline_ms = 120000 }}
 
 [commands.train]

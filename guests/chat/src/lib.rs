@@ -6,9 +6,17 @@
 //! of the message is answered, or the author is told what the bot can use.
 //! When the author is in a voice channel, the answer is spoken there
 //! (written instead where the bot cannot speak).
+//!
+//! The answer is read as it is written (`model.stream-model`): the first
+//! sentence is sent (or spoken) at once, and the message is edited as
+//! more comes, at the pace the host sets (about once a second).
 
 use sandbot_sdk::host::{chat, model, voice};
 use sandbot_sdk::{command, reply, Attachment, Command, CommandInfo, CommandOption, Error, HostError, Invocation};
+
+/// Edits before the final one: each counts against the command's message
+/// limit (10 by default), and the final edit must still fit.
+const MAX_INTERIM_EDITS: u32 = 6;
 
 struct Chat;
 
@@ -17,6 +25,7 @@ impl Command for Chat {
         CommandInfo::new("chat", "Answers plain messages and voice messages with the model.", "chat <message…>")
             .needs(&[
                 "chat.send-message",
+                "chat.edit-message",
                 "model.call-model",
                 "chat.read-attachment",
                 "voice.transcribe",
@@ -44,17 +53,89 @@ impl Command for Chat {
             }
             return Ok(());
         }
-        let answer = model::call_model(&question)?;
-        if invocation.message.author.voice_channel.is_some() {
-            match voice::speak(&answer) {
-                Ok(()) => return Ok(()),
-                // Not here, not granted, or too long to say: write it.
-                Err(HostError::Unavailable(_) | HostError::Denied(_) | HostError::Invalid(_)) => {}
-                Err(other) => return Err(Error::Host(other)),
+        let answer = model::stream_model(&question)?;
+        let mut out = if invocation.message.author.voice_channel.is_some() {
+            Out::Voice { spoken: String::new() }
+        } else {
+            Out::text()
+        };
+        let mut latest = String::new();
+        while let Some(piece) = answer.next()? {
+            latest = piece;
+            out.show(&latest, false)?;
+        }
+        out.show(&latest, true)
+    }
+}
+
+/// Where the answer goes, and how much of it went.
+enum Out {
+    Voice { spoken: String },
+    Text { message: Option<String>, shown: String, edits: u32 },
+}
+
+impl Out {
+    fn text() -> Out {
+        Out::Text { message: None, shown: String::new(), edits: 0 }
+    }
+
+    /// Shows the answer so far (`last`: the complete answer).
+    fn show(&mut self, so_far: &str, last: bool) -> Result<(), Error> {
+        if so_far.trim().is_empty() {
+            return Ok(());
+        }
+        match self {
+            Out::Voice { spoken } => {
+                // What was not said yet; all of it if the answer changed.
+                let new = so_far.strip_prefix(spoken.as_str()).unwrap_or(so_far).trim();
+                if new.is_empty() {
+                    return Ok(());
+                }
+                match voice::speak(new) {
+                    Ok(()) => {
+                        *spoken = so_far.to_string();
+                        Ok(())
+                    }
+                    // Not here, not granted, or too long to say: write it.
+                    Err(HostError::Unavailable(_) | HostError::Denied(_) | HostError::Invalid(_)) => {
+                        *self = Out::text();
+                        self.show(so_far, last)
+                    }
+                    Err(other) => Err(Error::Host(other)),
+                }
+            }
+            Out::Text { message: None, shown, .. } => {
+                *shown = so_far.to_string();
+                let id = reply(so_far)?;
+                if let Out::Text { message, .. } = self {
+                    *message = Some(id);
+                }
+                Ok(())
+            }
+            Out::Text { message: Some(id), shown, edits } => {
+                if shown == so_far || (!last && *edits >= MAX_INTERIM_EDITS) {
+                    return Ok(());
+                }
+                match chat::edit_message(id, so_far) {
+                    Ok(()) => {
+                        *shown = so_far.to_string();
+                        *edits += 1;
+                        Ok(())
+                    }
+                    // No edits (not granted, or the limit): the rest as a
+                    // message of its own at the end.
+                    Err(_) if !last => {
+                        *edits = MAX_INTERIM_EDITS;
+                        Ok(())
+                    }
+                    Err(_) => {
+                        let rest = so_far.strip_prefix(shown.as_str()).unwrap_or(so_far).trim();
+                        reply(rest)?;
+                        Ok(())
+                    }
+                }
             }
         }
-        reply(answer)?;
-        Ok(())
     }
 }
 

@@ -42,7 +42,7 @@ pub use time::format_utc;
 #[allow(missing_docs, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit/0.2.0",
+        path: "../../wit/0.2.1",
         world: "command",
         pub_export_macro: true,
         export_macro_name: "__export_command_world",

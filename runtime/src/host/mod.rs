@@ -11,6 +11,7 @@ mod files;
 mod log;
 mod model;
 mod store;
+pub use model::AnswerStream;
 pub mod v0_1;
 mod voice;
 
@@ -116,6 +117,9 @@ pub struct GuestCtx {
     pub started_jobs: Vec<String>,
     /// It asked for `commands.list`: its `describe()` depends on the others.
     pub read_command_list: bool,
+    /// Answers being written (`stream-model`), as WIT resources.
+    pub answers: wasmtime::component::ResourceTable,
+    pub answers_open: usize,
 }
 
 impl GuestCtx {
@@ -139,6 +143,8 @@ impl GuestCtx {
             pending_answer: None,
             started_jobs: Vec::new(),
             read_command_list: false,
+            answers: wasmtime::component::ResourceTable::new(),
+            answers_open: 0,
         }
     }
 }

@@ -86,7 +86,8 @@ pub struct Sandbox {
 /// A component linked against the version of the world it was built for.
 #[derive(Clone)]
 pub enum GuestPre {
-    /// `sandbot:bot@0.2.0`, the current contract.
+    /// `sandbot:bot@0.2.1`, the current contract, which also links
+    /// components built for 0.2.0 (it only adds to it).
     Current(CommandPre<HostState>),
     /// `sandbot:bot@0.1.0`: described and invoked through `host::v0_1`.
     V0_1(v0_1::CommandPre<HostState>),
@@ -100,12 +101,20 @@ impl GuestPre {
         }
     }
 
-    /// The contract's version, for operators.
-    pub fn version(&self) -> &'static str {
-        match self {
-            GuestPre::Current(_) => "0.2.0",
-            GuestPre::V0_1(_) => "0.1.0",
-        }
+    /// The contract's version the component was built for, for operators:
+    /// what its `sandbot:bot` imports name.
+    pub fn version(&self) -> String {
+        let (component, engine) = match self {
+            GuestPre::Current(pre) => (pre.instance_pre().component(), pre.instance_pre().engine()),
+            GuestPre::V0_1(pre) => (pre.instance_pre().component(), pre.instance_pre().engine()),
+        };
+        let imports = component.component_type().imports(engine).map(|(name, _)| name.to_string()).collect::<Vec<_>>();
+        imports
+            .iter()
+            .find_map(|name| {
+                name.strip_prefix("sandbot:bot/").and_then(|rest| rest.split_once('@')).map(|(_, v)| v.to_string())
+            })
+            .unwrap_or_else(|| if matches!(self, GuestPre::V0_1(_)) { "0.1.0" } else { "0.2" }.to_string())
     }
 }
 

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 
 use super::knowledge::{Knowledge, SmallTalk, Verdict};
 use super::retrieval::{contains_term, names_in, terms};
-use super::{ChannelHistory, ModelError};
+use super::{ChannelHistory, ModelError, Progress};
 
 /// What the bot says when nothing it learned matches.
 pub const DONT_KNOW: &str = "I don't know that yet.";
@@ -31,6 +31,12 @@ pub const TEACH: &str = "An operator can teach me with `!train`, and you can cor
 pub trait Generator: Send + Sync {
     /// A reply to `question` after the system prompt and earlier turns.
     async fn generate(&self, request: Generation) -> Result<String, ModelError>;
+    /// [`generate`](Self::generate), with the reply so far in `partial`
+    /// as it is written; by default, nothing before the end.
+    async fn generate_streamed(&self, request: Generation, partial: Progress) -> Result<String, ModelError> {
+        drop(partial);
+        self.generate(request).await
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -89,7 +95,16 @@ impl Answerer {
     }
 
     /// The answer to a user's message in `channel`, and where it came from.
-    pub async fn answer(&self, channel: &str, prompt: &str) -> Result<(String, Source), ModelError> {
+    /// With `progress`, a reply the language model writes freely (small
+    /// talk) shows there as it is written, whole sentences that pass the
+    /// same check as the whole; answers that must be checked whole
+    /// (grounded ones) show only at the end.
+    pub async fn answer(
+        &self,
+        channel: &str,
+        prompt: &str,
+        progress: Option<Progress>,
+    ) -> Result<(String, Source), ModelError> {
         if prompt.trim().is_empty() {
             return Err(ModelError::Invalid("the message is empty".into()));
         }
@@ -102,7 +117,7 @@ impl Answerer {
             }
             _ if small_talk.is_some() => {
                 let kind = small_talk.unwrap_or(SmallTalk::Other);
-                return Ok((self.small_talk(prompt, kind).await, Source::SmallTalk));
+                return Ok((self.small_talk(prompt, kind, progress).await, Source::SmallTalk));
             }
             Verdict::Near { facts, .. } => {
                 if let Some(answer) = self.grounded(channel, prompt, &facts).await? {
@@ -118,7 +133,8 @@ impl Answerer {
                 turns: self.history.turns(channel),
                 question: prompt.to_string(),
             };
-            let answer = generator.generate(request).await?;
+            // The operator chose free answers: shown as written, unchecked.
+            let answer = streamed(generator.as_ref(), request, progress, |_| true).await?;
             if !answer.trim().is_empty() {
                 return Ok((answer, Source::Generated));
             }
@@ -169,7 +185,7 @@ impl Answerer {
 
     /// A short friendly reply. From the language model when there is one
     /// and it invents nothing; else a fixed one.
-    async fn small_talk(&self, prompt: &str, kind: SmallTalk) -> String {
+    async fn small_talk(&self, prompt: &str, kind: SmallTalk, progress: Option<Progress>) -> String {
         if let Some(generator) = &self.generator {
             let request = Generation {
                 system: format!(
@@ -179,7 +195,9 @@ impl Answerer {
                 turns: Vec::new(),
                 question: prompt.to_string(),
             };
-            match generator.generate(request).await {
+            let dictionary = self.knowledge.dictionary();
+            let invents_nothing = |text: &str| unsupported(text, &[prompt], dictionary).is_empty();
+            match streamed(generator.as_ref(), request, progress, invents_nothing).await {
                 Ok(answer) if !answer.trim().is_empty() => {
                     let invented = unsupported(&answer, &[prompt], self.knowledge.dictionary());
                     if invented.is_empty() {
@@ -205,6 +223,47 @@ impl Answerer {
     pub async fn predict(&self, input: &str) -> Result<String, ModelError> {
         Ok(self.knowledge.predict(input).await?.unwrap_or_default())
     }
+}
+
+/// `generator`'s reply; with `progress`, its whole sentences are shown
+/// there as they are written, as long as `fit` holds for what would be
+/// shown (the first that fails stops the showing; the caller still judges
+/// the complete reply).
+async fn streamed(
+    generator: &dyn Generator,
+    request: Generation,
+    progress: Option<Progress>,
+    fit: impl Fn(&str) -> bool,
+) -> Result<String, ModelError> {
+    let Some(progress) = progress else { return generator.generate(request).await };
+    let (partial, mut written) = tokio::sync::watch::channel(String::new());
+    let show = async {
+        while written.changed().await.is_ok() {
+            let text = written.borrow_and_update().clone();
+            let whole = whole_sentences(&text);
+            if whole.len() > progress.borrow().len() {
+                if !fit(whole) {
+                    break;
+                }
+                progress.send_replace(whole.to_string());
+            }
+        }
+    };
+    tokio::join!(generator.generate_streamed(request, partial), show).0
+}
+
+/// `text` up to the end of its last whole sentence: a `.`, `!`, `?` or
+/// line break that more text follows (a final `.` may yet be `3.5`).
+pub fn whole_sentences(text: &str) -> &str {
+    let mut end = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let next_is_space = chars.peek().is_some_and(|(_, n)| n.is_whitespace());
+        if matches!(c, '.' | '!' | '?' | '\n') && (next_is_space || c == '\n') && chars.peek().is_some() {
+            end = i + c.len_utf8();
+        }
+    }
+    text[..end].trim_end()
 }
 
 fn one_line(text: &str) -> String {
@@ -283,6 +342,16 @@ mod tests {
         assert!(supported_share("No, NSFW content is banned on Lanternmoor.", &facts) >= MIN_SUPPORTED_SHARE);
         let drift = "I'm sorry for your loss! Please do not use any of my personal information unless allowed.";
         assert!(supported_share(drift, &facts) < MIN_SUPPORTED_SHARE);
+    }
+
+    #[test]
+    fn only_whole_sentences_are_shown() {
+        assert_eq!(whole_sentences("Hello there"), "");
+        assert_eq!(whole_sentences("Hello there."), "", "the last `.` may be a decimal point");
+        assert_eq!(whole_sentences("Hello there. How"), "Hello there.");
+        assert_eq!(whole_sentences("It costs 3.5 euros! Then"), "It costs 3.5 euros!");
+        assert_eq!(whole_sentences("One.\nTwo"), "One.");
+        assert_eq!(whole_sentences("Ça va? Oui"), "Ça va?");
     }
 
     #[test]

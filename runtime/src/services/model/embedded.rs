@@ -18,7 +18,7 @@ use tokio::sync::OnceCell;
 use super::answer::{Answerer, Generation, Generator};
 use super::knowledge::Knowledge;
 use super::llm::{LlmSettings, LocalLlm};
-use super::{new_job_id, Example, JobRecord, ModelError, ModelProvider};
+use super::{new_job_id, Example, JobRecord, ModelError, ModelProvider, Progress};
 use crate::config::AnswerSettings;
 use crate::services::store::Store;
 
@@ -75,6 +75,17 @@ impl Generator for LazyLlm {
         tokio::task::spawn_blocking(move || llm.generate(&request.system, &request.turns, &request.question))
             .await
             .map_err(|e| ModelError::Failed(e.to_string()))?
+    }
+
+    async fn generate_streamed(&self, request: Generation, partial: Progress) -> Result<String, ModelError> {
+        let llm = self.get().await?;
+        tokio::task::spawn_blocking(move || {
+            llm.generate_with(&request.system, &request.turns, &request.question, &mut |text| {
+                partial.send_replace(text.to_string());
+            })
+        })
+        .await
+        .map_err(|e| ModelError::Failed(e.to_string()))?
     }
 }
 
@@ -158,7 +169,13 @@ pub async fn train_retrieval(
 #[async_trait]
 impl ModelProvider for EmbeddedModel {
     async fn answer(&self, channel: &str, prompt: &str) -> Result<String, ModelError> {
-        let (answer, source) = self.answerer.answer(channel, prompt).await?;
+        let (answer, source) = self.answerer.answer(channel, prompt, None).await?;
+        tracing::info!(?source, "answered");
+        Ok(answer)
+    }
+
+    async fn answer_streamed(&self, channel: &str, prompt: &str, progress: Progress) -> Result<String, ModelError> {
+        let (answer, source) = self.answerer.answer(channel, prompt, Some(progress)).await?;
         tracing::info!(?source, "answered");
         Ok(answer)
     }

@@ -163,6 +163,18 @@ impl LocalLlm {
     /// Answers `question` after the system prompt and `turns`. Blocking:
     /// run it off the async threads.
     pub fn generate(&self, system: &str, turns: &[(String, String)], question: &str) -> Result<String, ModelError> {
+        self.generate_with(system, turns, question, &mut |_| {})
+    }
+
+    /// [`generate`](Self::generate), calling `written` with the answer so
+    /// far after each token.
+    pub fn generate_with(
+        &self,
+        system: &str,
+        turns: &[(String, String)],
+        question: &str,
+        written: &mut dyn FnMut(&str),
+    ) -> Result<String, ModelError> {
         let prompt = self.prompt(system, turns, question)?;
         let mut weights = self.weights.lock().unwrap_or_else(|p| p.into_inner());
         weights.clear_kv_cache();
@@ -188,6 +200,7 @@ impl LocalLlm {
             answer.push(next);
             context.push(next);
             input = vec![next];
+            written(self.decode(&answer)?.trim());
         }
         Ok(self.decode(&answer)?.trim().to_string())
     }

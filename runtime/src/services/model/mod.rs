@@ -34,10 +34,20 @@ pub enum ModelError {
     Failed(String),
 }
 
+/// Where an answer being written shows its text so far.
+pub type Progress = tokio::sync::watch::Sender<String>;
+
 #[async_trait]
 pub trait ModelProvider: Send + Sync {
     /// An answer to a user's message in `channel`.
     async fn answer(&self, channel: &str, prompt: &str) -> Result<String, ModelError>;
+    /// [`answer`](Self::answer), with the text so far in `progress` while
+    /// it is written: whole sentences the answer rules allow. A provider
+    /// that cannot stream shows nothing before the complete answer.
+    async fn answer_streamed(&self, channel: &str, prompt: &str, progress: Progress) -> Result<String, ModelError> {
+        drop(progress);
+        self.answer(channel, prompt).await
+    }
     /// The model's output (an answer or a label) for one input, for `!test`.
     async fn predict(&self, input: &str) -> Result<String, ModelError>;
     /// Starts a training job on `examples`; returns it as stored.

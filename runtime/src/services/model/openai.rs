@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use super::answer::{Answerer, Generation, Generator};
 use super::embedded::train_retrieval;
 use super::knowledge::Knowledge;
-use super::{Example, JobRecord, ModelError, ModelProvider};
+use super::{Example, JobRecord, ModelError, ModelProvider, Progress};
 use crate::config::AnswerSettings;
 use crate::services::openai_http::{OpenAiClient, RemoteError};
 use crate::services::store::Store;
@@ -229,7 +229,13 @@ impl Generator for Server {
 #[async_trait]
 impl ModelProvider for OpenAiModel {
     async fn answer(&self, channel: &str, prompt: &str) -> Result<String, ModelError> {
-        let (answer, source) = self.answerer.answer(channel, prompt).await?;
+        let (answer, source) = self.answerer.answer(channel, prompt, None).await?;
+        tracing::info!(?source, "answered");
+        Ok(answer)
+    }
+
+    async fn answer_streamed(&self, channel: &str, prompt: &str, progress: Progress) -> Result<String, ModelError> {
+        let (answer, source) = self.answerer.answer(channel, prompt, Some(progress)).await?;
         tracing::info!(?source, "answered");
         Ok(answer)
     }
