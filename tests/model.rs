@@ -382,6 +382,11 @@ unknown = "generate"
 wasm = {:?}
 grants = ["chat.send-message", "model.call-model"]
 limits = {{ deadline_ms = 120000 }}
+
+[commands.noedits]
+wasm = "chat.wasm"
+grants = ["chat.send-message", "model.call-model"]
+limits = {{ deadline_ms = 120000 }}
 "#,
         weights.display().to_string(),
         old_chat.display().to_string(),
@@ -431,5 +436,12 @@ limits = {{ deadline_ms = 120000 }}
     let clips = out.iter().filter(|v| v["type"] == "audio").count();
     assert!(clips >= 2, "{out:#?}");
     assert!(replies(&out, 2).is_empty(), "{out:#?}");
+
+    // Without the edit grant: the first sentence, then the rest.
+    bot.send(&say(&format!("!noedits {question}")));
+    let out = bot.read_until_done(3);
+    let sent = replies(&out, 3);
+    assert_eq!(sent.len(), 2, "{out:#?}");
+    assert_eq!(format!("{} {}", sent[0], sent[1]), last);
     drop(bot.finish());
 }

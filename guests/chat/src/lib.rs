@@ -116,24 +116,20 @@ impl Out {
                 if shown == so_far || (!last && *edits >= MAX_INTERIM_EDITS) {
                     return Ok(());
                 }
-                match chat::edit_message(id, so_far) {
-                    Ok(()) => {
-                        *shown = so_far.to_string();
-                        *edits += 1;
-                        Ok(())
-                    }
-                    // No edits (not granted, or the limit): the rest as a
-                    // message of its own at the end.
-                    Err(_) if !last => {
-                        *edits = MAX_INTERIM_EDITS;
-                        Ok(())
-                    }
-                    Err(_) => {
-                        let rest = so_far.strip_prefix(shown.as_str()).unwrap_or(so_far).trim();
-                        reply(rest)?;
-                        Ok(())
-                    }
+                let edited = *edits <= MAX_INTERIM_EDITS && chat::edit_message(id, so_far).is_ok();
+                if edited {
+                    *shown = so_far.to_string();
+                    *edits += 1;
+                } else if last {
+                    // No edits (not granted, or the limit reached): the
+                    // rest as a message of its own.
+                    let rest = so_far.strip_prefix(shown.as_str()).unwrap_or(so_far).trim();
+                    reply(rest)?;
+                } else {
+                    // An edit failed: no more tries, not even the last.
+                    *edits = MAX_INTERIM_EDITS + 1;
                 }
+                Ok(())
             }
         }
     }
