@@ -104,15 +104,12 @@ impl Out {
                     Err(other) => Err(Error::Host(other)),
                 }
             }
-            Out::Text { message: None, shown, .. } => {
-                *shown = so_far.to_string();
-                let id = reply(so_far)?;
-                if let Out::Text { message, .. } = self {
-                    *message = Some(id);
-                }
-                Ok(())
-            }
-            Out::Text { message: Some(id), shown, edits } => {
+            Out::Text { message, shown, edits } => {
+                let Some(id) = message else {
+                    *shown = so_far.to_string();
+                    *message = Some(reply(so_far)?);
+                    return Ok(());
+                };
                 if shown == so_far || (!last && *edits >= MAX_INTERIM_EDITS) {
                     return Ok(());
                 }

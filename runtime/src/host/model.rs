@@ -49,6 +49,13 @@ fn examples(list: Vec<model::Example>) -> Result<Vec<Example>, HostError> {
     Ok(list.into_iter().map(|e| Example { input: e.input, output: e.output, label: e.label }).collect())
 }
 
+fn prompt_fits(prompt: &str) -> Result<(), HostError> {
+    if prompt.chars().count() > MAX_PROMPT_CHARS {
+        return Err(HostError::TooLarge(format!("the message is over {MAX_PROMPT_CHARS} characters")));
+    }
+    Ok(())
+}
+
 fn dataset_name(name: &str) -> Result<&str, HostError> {
     let name = name.trim();
     let ok = !name.is_empty()
@@ -134,9 +141,7 @@ const MAX_OPEN_ANSWERS: usize = 1;
 impl model::Host for GuestCtx {
     async fn stream_model(&mut self, prompt: String) -> Result<Resource<AnswerStream>, HostError> {
         self.check(HostFn::ModelCallModel)?;
-        if prompt.chars().count() > MAX_PROMPT_CHARS {
-            return Err(HostError::TooLarge(format!("the message is over {MAX_PROMPT_CHARS} characters")));
-        }
+        prompt_fits(&prompt)?;
         if self.answers_open >= MAX_OPEN_ANSWERS {
             return Err(HostError::Unavailable("an answer is already being written; drop it first".into()));
         }
@@ -153,9 +158,7 @@ impl model::Host for GuestCtx {
 
     async fn call_model(&mut self, prompt: String) -> Result<String, HostError> {
         self.check(HostFn::ModelCallModel)?;
-        if prompt.chars().count() > MAX_PROMPT_CHARS {
-            return Err(HostError::TooLarge(format!("the message is over {MAX_PROMPT_CHARS} characters")));
-        }
+        prompt_fits(&prompt)?;
         let answer = self.model()?.answer(&self.message.channel, &prompt).await?;
         // Remembered so that the message carrying the answer can later be
         // corrected against this question.

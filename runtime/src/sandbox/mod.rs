@@ -104,14 +104,14 @@ impl GuestPre {
     /// The contract's version the component was built for, for operators:
     /// what its `sandbot:bot` imports name.
     pub fn version(&self) -> String {
-        let (component, engine) = match self {
-            GuestPre::Current(pre) => (pre.instance_pre().component(), pre.instance_pre().engine()),
-            GuestPre::V0_1(pre) => (pre.instance_pre().component(), pre.instance_pre().engine()),
+        let engine = match self {
+            GuestPre::Current(pre) => pre.instance_pre().engine(),
+            GuestPre::V0_1(pre) => pre.instance_pre().engine(),
         };
-        let imports = component.component_type().imports(engine).map(|(name, _)| name.to_string()).collect::<Vec<_>>();
-        imports
-            .iter()
-            .find_map(|name| {
+        self.component()
+            .component_type()
+            .imports(engine)
+            .find_map(|(name, _)| {
                 name.strip_prefix("sandbot:bot/").and_then(|rest| rest.split_once('@')).map(|(_, v)| v.to_string())
             })
             .unwrap_or_else(|| if matches!(self, GuestPre::V0_1(_)) { "0.1.0" } else { "0.2" }.to_string())

@@ -163,7 +163,7 @@ impl LocalLlm {
     /// Answers `question` after the system prompt and `turns`. Blocking:
     /// run it off the async threads.
     pub fn generate(&self, system: &str, turns: &[(String, String)], question: &str) -> Result<String, ModelError> {
-        self.generate_with(system, turns, question, &mut |_| {})
+        self.generate_inner(system, turns, question, None)
     }
 
     /// [`generate`](Self::generate), calling `written` with the answer so
@@ -174,6 +174,17 @@ impl LocalLlm {
         turns: &[(String, String)],
         question: &str,
         written: &mut dyn FnMut(&str),
+    ) -> Result<String, ModelError> {
+        self.generate_inner(system, turns, question, Some(written))
+    }
+
+    /// Without a listener, the answer is decoded once, at the end.
+    fn generate_inner(
+        &self,
+        system: &str,
+        turns: &[(String, String)],
+        question: &str,
+        mut written: Option<&mut dyn FnMut(&str)>,
     ) -> Result<String, ModelError> {
         let prompt = self.prompt(system, turns, question)?;
         let mut weights = self.weights.lock().unwrap_or_else(|p| p.into_inner());
@@ -200,7 +211,9 @@ impl LocalLlm {
             answer.push(next);
             context.push(next);
             input = vec![next];
-            written(self.decode(&answer)?.trim());
+            if let Some(written) = written.as_mut() {
+                written(self.decode(&answer)?.trim());
+            }
         }
         Ok(self.decode(&answer)?.trim().to_string())
     }
