@@ -6,7 +6,7 @@ GUEST_TARGET := wasm32-wasip2
 # Every guest crate of the workspace (commands, and the hostile test guest).
 GUESTS := $(shell sed -n 's/^name = "\(sandbot-guest-[a-z0-9_-]*\)"/\1/p' guests/*/Cargo.toml tests/guests/*/Cargo.toml)
 
-.PHONY: run test build setup guests runtime bench lint clean
+.PHONY: run test build setup guests runtime bench fuzz lint clean
 
 ## Sets up, builds, and starts the bot (the local console without DISCORD_TOKEN).
 run: build
@@ -32,6 +32,14 @@ runtime:
 
 bench: build
 	$(CARGO) bench -p sandbot
+
+## The fuzz targets (property tests named `fuzz_*`: the console's input,
+## the config loader, split_args, the training-file parsers, the audio
+## decoders, attachment sizes, archives) with FUZZ_CASES cases each where
+## they do not fix their own count; `make test` runs 256.
+FUZZ_CASES ?= 50000
+fuzz: setup
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --release -p sandbot -p sandbot-sdk -p sandbot-examples --lib fuzz_
 
 lint:
 	$(CARGO) fmt --all -- --check

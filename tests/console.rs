@@ -171,7 +171,7 @@ fn getfile_sends_a_shared_file_and_refuses_everything_else() {
         say("!getfile"),
         json!({"content": "!getfile hello.txt", "author_id": "2"}),
         json!({"content": "!getfile hello.txt", "author_id": "42"}),
-        json!({"content": "!getfile hello.txt", "author_id": "3", "roles": ["admin"]}),
+        json!({"content": "!getfile hello.txt", "author_id": "3", "roles": ["ops"]}),
     ]);
     let sent = out.iter().find(|v| v["type"] == "message" && v["input"] == 0).unwrap();
     assert_eq!(sent["files"][0]["name"], "hello.txt");

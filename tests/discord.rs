@@ -6,7 +6,9 @@ mod support;
 use std::process::{Child, Stdio};
 
 use serde_json::json;
-use support::fake_discord::{self, message, FakeDiscord, ADMIN_ROLE, BOT_ID, FORBIDDEN_CHANNEL, TEXT_CHANNEL};
+use support::fake_discord::{
+    self, message, FakeDiscord, ADMIN_ROLE, BOT_ID, FORBIDDEN_CHANNEL, RENAMED_ROLE, TEXT_CHANNEL,
+};
 use support::{Setup, EDIT_AND_WHISPER, SLOW};
 
 /// GUILDS | GUILD_MESSAGES | DIRECT_MESSAGES | MESSAGE_CONTENT | GUILD_VOICE_STATES.
@@ -186,13 +188,17 @@ fn splits_long_answers_and_uploads_files() {
     let joined: String = posts.iter().map(|p| p.content.as_str()).collect::<Vec<_>>().join("\n");
     assert_eq!(joined.split_whitespace().collect::<Vec<_>>(), guide.split_whitespace().collect::<Vec<_>>());
 
-    // Operators by role name: user 77 is not one until it has `admin`.
+    // Operators by role id: user 77 is not one until it has the operators'
+    // role; another role renamed `admin` does not make it one.
     fake.say(message("77", "!getfile hello.txt"));
     let posts = fake.wait_posts(3);
     assert!(posts[2].content.contains("operators only"), "{:?}", posts[2]);
-    fake.say(message("77", "!getfile hello.txt").with_role(ADMIN_ROLE));
+    fake.say(message("77", "!getfile hello.txt").with_role(RENAMED_ROLE));
     let posts = fake.wait_posts(4);
-    let post = &posts[3];
+    assert!(posts[3].content.contains("operators only"), "{:?}", posts[3]);
+    fake.say(message("77", "!getfile hello.txt").with_role(ADMIN_ROLE));
+    let posts = fake.wait_posts(5);
+    let post = &posts[4];
     assert!(post.multipart, "{post:?}");
     assert_eq!(post.files, vec![("hello.txt".to_string(), b"hello from the shared folder\n".to_vec())]);
 }
@@ -608,4 +614,37 @@ fn help_offers_choices_once_it_is_granted_the_command_list() {
     std::fs::write(&setup.config, &granted).unwrap();
     let second = fake.wait_registrations(2);
     assert_eq!(help_choices(&second[1].1), names(&second[1].1));
+}
+
+/// A command that spins to its deadline, many users starting it at once.
+const SPINNER: &str = r#"
+[commands.loop]
+wasm = "hostile.wasm"
+grants = ["chat.send-message"]
+limits = { deadline_ms = 1500, concurrency = 2 }
+"#;
+
+/// Noisy neighbours: ten users start a command that spins for 1.5 s. Two
+/// run at a time (its share); the others wait for a place without holding
+/// the pool, and those still waiting at their deadline are told it is
+/// busy. Another user's `!hi` is answered first. How fast: the `fairness`
+/// bench.
+#[test]
+fn a_spinning_command_holds_only_its_share_and_hi_still_answers() {
+    let setup = Setup::new(SPINNER);
+    let fake = FakeDiscord::start();
+    let _bot = Bot::start(&setup, &fake);
+    fake.wait_identified(1);
+    for user in 10..20 {
+        fake.say(message(&user.to_string(), "!loop"));
+    }
+    fake.say(message("99", "!hi"));
+    let posts = fake.wait_posts(11);
+    assert_eq!(posts[0].content, "HI, user99!", "{posts:?}");
+    let stopped = posts.iter().filter(|p| p.content.contains("took too long")).count();
+    let busy = posts.iter().filter(|p| p.content == "`loop` is busy right now; try again in a moment.").count();
+    assert_eq!(stopped + busy, 10, "{posts:?}");
+    // At most two ran in each deadline's time: the first two, and the two
+    // that found a place as they ended (those waited, then ran 1.5 s).
+    assert!((2..=4).contains(&stopped), "{stopped} ran: {posts:?}");
 }

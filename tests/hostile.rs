@@ -57,6 +57,23 @@ grants = ["chat.send-message"]
 [commands.remember]
 wasm = "hostile.wasm"
 grants = ["chat.send-message"]
+
+[commands.grow]
+wasm = "hostile.wasm"
+grants = ["chat.send-message"]
+limits = { memory_mib = 16 }
+
+[commands.clocks]
+wasm = "hostile.wasm"
+grants = ["chat.send-message"]
+
+[commands.random]
+wasm = "hostile.wasm"
+grants = ["chat.send-message"]
+
+[commands.fetch]
+wasm = "hostile.wasm"
+grants = ["chat.send-message", "chat.fetch-message"]
 "#;
 
 /// Runs `!command` then `!hi`; returns the reply to the first and checks
@@ -81,6 +98,39 @@ fn sleeping_in_a_host_call_is_stopped_by_the_deadline() {
 #[test]
 fn allocation_bomb_is_stopped_at_the_memory_limit() {
     assert_eq!(misbehave("alloc"), ["`!alloc` ran out of memory and was stopped."]);
+}
+
+/// WebAssembly says memory.grow past the maximum returns −1; a guest that
+/// checks (`try_reserve`) goes on.
+#[test]
+fn growing_past_the_memory_limit_fails_softly() {
+    assert_eq!(misbehave("grow"), ["no more memory, and I carry on"]);
+}
+
+/// The review's finding: host-side tables allowed a million entries.
+#[test]
+fn a_million_clock_subscriptions_are_stopped() {
+    let replies = misbehave("clocks");
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert!(!replies[0].starts_with("holding"), "{replies:?}");
+}
+
+/// The review's finding: WASI handed out 64 MiB of random bytes per call,
+/// outside the memory limit.
+#[test]
+fn a_huge_random_request_is_stopped() {
+    let replies = misbehave("random");
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert!(!replies[0].starts_with("got"), "{replies:?}");
+}
+
+/// The review's finding: every fetch is a request on the bot's shared
+/// Discord budget, and one run could make them without end.
+#[test]
+fn fetches_per_run_are_capped() {
+    let replies = misbehave("fetch");
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert!(replies[0].starts_with("asked 20 times; then: at most 20"), "{replies:?}");
 }
 
 #[test]

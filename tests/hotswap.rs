@@ -198,6 +198,24 @@ fn a_new_command_and_a_changed_grant_apply_to_the_next_message() {
     bot.finish();
 }
 
+/// A `.wasm` renamed into place is complete: it answers on the next
+/// messages although writes in place must be quiet for a minute here.
+#[test]
+fn a_wasm_renamed_into_place_is_loaded_at_once() {
+    let (setup, swap) = setup_with("quiet_ms = 60000");
+    let mut bot = setup.spawn();
+    let mut input = 0;
+    assert!(answer_of(A, &ask(&mut bot, &mut input)));
+    let staged = setup.path(".swap.wasm.part");
+    std::fs::copy(guests_dir().join(B), &staged).unwrap();
+    std::fs::rename(&staged, &swap).unwrap();
+    // Given up after 30 s, half the quiet period.
+    wait_for_within(&mut bot, &mut input, "!swap", Duration::from_secs(30), |out| {
+        out.iter().any(|v| v["content"].as_str().is_some_and(|c| answer_of(B, c)))
+    });
+    bot.finish();
+}
+
 #[test]
 fn a_guests_folder_made_again_is_watched_again() {
     // The bot's own guests folder, so it can be deleted.
@@ -251,7 +269,17 @@ fn a_guests_folder_made_again_is_watched_again() {
 /// Sends `line` until its output satisfies `done` (the watcher's reload
 /// lands between two messages); at most a minute.
 fn wait_for(bot: &mut Bot, input: &mut u64, line: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    wait_for_within(bot, input, line, Duration::from_secs(60), done)
+}
+
+fn wait_for_within(
+    bot: &mut Bot,
+    input: &mut u64,
+    line: &str,
+    within: Duration,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = Instant::now() + within;
     loop {
         bot.send(&say(line));
         let out = bot.read_until_done(*input);

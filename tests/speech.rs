@@ -150,6 +150,9 @@ fn speaks_the_answer_when_the_author_is_in_voice() {
     assert!(support::replies(&out, 3).is_empty(), "{out:#?}");
     assert_eq!(audio[0]["input"], 1);
     assert_eq!(audio[0]["channel"], "General");
+    // A sentence of speech: a second or more, and not a minute.
+    let played = audio[0]["duration_ms"].as_u64().expect("how long it plays");
+    assert!((1000..60_000).contains(&played), "{played} ms");
     assert!(support::replies(&out, 1).is_empty(), "a spoken answer was also written: {out:#?}");
     assert_eq!(reply(&out, 2), "Paris is the capital of France.");
 

@@ -3,8 +3,9 @@
 //! - start-up to ready (every guest of the standard config loaded), with
 //!   the compile cache empty and warm;
 //! - from a command's `.wasm` written to the new version answering, by
-//!   the watcher (its 300 ms quiet period included) and by `!reload`
-//!   (sent right after the write),
+//!   the watcher (its 300 ms quiet period included), by a rename into
+//!   place (an atomic deploy, loaded at once) and by `!reload` (sent right
+//!   after the write),
 //!   for a version never seen (compiled) and one seen before (cache hit).
 //!
 //! `cargo bench -p sandbot --bench hotswap` (after `make build`).
@@ -46,7 +47,7 @@ fn main() {
     let mut bot = setup.spawn();
     let mut input = 0;
     assert!(ask(&mut bot, &mut input).starts_with("HI, "));
-    for trigger in [Trigger::Watcher, Trigger::Reload] {
+    for trigger in [Trigger::Watcher, Trigger::Rename, Trigger::Reload] {
         for cached in [false, true] {
             let times = (0..RUNS).map(|_| {
                 if !cached {
@@ -65,7 +66,8 @@ fn main() {
             println!(
                 "hotswap/.wasm written to new version answering, {}, {}: median {:.1} ms (min {:.1}, max {:.1})",
                 match trigger {
-                    Trigger::Watcher => "watcher",
+                    Trigger::Watcher => "watcher, written in place",
+                    Trigger::Rename => "watcher, renamed into place",
                     Trigger::Reload => "!reload",
                 },
                 if cached { "cache hit" } else { "compiled" },
@@ -80,8 +82,10 @@ fn main() {
 
 #[derive(Clone, Copy)]
 enum Trigger {
-    /// Wait for the folder watcher.
+    /// Write in place and wait for the folder watcher.
     Watcher,
+    /// Write beside it, rename into place, and wait for the watcher.
+    Rename,
     /// Send `!reload` right after the write (the watcher is switched off
     /// by nothing, but its quiet period has not passed yet).
     Reload,
@@ -134,8 +138,15 @@ fn swap_and_wait(
 ) -> f64 {
     // Let an earlier swap's events settle, so each swap is one reload.
     std::thread::sleep(Duration::from_millis(600));
-    std::fs::write(swap, bytes).expect("write swap.wasm");
-    let written = Instant::now();
+    let written = if let Trigger::Rename = trigger {
+        let staged = swap.with_extension("part");
+        std::fs::write(&staged, bytes).expect("write swap.part");
+        std::fs::rename(&staged, swap).expect("rename into place");
+        Instant::now()
+    } else {
+        std::fs::write(swap, bytes).expect("write swap.wasm");
+        Instant::now()
+    };
     if let Trigger::Reload = trigger {
         bot.send(&say("!reload"));
         bot.read_until_done(*input);

@@ -14,6 +14,7 @@ use crate::registry::{self, Registry};
 use crate::sandbox::{EngineSettings, GuestPre, Sandbox};
 use crate::services::store::SqliteStore;
 use crate::services::Services;
+use crate::text::printable;
 
 /// What `check` found in a component that fits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,21 +37,23 @@ pub struct Report {
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "name:     {}", self.name)?;
-        writeln!(f, "summary:  {}", self.summary)?;
-        writeln!(f, "usage:    {}", self.usage)?;
+        // Everything but the sha256 and the contract comes from the guest.
+        writeln!(f, "name:     {}", printable(&self.name))?;
+        writeln!(f, "summary:  {}", printable(&self.summary))?;
+        writeln!(f, "usage:    {}", printable(&self.usage))?;
         writeln!(f, "contract: sandbot:bot@{}", self.contract)?;
         if self.options.is_empty() {
             writeln!(f, "options:  none")?;
         }
         for (i, option) in self.options.iter().enumerate() {
-            writeln!(f, "{}{option}", if i == 0 { "options:  " } else { "          " })?;
+            writeln!(f, "{}{}", if i == 0 { "options:  " } else { "          " }, printable(option))?;
         }
-        writeln!(f, "needs:    {}", if self.needs.is_empty() { "nothing".into() } else { self.needs.join(", ") })?;
+        let needs = if self.needs.is_empty() { "nothing".into() } else { self.needs.join(", ") };
+        writeln!(f, "needs:    {}", printable(&needs))?;
         if !self.unknown_needs.is_empty() {
-            writeln!(f, "unknown:  {} (no host function has these names)", self.unknown_needs.join(", "))?;
+            writeln!(f, "unknown:  {} (no host function has these names)", printable(&self.unknown_needs.join(", ")))?;
         }
-        writeln!(f, "imports:  {}", self.imports.join(", "))?;
+        writeln!(f, "imports:  {}", printable(&self.imports.join(", ")))?;
         write!(f, "sha256:   {}", self.sha256)
     }
 }

@@ -36,6 +36,7 @@ use crate::services::model::{JobRecord, ModelProvider};
 use crate::services::speech;
 use crate::services::store::{SqliteStore, Store};
 use crate::services::Services;
+use crate::shares::{Holder, Shares};
 
 /// How often a running training job is polled for the channel's sake.
 const JOB_POLL: std::time::Duration = std::time::Duration::from_secs(30);
@@ -55,6 +56,9 @@ pub enum Outcome {
     RateLimited,
     /// A slash command whose options do not fit the declaration.
     BadOptions,
+    /// The command, the user or the server has its share running; the
+    /// user was told to try again.
+    Busy,
     /// The guest failed; the user was told why.
     Failed,
 }
@@ -66,6 +70,7 @@ pub struct Dispatcher {
     sandbox: Sandbox,
     services: Services,
     rate_limiter: Option<UserRateLimiter>,
+    shares: Shares,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
 }
@@ -107,6 +112,7 @@ impl Dispatcher {
         tracing::info!(commands = registry.snapshot().len(), "ready");
         Ok(Dispatcher {
             rate_limiter: config.rate_limit.map(UserRateLimiter::new),
+            shares: Shares::default(),
             config: Arc::new(config),
             registry,
             sandbox,
@@ -180,8 +186,7 @@ impl Dispatcher {
         };
         // Replies name the command as the user typed it.
         let shown = if event.slash.is_some() { format!("/{name}") } else { format!("{prefix}{name}") };
-        let is_operator = author.platform_operator
-            || self.config.operators.includes(&author.id, &author.roles, message.guild.as_deref());
+        let is_operator = author.platform_operator || self.config.operators.includes(author, message.guild.as_deref());
         // Before anything that answers: the bot's replies count as well.
         if let (Some(limiter), false) = (&self.rate_limiter, is_operator) {
             if let Verdict::Deny { warn } = limiter.check(&author.id) {
@@ -239,6 +244,27 @@ impl Dispatcher {
             source,
             options: given,
             message: wit_message(&event.message, is_operator),
+        };
+        // The command's place first: invocations of a command that spins
+        // wait behind each other without holding their user's or their
+        // server's places, which every other command needs too.
+        let wanted = [
+            (Holder::Command(name.to_string()), command.config.limits.concurrency),
+            (Holder::User(event.message.author.id.clone()), self.config.per_user),
+            (Holder::Server(event.message.guild.clone()), self.config.per_server),
+        ];
+        let _share = match self.shares.take(&wanted, command.config.limits.deadline).await {
+            Ok(taken) => taken,
+            Err(full) => {
+                let (who, reply) = match full {
+                    Holder::Command(_) => ("command", format!("`{name}` is busy right now; try again in a moment.")),
+                    Holder::User(_) => ("user", "You have several commands running; wait for one to finish.".into()),
+                    Holder::Server(_) => ("server", "I am busy in this server; try again in a moment.".into()),
+                };
+                tracing::info!(command = name, share = who, "refused: share in use");
+                self.reply(event, reply).await;
+                return Outcome::Busy;
+            }
         };
         let guest = GuestCtx::new(
             command.config.clone(),

@@ -9,6 +9,7 @@
 //! | [`dispatch`] | **the message path, end to end — read this first**                   |
 //! | [`options`]  | typed options: Discord's rules, slash values checked, prefix text read |
 //! | [`registry`] | command name → loaded component, grants and limits                   |
+//! | [`shares`]   | fair shares: invocations running per command, user and server        |
 //! | [`reload`]   | hot swap: the guests folder and config watched, commands reloaded    |
 //! | [`sandbox`]  | one wasmtime engine; a fresh, limited instance per message           |
 //! | [`host`]     | the WIT host interfaces, one file each, checked against grants       |
@@ -33,6 +34,7 @@ pub mod reload;
 pub mod sandbox;
 pub mod scaffold;
 pub mod services;
+pub mod shares;
 pub mod text;
 
 pub use config::Config;

@@ -1,8 +1,9 @@
 //! Hot swap: the commands follow the guests folder and the config file
-//! while the bot runs. An operator deploys by copying a `.wasm` into place
-//! (or editing `[commands.*]`); bursts of writes (`cp` and editors write in
-//! pieces) are debounced into one reload, and `!reload` asks for one at
-//! once. What a reload does is [`crate::registry::Registry::reload`]: a
+//! while the bot runs. An operator deploys by renaming a `.wasm` into
+//! place, which is complete and reloads at once, or by copying it over the
+//! old one (or editing `[commands.*]`), whose bursts of writes (`cp` and
+//! editors write in pieces) are debounced into one reload; `!reload` asks
+//! for one at once. What a reload does is [`crate::registry::Registry::reload`]: a
 //! version that fails to compile or fit the world is refused with a log
 //! line, and the old one keeps serving.
 
@@ -10,15 +11,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use notify::event::{AccessKind, EventKind, MetadataKind, ModifyKind};
+use notify::event::{AccessKind, EventKind, MetadataKind, ModifyKind, RenameMode};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use crate::dispatch::Dispatcher;
-
-/// How long the files must be quiet before a reload: long enough for `cp`
-/// of a few MB, short enough to feel immediate.
-const QUIET: Duration = Duration::from_millis(300);
 
 /// A folder that never goes quiet still gets a reload this often.
 const LONGEST_WAIT: Duration = Duration::from_secs(5);
@@ -33,6 +30,8 @@ pub struct Reloader {
 enum Change {
     /// A `.wasm` or the config file was written, moved or removed.
     Files,
+    /// A `.wasm` was renamed into place: it is complete.
+    Renamed,
     /// The guests folder itself was (re)created: watch it again.
     GuestsFolder,
 }
@@ -46,17 +45,26 @@ pub fn start(dispatcher: Arc<Dispatcher>) -> anyhow::Result<Reloader> {
     let watcher = if dispatcher.config().watch { Some(watch(&dispatcher, changes)?) } else { None };
     let rewatch = watcher.clone();
     let guests_dir = dispatcher.config().guests_dir.clone();
+    // Long enough for `cp` of a few MB, short enough to feel immediate.
+    let quiet = dispatcher.config().quiet;
     tokio::spawn(async move {
         // The burst being waited out: when it began and when it last moved.
         let mut burst: Option<(Instant, Instant)> = None;
         let mut folder_back = false;
+        // A rename into place was seen: reload without waiting.
+        let mut complete = false;
         loop {
-            let quiet_at = burst.map_or_else(Instant::now, |(first, last)| (last + QUIET).min(first + LONGEST_WAIT));
+            let quiet_at = match burst {
+                _ if complete => Instant::now(),
+                Some((first, last)) => (last + quiet).min(first + LONGEST_WAIT),
+                None => Instant::now(),
+            };
             tokio::select! {
                 request = incoming.recv() => {
                     let Some(reply) = request else { return };
                     // This reload covers whatever the watcher saw so far.
                     burst = None;
+                    complete = false;
                     if std::mem::take(&mut folder_back) {
                         rewatch_guests(rewatch.as_deref(), &guests_dir);
                     }
@@ -66,11 +74,13 @@ pub fn start(dispatcher: Arc<Dispatcher>) -> anyhow::Result<Reloader> {
                 // pattern then turns this branch off, and `!reload` still works.
                 Some(change) = changed.recv() => {
                     folder_back |= change == Change::GuestsFolder;
+                    complete |= change == Change::Renamed;
                     let now = Instant::now();
                     burst = Some((burst.map_or(now, |(first, _)| first), now));
                 }
                 _ = tokio::time::sleep_until(quiet_at.into()), if burst.is_some() => {
                     burst = None;
+                    complete = false;
                     if std::mem::take(&mut folder_back) {
                         rewatch_guests(rewatch.as_deref(), &guests_dir);
                     }
@@ -99,10 +109,18 @@ fn watch(
             if !is_a_write(&event.kind) {
                 return;
             }
+            // The new name of a rename is its last path (`Both` has two).
+            let renamed_to = match event.kind {
+                EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => event.paths.last(),
+                _ => None,
+            };
             for path in &event.paths {
+                let is_wasm = path.extension().is_some_and(|ext| ext == "wasm");
                 let change = if *path == watched_guests_dir && matches!(event.kind, EventKind::Create(_)) {
                     Change::GuestsFolder
-                } else if *path == config_file || path.extension().is_some_and(|ext| ext == "wasm") {
+                } else if is_wasm && renamed_to == Some(path) {
+                    Change::Renamed
+                } else if *path == config_file || is_wasm {
                     Change::Files
                 } else {
                     continue;

@@ -1,4 +1,23 @@
-//! Splitting long answers at the platform's limit, never cutting them off.
+//! Splitting long answers at the platform's limit, never cutting them off;
+//! showing a guest's text on a terminal or in the log without letting it
+//! steer either.
+
+/// `text` with control characters shown as escapes (`\n`, `\u{1b}`), and
+/// with Unicode's direction overrides too: a guest's text on a terminal
+/// could otherwise move the cursor, recolour or clear the screen, and in
+/// the log it could start a line that looks like the host's own.
+pub fn printable(text: &str) -> String {
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
+        let steers = c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if steers {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
 
 /// Splits `text` into pieces of at most `max_chars` characters, preferring
 /// to break after a newline, then after whitespace, and only then inside a
@@ -40,6 +59,15 @@ pub fn split_message(text: &str, max_chars: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_guest_s_text_cannot_steer_a_terminal_or_forge_a_log_line() {
+        let forged = "done\n2026-11-30T00:00:00Z  INFO sandbot: operator logged in\x1b[2J\u{202e}";
+        let shown = printable(forged);
+        assert!(!shown.chars().any(|c| c.is_control()), "{shown}");
+        assert_eq!(shown, "done\\n2026-11-30T00:00:00Z  INFO sandbot: operator logged in\\u{1b}[2J\\u{202e}");
+        assert_eq!(printable("Привет, 世界 👋"), "Привет, 世界 👋");
+    }
 
     #[test]
     fn short_text_is_one_piece() {

@@ -27,6 +27,8 @@ pub const GUILD_ID: &str = "800";
 pub const TEXT_CHANNEL: &str = "700";
 pub const VOICE_CHANNEL: &str = "701";
 pub const ADMIN_ROLE: &str = "600";
+/// A role that someone renamed `admin`: not the operators' role.
+pub const RENAMED_ROLE: &str = "601";
 /// A channel whose messages the fake refuses with 403 Missing Permissions.
 pub const FORBIDDEN_CHANNEL: &str = "703";
 /// How long a test waits for the bot before failing.
@@ -522,7 +524,11 @@ pub fn guild_create() -> Value {
         "id": GUILD_ID, "name": "fake guild", "icon": null, "splash": null, "discovery_splash": null,
         "owner_id": "1", "afk_channel_id": null, "afk_timeout": 300, "verification_level": 0,
         "default_message_notifications": 0, "explicit_content_filter": 0,
-        "roles": [role(GUILD_ID, "@everyone", "104324673", 0), role(ADMIN_ROLE, "admin", "8", 1)],
+        "roles": [
+            role(GUILD_ID, "@everyone", "104324673", 0),
+            role(ADMIN_ROLE, "admin", "8", 1),
+            role(RENAMED_ROLE, "admin", "0", 2),
+        ],
         "emojis": [], "features": [], "mfa_level": 0, "application_id": null, "system_channel_id": null,
         "system_channel_flags": 0, "rules_channel_id": null, "vanity_url_code": null, "description": null,
         "banner": null, "premium_tier": 0, "preferred_locale": "en-US", "public_updates_channel_id": null,

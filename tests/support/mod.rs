@@ -103,7 +103,8 @@ guests_dir = {guests:?}
 
 [operators]
 users = ["42"]
-roles = ["admin"]
+roles = ["600"]
+role_names = ["ops"]
 guilds = ["local", "800"]
 
 [rate_limit]

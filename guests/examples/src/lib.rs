@@ -188,6 +188,33 @@ fn parse_text(text: &str, label: Option<&str>) -> Result<Vec<Example>, String> {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// Any file in any format: examples or a reason, never a panic.
+        #[test]
+        fn fuzz_any_training_file_is_read_or_refused(text in "\\PC*", label in proptest::option::of("[a-z]{1,8}")) {
+            for format in [Format::JsonLines, Format::Json, Format::Csv, Format::Text] {
+                let _ = parse(&text, format, label.as_deref());
+            }
+            let _ = Format::guess(Some("x.jsonl"), &text);
+        }
+
+        /// JSON shaped like examples, with values of every kind.
+        #[test]
+        fn fuzz_json_lines_of_any_shape(lines in proptest::collection::vec(
+            ("[a-z_]{1,10}", "\\PC{0,20}", proptest::bool::ANY), 0..6)
+        ) {
+            let text: String = lines
+                .iter()
+                .map(|(key, value, nested)| {
+                    let value = if *nested { serde_json::json!([{ "role": key, "content": value }]) } else { serde_json::json!(value) };
+                    format!("{}\n", serde_json::json!({ key.as_str(): value, "messages": value }))
+                })
+                .collect();
+            let _ = parse(&text, Format::JsonLines, None);
+            let _ = parse(&format!("[{}]", text.lines().collect::<Vec<_>>().join(",")), Format::Json, None);
+        }
+    }
+
     fn ex(input: &str, output: &str, label: Option<&str>) -> Example {
         Example { input: input.into(), output: output.into(), label: label.map(str::to_string) }
     }

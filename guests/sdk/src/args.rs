@@ -69,6 +69,27 @@ pub fn split_args(line: &str) -> Result<Vec<String>, ArgsError> {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// Any line: split or refused, never a panic.
+        #[test]
+        fn fuzz_split_args_takes_any_line(line in "\\PC*") {
+            let _ = split_args(&line);
+        }
+
+        /// Plain words come back as typed, whatever the spacing.
+        #[test]
+        fn fuzz_split_args_keeps_plain_words(words in proptest::collection::vec("[a-zA-Z0-9_.-]{1,12}", 0..8), gap in "[ \t]{1,3}") {
+            let line = words.join(&gap);
+            proptest::prop_assert_eq!(split_args(&line).unwrap(), words);
+        }
+
+        /// A quoted group is one argument, spaces and all.
+        #[test]
+        fn fuzz_split_args_groups_quotes(inner in "[a-z ]{0,20}") {
+            proptest::prop_assert_eq!(split_args(&format!("x \"{inner}\" y")).unwrap(), vec!["x".to_string(), inner, "y".to_string()]);
+        }
+    }
+
     #[test]
     fn splits_words_and_quotes() {
         assert_eq!(split_args(r#"a "b c" 'd\e'"#).unwrap(), vec!["a", "b c", r"d\e"]);

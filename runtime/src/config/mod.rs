@@ -20,6 +20,7 @@ pub use discord::{DiscordConfig, ShardRange, ShardRangeError, Token, API_BASE_EN
 pub use grants::{Grants, HostFn, UnknownGrant};
 use raw::{RawConfig, RawLimits, RawSpeech};
 
+use crate::platform::Author;
 use crate::services::files::Root;
 use crate::services::model::answer::Unknown;
 use crate::services::model::llm::LlmSettings;
@@ -37,8 +38,10 @@ const OPERATORS_ONLY_BY_DEFAULT: &[&str] = &["train", "archive", "select_dataset
 pub enum ConfigError {
     #[error("{path}: cannot read it: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {source}")]
-    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    /// Only the line and a message without values: toml's own report
+    /// quotes the offending line, which may hold the token or an API key.
+    #[error("{path}, line {line}: {reason}")]
+    Parse { path: PathBuf, line: usize, reason: String },
     #[error("{path}: `{key}`: {reason}")]
     Invalid { path: PathBuf, key: String, reason: String },
 }
@@ -56,6 +59,9 @@ pub struct Limits {
     pub messages: u32,
     /// Size of one file sent, read or downloaded.
     pub file_bytes: u64,
+    /// Invocations of this command running at once; more are told it is
+    /// busy, so one command cannot hold the whole pool.
+    pub concurrency: u32,
 }
 
 impl Default for Limits {
@@ -66,6 +72,7 @@ impl Default for Limits {
             hostcall_bytes: 16 << 20,
             messages: 10,
             file_bytes: 8 << 20,
+            concurrency: 8,
         }
     }
 }
@@ -85,17 +92,23 @@ pub struct CommandConfig {
 #[derive(Debug, Clone, Default)]
 pub struct Operators {
     pub users: HashSet<String>,
+    /// Role ids. Not names: anyone who may manage roles in a server can
+    /// rename "Member" to `admin`.
     pub roles: HashSet<String>,
-    /// The servers where `roles` count. Role names are the servers' own
-    /// (anyone can make an `admin` role in a server of theirs), so roles
-    /// count nowhere else, and never in direct messages.
+    /// Role names, an explicit opt-in for operators who accept that.
+    pub role_names: HashSet<String>,
+    /// The servers where roles count (anyone can make a role in a server
+    /// of theirs and invite the bot), so roles count nowhere else, and
+    /// never in direct messages.
     pub guilds: HashSet<String>,
 }
 
 impl Operators {
-    pub fn includes(&self, user_id: &str, roles: &[String], guild: Option<&str>) -> bool {
-        self.users.contains(user_id)
-            || guild.is_some_and(|g| self.guilds.contains(g)) && roles.iter().any(|r| self.roles.contains(r))
+    pub fn includes(&self, author: &Author, guild: Option<&str>) -> bool {
+        self.users.contains(&author.id)
+            || guild.is_some_and(|g| self.guilds.contains(g))
+                && (author.role_ids.iter().any(|r| self.roles.contains(r))
+                    || author.roles.iter().any(|r| self.role_names.contains(r)))
     }
 }
 
@@ -161,10 +174,17 @@ pub struct Config {
     pub rate_limit: Option<RateLimit>,
     /// Instances that may run at once; the size of the instance pool.
     pub max_concurrency: u32,
+    /// Invocations one user may have running at once.
+    pub per_user: u32,
+    /// Invocations one server (or the direct messages) may have running.
+    pub per_server: u32,
     /// Where compiled components are kept; `None`: compile every start.
     pub cache_dir: Option<PathBuf>,
     /// Reload commands when the guests folder or this file changes.
     pub watch: bool,
+    /// How long writes in place must be quiet before a reload (a `.wasm`
+    /// renamed into place is complete, and is loaded at once).
+    pub quiet: Duration,
     pub model: ModelConfig,
     pub roots: BTreeMap<String, Arc<Root>>,
     pub commands: BTreeMap<String, CommandConfig>,
@@ -182,8 +202,11 @@ impl Config {
 
     /// Parses and checks `text` as if read from `path`.
     pub fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig =
-            toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(e) })?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            line: e.span().map_or(0, |span| text[..span.start.min(text.len())].matches('\n').count() + 1),
+            reason: without_values(e.message()),
+        })?;
         Resolver { path, base: path.parent().unwrap_or(Path::new(".")) }.resolve(raw)
     }
 
@@ -191,6 +214,52 @@ impl Config {
     pub fn max_memory_bytes(&self) -> usize {
         self.commands.values().map(|c| c.limits.memory_bytes).max().unwrap_or(Limits::default().memory_bytes)
     }
+}
+
+/// `path` with symlinks resolved, as far as it exists; the rest (a folder
+/// not made yet) appended as written.
+fn real_path(path: &Path) -> PathBuf {
+    let mut existing = path;
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return rest.iter().rev().fold(real, |p, part| p.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}
+
+/// A parser's message with the values it quotes taken out. Key names stay
+/// ("unknown field `tokn`"); a value ("invalid type: string \"…\"") may be
+/// a secret put under the wrong key.
+fn without_values(message: &str) -> String {
+    let first_line = message.lines().next().unwrap_or_default();
+    for prefix in ["invalid type", "invalid value", "invalid length", "unknown variant"] {
+        if let Some(rest) = first_line.strip_prefix(prefix) {
+            let expected = rest.find(", expected").map_or("", |at| &rest[at..]);
+            return format!("{prefix}{expected}");
+        }
+    }
+    // Anything else in double quotes is a value too.
+    let mut out = String::with_capacity(first_line.len());
+    let mut quoted = false;
+    for c in first_line.chars() {
+        if c == '"' {
+            if !quoted {
+                out.push_str("\"…\"");
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
 }
 
 struct Resolver<'a> {
@@ -226,7 +295,8 @@ impl Resolver<'_> {
             return Err(self.invalid("prefix", "must be non-empty and contain no spaces"));
         }
         let data_dir = self.relative(&raw.data_dir.unwrap_or_else(|| "data".into()));
-        std::fs::create_dir_all(&data_dir)
+        // Owner-only when the bot makes it: it holds every message taught.
+        crate::sandbox::cache::create_private_dir(&data_dir)
             .map_err(|e| self.invalid("data_dir", format!("cannot create {}: {e}", data_dir.display())))?;
 
         let guests_dir = self.relative(&raw.guests_dir.unwrap_or_else(|| "guests".into()));
@@ -258,8 +328,11 @@ impl Resolver<'_> {
                 .map(|base| base.join("sandbot")),
         };
         if let Some(cache) = &cache_dir {
+            // Compared as the file system resolves them: a symlink into a
+            // root is inside it.
+            let cache = real_path(cache);
             for (name, path) in &raw.roots {
-                let root = self.relative(path);
+                let root = real_path(&self.relative(path));
                 if cache.starts_with(&root) {
                     return Err(self.invalid(
                         "sandbox.cache_dir",
@@ -389,9 +462,17 @@ impl Resolver<'_> {
 
         let speech = self.speech(raw.speech)?;
 
+        if raw.sandbox.quiet_ms.is_some_and(|ms| ms > 60_000) {
+            return Err(self.invalid("sandbox.quiet_ms", "must be at most 60000"));
+        }
         let max_concurrency = raw.sandbox.max_concurrency.unwrap_or(32);
         if !(1..=1000).contains(&max_concurrency) {
             return Err(self.invalid("sandbox.max_concurrency", "must be between 1 and 1000"));
+        }
+        let per_user = raw.sandbox.per_user.unwrap_or(4);
+        let per_server = raw.sandbox.per_server.unwrap_or(max_concurrency.div_ceil(2));
+        if per_user == 0 || per_server == 0 {
+            return Err(self.invalid("sandbox", "`per_user` and `per_server` must be at least 1"));
         }
 
         Ok(Config {
@@ -403,13 +484,17 @@ impl Resolver<'_> {
             ignore_bots: raw.ignore_bots.unwrap_or(true),
             operators: Operators {
                 users: raw.operators.users.into_iter().collect(),
-                roles: raw.operators.roles.into_iter().collect(),
+                roles: self.role_ids(raw.operators.roles)?,
+                role_names: raw.operators.role_names.into_iter().collect(),
                 guilds: raw.operators.guilds.into_iter().collect(),
             },
             rate_limit,
             max_concurrency,
+            per_user,
+            per_server,
             cache_dir,
             watch: raw.sandbox.watch.unwrap_or(true),
+            quiet: Duration::from_millis(raw.sandbox.quiet_ms.unwrap_or(300)),
             model,
             roots,
             commands,
@@ -501,6 +586,21 @@ impl Resolver<'_> {
         Ok(SpeechSettings { transcriber, synthesizer, max_seconds, max_bytes: max_mib << 20 })
     }
 
+    /// `operators.roles`, which are ids now: a name there would match no
+    /// role at all, silently, so it is refused with the way out.
+    fn role_ids(&self, roles: Vec<String>) -> Result<HashSet<String>, ConfigError> {
+        if let Some(name) = roles.iter().find(|r| r.is_empty() || !r.bytes().all(|b| b.is_ascii_digit())) {
+            return Err(self.invalid(
+                "operators.roles",
+                format!(
+                    "`{name}` is not a role id; give the role's id (roles can be renamed by anyone who \
+                     manages them), or put the name in `role_names` if you accept that"
+                ),
+            ));
+        }
+        Ok(roles.into_iter().collect())
+    }
+
     fn limits(&self, key: &str, raw: &RawLimits, defaults: &Limits) -> Result<Limits, ConfigError> {
         let positive = |field: &str, v: Option<u64>, max: u64| -> Result<Option<u64>, ConfigError> {
             match v {
@@ -515,12 +615,14 @@ impl Resolver<'_> {
         let hostcall_kib = positive("hostcall_kib", raw.hostcall_kib, 1 << 20)?;
         let messages = positive("messages", raw.messages.map(u64::from), 1000)?;
         let file_mib = positive("file_mib", raw.file_mib, 1024)?;
+        let concurrency = positive("concurrency", raw.concurrency.map(u64::from), 1000)?;
         Ok(Limits {
             memory_bytes: memory_mib.map_or(defaults.memory_bytes, |m| (m as usize) << 20),
             deadline: deadline_ms.map_or(defaults.deadline, Duration::from_millis),
             hostcall_bytes: hostcall_kib.map_or(defaults.hostcall_bytes, |k| (k as usize) << 10),
             messages: messages.map_or(defaults.messages, |m| m as u32),
             file_bytes: file_mib.map_or(defaults.file_bytes, |m| m << 20),
+            concurrency: concurrency.map_or(defaults.concurrency, |c| c as u32),
         })
     }
 }
@@ -528,6 +630,30 @@ impl Resolver<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Any text: a config or an error naming a line or a key, never a
+        /// panic.
+        #[test]
+        fn fuzz_the_config_loader_takes_any_text(text in "\\PC{0,200}") {
+            let _ = load(&text);
+        }
+
+        /// Real keys with values of every kind, in every table.
+        #[test]
+        fn fuzz_the_config_loader_takes_any_value(
+            table in proptest::sample::select(vec!["", "[limits]", "[sandbox]", "[operators]", "[model]", "[discord]", "[speech]", "[commands.hi]", "[rate_limit]"]),
+            key in proptest::sample::select(vec![
+                "prefix", "memory_mib", "deadline_ms", "concurrency", "max_concurrency", "per_user", "quiet_ms", "roles",
+                "role_names", "guilds", "provider", "token", "wasm", "grants", "limits", "messages", "shards", "cache_dir",
+            ]),
+            value in proptest::sample::select(vec![
+                "0", "-1", "18446744073709551615", "\"\"", "\"x\"", "[]", "[\"a\", 1]", "{}", "true", "1.5", "\"../../etc\"",
+            ]),
+        ) {
+            let _ = load(&format!("{table}\n{key} = {value}\n"));
+        }
+    }
 
     fn load(text: &str) -> Result<Config, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
@@ -542,6 +668,27 @@ mod tests {
         assert_eq!(hi.limits, Limits::default());
         assert_eq!(config.prefix, "!");
         assert!(!hi.operators_only);
+    }
+
+    /// toml's own report quotes the offending line; through `!reload` and
+    /// the log that would post a token with a typo around it.
+    #[test]
+    fn a_parse_error_names_the_line_but_never_shows_a_secret() {
+        let secret = "MTIzNDU2Nzg5.secret-token-value";
+        let typos = [
+            format!("prefix = \"!\"\n[discord]\ntokn = \"{secret}\"\n"),
+            format!("prefix = \"!\"\n[discord]\ntoken = \"{secret}\n"),
+            format!("prefix = \"!\"\n[discord]\ntoken = {secret}\n"),
+            format!("prefix = \"!\"\n[model]\nmax_tokens = \"{secret}\"\n"),
+            format!("prefix = \"!\"\n[discord]\ntoken = \"{secret}\"\ntoken = \"{secret}\"\n"),
+        ];
+        for text in &typos {
+            let err = load(text).unwrap_err().to_string();
+            assert!(!err.contains("secret-token") && !err.contains("MTIz"), "{err}");
+            assert!(err.contains("line 3") || err.contains("line 4"), "{err}");
+        }
+        let err = load(&typos[0]).unwrap_err().to_string();
+        assert!(err.contains("tokn"), "the misspelt key is named: {err}");
     }
 
     #[test]
@@ -605,13 +752,51 @@ mod tests {
 
     #[test]
     fn operator_roles_count_only_in_the_listed_servers() {
-        let config = load("[operators]\nusers = [\"7\"]\nroles = [\"admin\"]\nguilds = [\"800\"]\n").unwrap();
-        let admin = ["admin".to_string()];
-        assert!(config.operators.includes("5", &admin, Some("800")));
-        assert!(!config.operators.includes("5", &admin, Some("801")), "someone else's server");
-        assert!(!config.operators.includes("5", &admin, None), "a direct message");
-        assert!(!config.operators.includes("5", &[], Some("800")));
-        assert!(config.operators.includes("7", &[], None), "users count everywhere");
+        let config = load("[operators]\nusers = [\"7\"]\nroles = [\"600\"]\nguilds = [\"800\"]\n").unwrap();
+        let author = |id: &str, role_id: &str| Author {
+            id: id.into(),
+            roles: vec!["admin".into()],
+            role_ids: vec![role_id.into()],
+            ..Author::default()
+        };
+        let admin = author("5", "600");
+        assert!(config.operators.includes(&admin, Some("800")));
+        assert!(!config.operators.includes(&admin, Some("801")), "someone else's server");
+        assert!(!config.operators.includes(&admin, None), "a direct message");
+        assert!(!config.operators.includes(&author("5", "601"), Some("800")), "a role renamed `admin`");
+        assert!(config.operators.includes(&author("7", "1"), None), "users count everywhere");
+    }
+
+    /// The review's finding: role names were compared with the list, so
+    /// renaming "Member" to `admin` made every member an operator.
+    #[test]
+    fn operator_roles_are_ids_and_names_only_by_choice() {
+        let err = load("[operators]\nroles = [\"admin\"]\n").unwrap_err().to_string();
+        assert!(err.contains("`operators.roles`") && err.contains("role_names"), "{err}");
+        let config = load("[operators]\nrole_names = [\"admin\"]\nguilds = [\"800\"]\n").unwrap();
+        let renamed =
+            Author { id: "5".into(), roles: vec!["admin".into()], role_ids: vec!["601".into()], ..Author::default() };
+        assert!(config.operators.includes(&renamed, Some("800")), "names count when asked for");
+    }
+
+    /// The review's findings: the data folder was made world-readable, and
+    /// a cache folder reached through a symlink into a root passed the
+    /// "not inside a root" check, which compared the paths as text.
+    #[cfg(unix)]
+    #[test]
+    fn the_data_folder_is_private_and_a_symlinked_cache_is_still_inside_its_root() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("shared")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("shared"), dir.path().join("innocent")).unwrap();
+        let text = "[roots]\nshared = \"shared\"\n[sandbox]\ncache_dir = \"innocent/cache\"\n";
+        let err = Config::from_toml(&dir.path().join("sandbot.toml"), text).unwrap_err().to_string();
+        assert!(err.contains("`sandbox.cache_dir`") && err.contains("inside root `shared`"), "{err}");
+
+        let text = "[sandbox]\ncache_dir = \"cache\"\n";
+        let config = Config::from_toml(&dir.path().join("sandbot.toml"), text).unwrap();
+        let mode = std::fs::metadata(&config.data_dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "data folder mode {mode:o}");
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub struct RawOperators {
     #[serde(default)]
     pub roles: Vec<String>,
     #[serde(default)]
+    pub role_names: Vec<String>,
+    #[serde(default)]
     pub guilds: Vec<String>,
 }
 
@@ -53,6 +55,7 @@ pub struct RawLimits {
     pub hostcall_kib: Option<u64>,
     pub messages: Option<u32>,
     pub file_mib: Option<u64>,
+    pub concurrency: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -66,8 +69,11 @@ pub struct RawRateLimit {
 #[serde(deny_unknown_fields)]
 pub struct RawSandbox {
     pub max_concurrency: Option<u32>,
+    pub per_user: Option<u32>,
+    pub per_server: Option<u32>,
     pub cache_dir: Option<PathBuf>,
     pub watch: Option<bool>,
+    pub quiet_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

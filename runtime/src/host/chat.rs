@@ -87,6 +87,23 @@ impl GuestCtx {
     }
 }
 
+/// Messages fetched plus attachments downloaded in one invocation. Each
+/// goes to Discord again (a message has at most ten attachments), and the
+/// bot's request budget is shared by every server.
+pub const MAX_PLATFORM_READS: u32 = 20;
+
+impl GuestCtx {
+    fn count_platform_read(&mut self) -> Result<(), HostError> {
+        if self.platform_reads >= MAX_PLATFORM_READS {
+            return Err(HostError::Unavailable(format!(
+                "at most {MAX_PLATFORM_READS} messages and attachments are fetched in one command"
+            )));
+        }
+        self.platform_reads += 1;
+        Ok(())
+    }
+}
+
 impl chat::Host for GuestCtx {
     async fn send_message(&mut self, content: String, files: Vec<types::File>) -> Result<String, HostError> {
         self.check(HostFn::ChatSendMessage)?;
@@ -123,6 +140,7 @@ impl chat::Host for GuestCtx {
 
     async fn read_attachment(&mut self, id: String) -> Result<Vec<u8>, HostError> {
         self.check(HostFn::ChatReadAttachment)?;
+        self.count_platform_read()?;
         let limit = self.command.limits.file_bytes;
         let attachment = self
             .message
@@ -141,6 +159,7 @@ impl chat::Host for GuestCtx {
 
     async fn fetch_message(&mut self, id: String) -> Result<chat::FetchedMessage, HostError> {
         self.check(HostFn::ChatFetchMessage)?;
+        self.count_platform_read()?;
         if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             return Err(HostError::Invalid(format!("`{id}` is not a message id")));
         }

@@ -7,6 +7,7 @@ use crate::bindings::{files, types};
 use crate::config::HostFn;
 use crate::host::{GuestCtx, HostError};
 use crate::services::files::Root;
+use crate::services::CancelOnDrop;
 
 impl GuestCtx {
     /// The root named `name`, if this command may read it.
@@ -40,9 +41,13 @@ impl files::Host for GuestCtx {
         let handle = self.root(&root)?;
         let limit = self.command.limits.file_bytes;
         let folder = path.trim().trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_string();
-        let data = tokio::task::spawn_blocking(move || handle.archive(&path, limit))
+        // Stops with the guest: its deadline drops this future.
+        let cancel = CancelOnDrop::new();
+        let flag = cancel.flag();
+        let data = tokio::task::spawn_blocking(move || handle.archive(&path, limit, &flag))
             .await
             .map_err(|e| HostError::Failed(e.to_string()))??;
+        drop(cancel);
         let name = if folder.is_empty() || folder == ".." || folder == "." { root } else { folder };
         Ok(types::File { name: format!("{name}.zip"), data })
     }

@@ -5,6 +5,7 @@
 
 use crate::bindings::log;
 use crate::host::GuestCtx;
+use crate::text::printable;
 
 /// Lines one invocation may log; the rest are dropped.
 pub const MAX_LINES: u32 = 100;
@@ -20,7 +21,7 @@ impl log::Host for GuestCtx {
             }
             return Ok(());
         }
-        let text: String = message.chars().take(MAX_CHARS).collect();
+        let text = printable(&message.chars().take(MAX_CHARS).collect::<String>());
         let command = &self.command.name;
         match level {
             log::Level::Trace => tracing::trace!(command = %command, "guest: {text}"),

@@ -55,7 +55,10 @@ impl From<FileError> for HostError {
     fn from(e: FileError) -> Self {
         match e {
             FileError::NotFound => HostError::NotFound(e.to_string()),
-            FileError::TooLarge { .. } => HostError::TooLarge(e.to_string()),
+            FileError::TooLarge { .. } | FileError::ArchiveTooLarge { .. } | FileError::TooMany { .. } => {
+                HostError::TooLarge(e.to_string())
+            }
+            FileError::Cancelled => HostError::Unavailable(e.to_string()),
             FileError::OutsideOrUnreadable | FileError::Invalid(_) => HostError::Invalid(e.to_string()),
             FileError::Io(_) => HostError::Failed(e.to_string()),
         }
@@ -110,6 +113,10 @@ pub struct GuestCtx {
     pub sent: Vec<String>,
     /// Log lines written so far, against [`log::MAX_LINES`].
     pub log_lines: u32,
+    /// Messages fetched and attachments downloaded so far, against
+    /// [`chat::MAX_PLATFORM_READS`]: each is a request on the bot's shared
+    /// Discord budget.
+    pub platform_reads: u32,
     /// The prompt of the last `call-model`, until a message carries the
     /// answer (then the pair is recorded for `!correct`).
     pub pending_answer: Option<String>,
@@ -139,6 +146,7 @@ impl GuestCtx {
             registry,
             messages_sent: 0,
             sent: Vec::new(),
+            platform_reads: 0,
             log_lines: 0,
             pending_answer: None,
             started_jobs: Vec::new(),

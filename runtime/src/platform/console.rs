@@ -30,6 +30,7 @@ use super::{
 };
 use crate::bindings::types::OptionKind;
 use crate::dispatch::Dispatcher;
+use crate::text::printable;
 
 /// The console's own user: an operator, whatever the config says.
 pub const DEFAULT_AUTHOR_ID: &str = "1";
@@ -172,6 +173,8 @@ enum Effect<'a> {
         channel: &'a str,
         path: PathBuf,
         bytes: u64,
+        /// How long it plays; `null` when it cannot be decoded.
+        duration_ms: Option<u64>,
     },
     Error {
         input: u64,
@@ -342,7 +345,9 @@ impl Console {
                 platform_operator: input.author_id == DEFAULT_AUTHOR_ID,
                 id: input.author_id,
                 name: input.author,
+                // The console's roles are names; it has no ids.
                 roles: input.roles,
+                role_ids: Vec::new(),
                 is_bot: input.bot,
                 voice_channel: input.voice_channel,
             },
@@ -400,12 +405,18 @@ impl Console {
     }
 }
 
+/// A guest's text for the terminal: its lines indented under `bot › `,
+/// anything that could steer the terminal shown as an escape.
+fn shown(content: &str) -> String {
+    content.split('\n').map(printable).collect::<Vec<_>>().join("\n      ")
+}
+
 fn write_human(out: &mut dyn Write, effect: &Effect<'_>) -> std::io::Result<()> {
     match effect {
         Effect::Message { content, files, private, .. } => {
             let only_you = if *private { "(only you) " } else { "" };
             if !content.is_empty() {
-                writeln!(out, "bot › {only_you}{}", content.replace('\n', "\n      "))?;
+                writeln!(out, "bot › {only_you}{}", shown(content))?;
             }
             for file in files {
                 writeln!(out, "bot › [file] {} ({} bytes)", file.path.display(), file.bytes)?;
@@ -413,12 +424,13 @@ fn write_human(out: &mut dyn Write, effect: &Effect<'_>) -> std::io::Result<()> 
             Ok(())
         }
         Effect::Edit { id, content, .. } => {
-            writeln!(out, "bot › (edited {id}) {}", content.replace('\n', "\n      "))
+            writeln!(out, "bot › (edited {id}) {}", shown(content))
         }
         Effect::VoiceJoin { channel, .. } => writeln!(out, "bot › (joined voice channel {channel})"),
         Effect::VoiceLeave { .. } => writeln!(out, "bot › (left the voice channel)"),
-        Effect::Audio { channel, path, bytes, .. } => {
-            writeln!(out, "bot › [audio in {channel}] {} ({bytes} bytes)", path.display())
+        Effect::Audio { channel, path, bytes, duration_ms, .. } => {
+            let seconds = duration_ms.map_or(String::new(), |ms| format!(", {:.1} s", ms as f64 / 1000.0));
+            writeln!(out, "bot › [audio in {channel}] {} ({bytes} bytes{seconds})", path.display())
         }
         Effect::Error { message, .. } => writeln!(out, "error: {message}"),
         Effect::Done { .. } => Ok(()),
@@ -564,7 +576,12 @@ impl Conversation for ConsoleConversation {
         tokio::fs::write(&path, &audio)
             .await
             .map_err(|e| PlatformError::Failed(format!("writing {}: {e}", path.display())))?;
-        self.console.emit(Effect::Audio { input: self.input, channel: &channel, path, bytes: audio.len() as u64 });
+        let bytes = audio.len() as u64;
+        let duration_ms = tokio::task::spawn_blocking(move || crate::services::speech::audio::duration_ms(&audio))
+            .await
+            .ok()
+            .flatten();
+        self.console.emit(Effect::Audio { input: self.input, channel: &channel, path, bytes, duration_ms });
         Ok(())
     }
 
@@ -581,6 +598,42 @@ impl Conversation for ConsoleConversation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Any line, typed or JSON: an event or an error effect, never a
+        /// panic.
+        #[test]
+        fn fuzz_console_takes_any_input_line(line in "\\PC*") {
+            let dir = tempfile::tempdir().unwrap();
+            let console = Console::new(Box::new(std::io::sink()), Mode::JsonLines, dir.path()).unwrap();
+            if let Ok(input) = serde_json::from_str::<InputLine>(&line) {
+                let _ = console.event(0, input);
+            }
+            if let Ok(input) = InputLine::slash(&line) {
+                let _ = console.event(1, input);
+            }
+        }
+
+        /// JSON lines of the right shape with values of every kind,
+        /// attachments that do not exist among them.
+        #[test]
+        fn fuzz_console_json_lines_of_any_shape(
+            content in "\\PC{0,40}",
+            author in "\\PC{0,12}",
+            key in proptest::sample::select(vec!["attachments", "roles", "voice_channel", "guild", "slash", "options", "bot"]),
+            value in proptest::sample::select(vec![
+                serde_json::json!(null), serde_json::json!(7), serde_json::json!("x"), serde_json::json!(["/nonexistent/a.wav"]),
+                serde_json::json!({"path": "/"}), serde_json::json!(true), serde_json::json!([[]]),
+            ]),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let console = Console::new(Box::new(std::io::sink()), Mode::JsonLines, dir.path()).unwrap();
+            let line = serde_json::json!({"content": content, "author_id": author, key: value}).to_string();
+            if let Ok(input) = serde_json::from_str::<InputLine>(&line) {
+                let _ = console.event(0, input);
+            }
+        }
+    }
 
     #[test]
     fn a_typed_slash_command_reads_like_discords_client_shows_it() {

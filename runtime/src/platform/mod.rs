@@ -22,7 +22,11 @@ pub struct Attachment {
 pub struct Author {
     pub id: String,
     pub name: String,
+    /// Role names, as guests see them.
     pub roles: Vec<String>,
+    /// The same roles' ids, which operators are matched by: a name can be
+    /// changed by anyone who manages roles.
+    pub role_ids: Vec<String>,
     pub is_bot: bool,
     /// The voice channel the author is in, if any.
     pub voice_channel: Option<String>,

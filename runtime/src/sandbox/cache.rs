@@ -181,7 +181,7 @@ fn check_private(_path: &Path, _forbidden: u32, _chmod: &str) -> std::io::Result
     Ok(())
 }
 
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]

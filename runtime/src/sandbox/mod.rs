@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -29,6 +29,7 @@ use crate::bindings::{types, v0_1, CommandPre};
 use crate::config::Limits;
 use crate::error::InvokeError;
 use crate::host::{self, GuestCtx};
+use crate::text::printable;
 use cache::CompileCache;
 pub use engine::EngineSettings;
 
@@ -59,9 +60,12 @@ struct MemoryLimiter {
 
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        // Refused, not trapped: memory.grow returns −1 as WebAssembly
+        // says, and a guest that checks goes on. One that aborts after it
+        // is still reported as out of memory.
         if desired > self.max_bytes {
             self.exceeded = true;
-            wasmtime::bail!("memory limit of {} bytes exceeded", self.max_bytes);
+            return Ok(false);
         }
         Ok(true)
     }
@@ -71,12 +75,35 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
+/// Host-side handles one invocation may hold (streams, clock
+/// subscriptions, answers): each costs host memory outside the guest's
+/// limit. wasmtime's default is a million.
+const MAX_RESOURCES: usize = 10_000;
+
+/// Random bytes in one WASI call; std asks for a few dozen. WASI's
+/// default is 64 MiB, allocated on the host.
+const MAX_RANDOM_BYTES: u64 = 1 << 20;
+
+/// Epoch ticks (10 ms each) an invocation runs as it likes; past them it
+/// is a long runner, and runs only with a turn of the slow lane, taken
+/// again at every tick. `!hi` ends within its first tick, so a short
+/// command never waits behind commands that spin to their deadline.
+const SLOW_AFTER: u64 = 3;
+
+/// Long runners that may run at once: one thread fewer than the machine
+/// has, so that short commands always find one.
+fn slow_lane_turns() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1)).max(1)
+}
+
 /// The process's sandbox: one engine, one linker, one pool.
 pub struct Sandbox {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
     /// Slots of the pool for messages.
     permits: Semaphore,
+    /// Turns for invocations past their first ticks (see [`SLOW_AFTER`]).
+    slow_lane: Arc<Semaphore>,
     /// The pool's one extra slot, for `describe()` (see [`engine::build`]).
     describing: Semaphore,
     cache: Option<Arc<CompileCache>>,
@@ -137,6 +164,7 @@ impl Sandbox {
             engine,
             linker: Arc::new(linker),
             permits: Semaphore::new(settings.max_concurrency as usize),
+            slow_lane: Arc::new(Semaphore::new(slow_lane_turns())),
             describing: Semaphore::new(1),
             cache: None,
             _ticker: ticker,
@@ -257,10 +285,12 @@ impl Sandbox {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         // Nothing but what Rust's std needs: no env, no args, no preopens,
         // no sockets; stderr captured for the log.
-        let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
+        let wasi = WasiCtx::builder().stderr(stderr.clone()).max_random_size(MAX_RANDOM_BYTES).build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         let state = HostState {
             wasi,
-            table: ResourceTable::new(),
+            table,
             limiter: MemoryLimiter { max_bytes: limits.memory_bytes, exceeded: false },
             stderr,
             guest,
@@ -270,12 +300,30 @@ impl Sandbox {
         store.set_hostcall_fuel(limits.hostcall_bytes);
         let deadline = Instant::now() + limits.deadline;
         store.set_epoch_deadline(1);
+        let lane = self.slow_lane.clone();
+        // The slow lane's turn this invocation holds, if any: given back at
+        // every tick, and when the store (and this callback) is dropped.
+        let turn: Arc<std::sync::Mutex<Option<OwnedSemaphorePermit>>> = Arc::default();
+        let mut ticks = 0u64;
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
-                Err(Trap::Interrupt.into())
-            } else {
-                Ok(UpdateDeadline::Yield(1))
+                return Err(Trap::Interrupt.into());
             }
+            ticks += 1;
+            if ticks < SLOW_AFTER {
+                return Ok(UpdateDeadline::Yield(1));
+            }
+            turn.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let (lane, turn) = (lane.clone(), turn.clone());
+            // The semaphore is fair: long runners take turns in order.
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(async move {
+                    if let Ok(next) = lane.acquire_owned().await {
+                        *turn.lock().unwrap_or_else(|p| p.into_inner()) = Some(next);
+                    }
+                }),
+            ))
         });
         store
     }
@@ -292,7 +340,8 @@ fn classify(error: wasmtime::Error, state: &HostState, limits: &Limits) -> Invok
         Some(Trap::StackOverflow) => InvokeError::StackOverflow,
         // Guests abort on panic, which is an `unreachable` instruction; the
         // panic message went to stderr first.
-        Some(Trap::UnreachableCodeReached) if !stderr.is_empty() => InvokeError::Panic(stderr),
+        // The message is the guest's: escaped, so it cannot forge log lines.
+        Some(Trap::UnreachableCodeReached) if !stderr.is_empty() => InvokeError::Panic(printable(&stderr)),
         Some(trap) => InvokeError::Crashed(trap.to_string()),
         None => {
             let text = format!("{error:#}");

@@ -9,11 +9,40 @@ pub mod speech;
 pub mod store;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 pub use store::Store;
 
 use files::Root;
+
+/// Set when the caller stops waiting (its deadline passed): blocking work
+/// (a transcription, an answer being written) checks it as it goes and
+/// gives up.
+pub struct CancelOnDrop(pub Arc<AtomicBool>);
+
+impl CancelOnDrop {
+    pub fn new() -> CancelOnDrop {
+        CancelOnDrop(Arc::new(AtomicBool::new(false)))
+    }
+
+    /// The flag the work checks.
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        self.0.clone()
+    }
+}
+
+impl Default for CancelOnDrop {
+    fn default() -> Self {
+        CancelOnDrop::new()
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
 
 /// The shared services, cloned into every invocation.
 #[derive(Clone)]

@@ -190,6 +190,10 @@ fn author_voice(cache: &Cache, guild: GuildId, user: UserId) -> Option<ChannelId
     cache.guild(guild)?.voice_states.get(&user)?.channel_id
 }
 
+fn ids(roles: &[RoleId]) -> Vec<String> {
+    roles.iter().map(RoleId::to_string).collect()
+}
+
 /// Role ids as names from the cache (by id when the cache has none).
 fn role_names(cache: &Cache, guild: Option<GuildId>, roles: &[RoleId]) -> Vec<String> {
     let guild = guild.and_then(|id| cache.guild(id));
@@ -210,6 +214,7 @@ fn interaction_message(
     voice_channel: Option<ChannelId>,
 ) -> Message {
     let user = &command.user;
+    let role_ids = command.member.as_ref().map(|m| ids(&m.roles)).unwrap_or_default();
     let roles = command.member.as_ref().map(|m| role_names(cache, command.guild_id, &m.roles)).unwrap_or_default();
     let name = command
         .member
@@ -236,6 +241,7 @@ fn interaction_message(
             id: user.id.to_string(),
             name,
             roles,
+            role_ids,
             is_bot: user.bot,
             voice_channel: voice_channel.map(|id| id.to_string()),
             platform_operator: false,
@@ -278,6 +284,7 @@ fn voice_channel(cache: &Cache, msg: &serenity::all::Message) -> Option<ChannelI
 /// author's voice channel come from the cache (filled by GUILD_CREATE and
 /// voice state updates); a role the cache does not know is given by id.
 fn platform_message(cache: &Cache, msg: serenity::all::Message, voice_channel: Option<ChannelId>) -> Message {
+    let role_ids = msg.member.as_ref().map(|m| ids(&m.roles)).unwrap_or_default();
     let roles = msg.member.as_ref().map(|m| role_names(cache, msg.guild_id, &m.roles)).unwrap_or_default();
     let name = msg
         .member
@@ -293,6 +300,7 @@ fn platform_message(cache: &Cache, msg: serenity::all::Message, voice_channel: O
             id: msg.author.id.to_string(),
             name,
             roles,
+            role_ids,
             // Webhooks post as users that are not flagged as bots.
             is_bot: msg.author.bot || msg.webhook_id.is_some(),
             voice_channel: voice_channel.map(|id| id.to_string()),

@@ -24,11 +24,12 @@ use serenity::all::{ChannelId, GuildId};
 use songbird::driver::retry::Retry;
 use songbird::events::{Event, EventContext, EventHandler, TrackEvent};
 use songbird::input::codecs::{get_codec_registry, get_probe};
-use songbird::input::Input;
+use songbird::input::{Input, LiveInput};
 use songbird::{Call, Songbird};
 use tokio::sync::Mutex as AsyncMutex;
 
 use crate::platform::{JoinOutcome, PlatformError};
+use crate::services::speech::audio::RATES;
 
 /// Clips waiting in one server's queue before more are refused (the chat
 /// guest then writes its answer instead).
@@ -244,14 +245,37 @@ async fn detached<T: Send + 'static>(
     tokio::spawn(work).await.map_err(|e| PlatformError::Failed(format!("a voice task ended: {e}")))?
 }
 
+/// Channels a clip may have: songbird mixes them down, but a crafted
+/// header could claim thousands.
+const MAX_CHANNELS: usize = 8;
+
 /// `audio` (WAV, Ogg Opus or Vorbis, MP3, FLAC) probed and ready for
-/// songbird's mixer, or the reason it cannot be played.
+/// songbird's mixer, or the reason it cannot be played. The header's rate
+/// and channels are checked here: the mixer sizes its resampler from them
+/// and panics when that fails, which would take every server's voice down.
 async fn playable(audio: Vec<u8>) -> Result<Input, PlatformError> {
     let input: Input = audio.into();
-    input
+    let input = input
         .make_playable_async(get_codec_registry(), get_probe())
         .await
-        .map_err(|e| PlatformError::Invalid(format!("the audio cannot be played ({e})")))
+        .map_err(|e| PlatformError::Invalid(format!("the audio cannot be played ({e})")))?;
+    let Input::Live(LiveInput::Parsed(parsed), _) = &input else {
+        return Err(PlatformError::Invalid("the audio cannot be played (it was not decoded)".into()));
+    };
+    let params = parsed.decoder.codec_params();
+    let rate = params.sample_rate.unwrap_or(0);
+    if !RATES.contains(&rate) {
+        return Err(PlatformError::Invalid(format!(
+            "the audio cannot be played (a sample rate of {rate} Hz; 8 to 48 kHz are)"
+        )));
+    }
+    let channels = params.channels.map_or(0, |c| c.count());
+    if !(1..=MAX_CHANNELS).contains(&channels) {
+        return Err(PlatformError::Invalid(format!(
+            "the audio cannot be played ({channels} channels; 1 to {MAX_CHANNELS} are)"
+        )));
+    }
+    Ok(input)
 }
 
 /// How Discord shows a channel in a message: its name, as a link.
@@ -287,6 +311,29 @@ mod tests {
     use songbird::tracks::Track;
 
     use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { failure_persistence: None, ..Default::default() })]
+        /// A clip with any header: playable within the mixer's bounds, or
+        /// refused before it; never a panic.
+        #[test]
+        fn fuzz_crafted_clips_never_reach_the_mixer_unchecked(
+            changes in proptest::collection::vec((0usize..44, proptest::num::u8::ANY), 1..6),
+            keep in 0usize..2000,
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let mut wav = tone_wav(440.0, 0.05, 8_000);
+            for (at, value) in changes {
+                wav[at] = value;
+            }
+            wav.truncate(keep.max(1));
+            if let Ok(Input::Live(LiveInput::Parsed(parsed), _)) = runtime.block_on(playable(wav)) {
+                let params = parsed.decoder.codec_params();
+                proptest::prop_assert!(params.sample_rate.is_some_and(|r| RATES.contains(&r)));
+                proptest::prop_assert!(params.channels.is_some_and(|c| (1..=MAX_CHANNELS).contains(&c.count())));
+            }
+        }
+    }
 
     const RTP_HEADER: usize = 12;
     const TAG: usize = 16;
@@ -380,5 +427,27 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let refused = runtime.block_on(playable(b"just some text, not a sound".to_vec()));
         assert!(matches!(refused, Err(PlatformError::Invalid(why)) if why.contains("cannot be played")));
+    }
+
+    /// A 44-byte WAV that claims 2^31 − 1 Hz: the mixer would size a
+    /// resampler for it, fail, and panic (the review's finding). It is
+    /// refused before it reaches the mixer, as are 1 Hz and 96 kHz.
+    #[test]
+    fn a_crafted_sample_rate_is_refused_before_the_mixer() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        for rate in [i32::MAX as u32, 1, 96_000] {
+            let mut wav = tone_wav(440.0, 0.01, 8_000);
+            wav[24..28].copy_from_slice(&rate.to_le_bytes());
+            let refused = runtime.block_on(playable(wav));
+            assert!(
+                matches!(&refused, Err(PlatformError::Invalid(why)) if why.contains("sample rate")),
+                "{rate} Hz: {:?}",
+                refused.as_ref().err()
+            );
+        }
+        let mut wav = tone_wav(440.0, 0.01, 8_000);
+        wav[22..24].copy_from_slice(&64u16.to_le_bytes());
+        assert!(runtime.block_on(playable(wav)).is_err(), "64 channels");
+        assert!(runtime.block_on(playable(tone_wav(440.0, 0.1, 48_000))).is_ok());
     }
 }

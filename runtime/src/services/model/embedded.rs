@@ -9,11 +9,12 @@
 //! then rebuilds the index: `queued → running → succeeded`. Small jobs end
 //! within the call; the host reports larger ones when they end.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, Semaphore};
 
 use super::answer::{Answerer, Generation, Generator};
 use super::knowledge::Knowledge;
@@ -21,6 +22,7 @@ use super::llm::{LlmSettings, LocalLlm};
 use super::{new_job_id, Example, JobRecord, ModelError, ModelProvider, Progress};
 use crate::config::AnswerSettings;
 use crate::services::store::Store;
+use crate::services::CancelOnDrop;
 
 /// How long `train` waits for its job before answering "running".
 const TRAIN_WAIT: Duration = Duration::from_secs(2);
@@ -31,10 +33,20 @@ pub struct EmbeddedModel {
     answerer: Answerer,
 }
 
+/// Answers that may wait behind the one being written before more are
+/// refused as busy. They wait on the async side, so the blocking pool
+/// (shared with the database, file reads and Whisper) holds at most one
+/// answer being written.
+pub const MAX_WAITING_ANSWERS: usize = 4;
+
 /// The language model, loaded on first use (half a second, ~100 MB).
 pub struct LazyLlm {
     settings: LlmSettings,
     loaded: OnceCell<Result<Arc<LocalLlm>, String>>,
+    /// The answer being written and those waiting.
+    places: Arc<Semaphore>,
+    /// The one being written.
+    writing: Arc<Semaphore>,
 }
 
 impl LazyLlm {
@@ -45,7 +57,41 @@ impl LazyLlm {
                 "the local language model's weights are missing; `make build` (scripts/setup.sh) fetches them"
             );
         }
-        LazyLlm { settings, loaded: OnceCell::new() }
+        LazyLlm {
+            settings,
+            loaded: OnceCell::new(),
+            places: Arc::new(Semaphore::new(MAX_WAITING_ANSWERS + 1)),
+            writing: Arc::new(Semaphore::new(1)),
+        }
+    }
+
+    /// Runs `write` on the blocking pool once it is this answer's turn, or
+    /// says the model is busy. A caller that stops waiting leaves the
+    /// queue, or stops the writing at the next token.
+    async fn in_turn<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(Arc<LocalLlm>, &AtomicBool) -> Result<T, ModelError> + Send + 'static,
+    ) -> Result<T, ModelError> {
+        let place = self.places.clone().try_acquire_owned().map_err(|_| {
+            ModelError::Unavailable(format!(
+                "{MAX_WAITING_ANSWERS} answers are already waiting to be written; try again soon"
+            ))
+        })?;
+        let llm = self.get().await?;
+        let turn = self.writing.clone().acquire_owned().await.map_err(|e| ModelError::Failed(e.to_string()))?;
+        let cancel = CancelOnDrop::new();
+        let flag = cancel.flag();
+        let result = tokio::task::spawn_blocking(move || {
+            // Held by the work itself: a caller that gives up does not let
+            // the next answer start before this one has stopped.
+            let _place = place;
+            let _turn = turn;
+            write(llm, &flag)
+        })
+        .await
+        .map_err(|e| ModelError::Failed(e.to_string()))?;
+        drop(cancel);
+        result
     }
 
     async fn get(&self) -> Result<Arc<LocalLlm>, ModelError> {
@@ -71,21 +117,17 @@ impl LazyLlm {
 #[async_trait]
 impl Generator for LazyLlm {
     async fn generate(&self, request: Generation) -> Result<String, ModelError> {
-        let llm = self.get().await?;
-        tokio::task::spawn_blocking(move || llm.generate(&request.system, &request.turns, &request.question))
+        self.in_turn(move |llm, cancel| llm.generate_until(&request.system, &request.turns, &request.question, cancel))
             .await
-            .map_err(|e| ModelError::Failed(e.to_string()))?
     }
 
     async fn generate_streamed(&self, request: Generation, partial: Progress) -> Result<String, ModelError> {
-        let llm = self.get().await?;
-        tokio::task::spawn_blocking(move || {
-            llm.generate_with(&request.system, &request.turns, &request.question, &mut |text| {
+        self.in_turn(move |llm, cancel| {
+            llm.generate_with(&request.system, &request.turns, &request.question, cancel, &mut |text| {
                 partial.send_replace(text.to_string());
             })
         })
         .await
-        .map_err(|e| ModelError::Failed(e.to_string()))?
     }
 }
 
@@ -198,5 +240,49 @@ impl ModelProvider for EmbeddedModel {
     async fn learn_correction(&self, _question: &str, _correction: &str) -> Result<(), ModelError> {
         // The correction is already in the store; the index reads it there.
         self.knowledge.rebuild().await.map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn question() -> Generation {
+        Generation { system: "You are a helpful assistant.".into(), turns: Vec::new(), question: "Hi!".into() }
+    }
+
+    /// The review's finding: answers queued without a bound on the
+    /// blocking pool, shared with the database and Whisper.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn answers_past_the_queue_are_told_busy_and_those_who_leave_free_their_place() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+        assert!(path.is_file(), "{} is missing: run `make test`, which fetches it", path.display());
+        let llm = Arc::new(LazyLlm::new(LlmSettings { path, max_tokens: 4 }));
+        // Hold the turn, so that every answer waits.
+        let turn = llm.writing.clone().acquire_owned().await.unwrap();
+        let mut waiting: Vec<_> = (0..=MAX_WAITING_ANSWERS)
+            .map(|_| {
+                let llm = llm.clone();
+                tokio::spawn(async move { llm.generate(question()).await })
+            })
+            .collect();
+        while llm.places.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let refused = llm.generate(question()).await;
+        assert!(matches!(&refused, Err(ModelError::Unavailable(why)) if why.contains("waiting")), "{refused:?}");
+
+        for gave_up in &waiting[1..] {
+            gave_up.abort();
+        }
+        while llm.places.available_permits() < MAX_WAITING_ANSWERS {
+            tokio::task::yield_now().await;
+        }
+        drop(turn);
+        let first = waiting.remove(0).await.unwrap();
+        assert!(first.is_ok_and(|answer| !answer.is_empty()));
+        assert_eq!(llm.places.available_permits(), MAX_WAITING_ANSWERS + 1);
     }
 }

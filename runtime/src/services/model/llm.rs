@@ -11,6 +11,7 @@
 
 use std::io::Seek;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
@@ -163,19 +164,32 @@ impl LocalLlm {
     /// Answers `question` after the system prompt and `turns`. Blocking:
     /// run it off the async threads.
     pub fn generate(&self, system: &str, turns: &[(String, String)], question: &str) -> Result<String, ModelError> {
-        self.generate_inner(system, turns, question, None)
+        self.generate_inner(system, turns, question, &AtomicBool::new(false), None)
     }
 
-    /// [`generate`](Self::generate), calling `written` with the answer so
-    /// far after each token.
+    /// [`generate`](Self::generate), stopping (with an error) once `cancel`
+    /// is set: nobody waits for the answer any more.
+    pub fn generate_until(
+        &self,
+        system: &str,
+        turns: &[(String, String)],
+        question: &str,
+        cancel: &AtomicBool,
+    ) -> Result<String, ModelError> {
+        self.generate_inner(system, turns, question, cancel, None)
+    }
+
+    /// [`generate_until`](Self::generate_until), calling `written` with the
+    /// answer so far after each token.
     pub fn generate_with(
         &self,
         system: &str,
         turns: &[(String, String)],
         question: &str,
+        cancel: &AtomicBool,
         written: &mut dyn FnMut(&str),
     ) -> Result<String, ModelError> {
-        self.generate_inner(system, turns, question, Some(written))
+        self.generate_inner(system, turns, question, cancel, Some(written))
     }
 
     /// Without a listener, the answer is decoded once, at the end.
@@ -184,6 +198,7 @@ impl LocalLlm {
         system: &str,
         turns: &[(String, String)],
         question: &str,
+        cancel: &AtomicBool,
         mut written: Option<&mut dyn FnMut(&str)>,
     ) -> Result<String, ModelError> {
         let prompt = self.prompt(system, turns, question)?;
@@ -195,6 +210,9 @@ impl LocalLlm {
         let mut input = prompt;
         let mut position = 0;
         for _ in 0..self.settings.max_tokens {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(ModelError::Unavailable("nobody waits for the answer any more".into()));
+            }
             let tensor = Tensor::new(input.as_slice(), &Device::Cpu)
                 .and_then(|t| t.unsqueeze(0))
                 .map_err(failed("building the input"))?;
@@ -298,5 +316,14 @@ mod tests {
         println!("answer: {answer}");
         assert!(!answer.is_empty());
         assert!(answer.contains("Paris"), "{answer}");
+    }
+
+    /// A caller whose deadline passed stops the writing at the next token.
+    #[test]
+    fn stops_when_nobody_waits() {
+        let llm = llm();
+        let gone = AtomicBool::new(true);
+        let stopped = llm.generate_until("You are a helpful assistant.", &[], "What is the capital of France?", &gone);
+        assert!(matches!(stopped, Err(ModelError::Unavailable(_))), "{stopped:?}");
     }
 }

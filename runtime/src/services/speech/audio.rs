@@ -19,9 +19,10 @@ use super::SpeechError;
 /// Whisper's sample rate.
 pub const SAMPLE_RATE: u32 = 16_000;
 
-/// Sample rates accepted: speech needs no more, and a crafted rate would
-/// otherwise size the resampler (and the decoded buffer) at will.
-const RATES: std::ops::RangeInclusive<u32> = 8_000..=48_000;
+/// Sample rates accepted, here and for clips the bot plays: speech needs
+/// no more, and a crafted rate would otherwise size the resampler (and
+/// the decoded buffer) at will.
+pub const RATES: std::ops::RangeInclusive<u32> = 8_000..=48_000;
 
 /// Decodes `bytes`, mixes the channels down and resamples to 16 kHz;
 /// refuses audio longer than `max_seconds` as soon as it passes it. A
@@ -29,6 +30,13 @@ const RATES: std::ops::RangeInclusive<u32> = 8_000..=48_000;
 pub fn decode_mono_16k(bytes: Vec<u8>, max_seconds: u32) -> Result<Vec<f32>, SpeechError> {
     std::panic::catch_unwind(move || decode(bytes, max_seconds))
         .unwrap_or_else(|_| Err(SpeechError::BadAudio("the audio is malformed".into())))
+}
+
+/// How long `audio` plays, in milliseconds, or `None` when it cannot be
+/// decoded (or plays over ten minutes). Blocking: it decodes the clip.
+pub fn duration_ms(audio: &[u8]) -> Option<u64> {
+    let samples = decode_mono_16k(audio.to_vec(), 600).ok()?;
+    Some(samples.len() as u64 * 1000 / u64::from(SAMPLE_RATE))
 }
 
 /// The usual file extension of audio bytes, from their first bytes.
@@ -127,6 +135,35 @@ fn resample(samples: &[f32], rate: u32) -> Result<Vec<f32>, SpeechError> {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// Any bytes: samples or "bad audio", never a panic.
+        #[test]
+        fn fuzz_any_bytes_are_decoded_or_refused(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2048)) {
+            let _ = decode_mono_16k(bytes, 5);
+        }
+
+        /// A real WAV with its header's bytes changed and its end cut off.
+        #[test]
+        fn fuzz_crafted_wav_headers(changes in proptest::collection::vec((0usize..44, proptest::num::u8::ANY), 1..6), keep in 0usize..4000) {
+            let mut bytes = wav(16_000, 0.1);
+            for (at, value) in changes {
+                bytes[at] = value;
+            }
+            bytes.truncate(keep.max(1));
+            if let Ok(samples) = decode_mono_16k(bytes, 5) {
+                proptest::prop_assert!(samples.len() <= 5 * SAMPLE_RATE as usize);
+            }
+        }
+
+        /// Ogg and MP3 magic followed by anything.
+        #[test]
+        fn fuzz_crafted_ogg_and_mp3_headers(tail in proptest::collection::vec(proptest::num::u8::ANY, 0..1024), ogg in proptest::bool::ANY) {
+            let mut bytes = if ogg { b"OggS\0\x02".to_vec() } else { vec![0xFF, 0xFB, 0x90, 0x64] };
+            bytes.extend(tail);
+            let _ = decode_mono_16k(bytes, 5);
+        }
+    }
+
     /// A mono 16-bit WAV of `seconds` of a 440 Hz tone at `rate`.
     fn wav(rate: u32, seconds: f32) -> Vec<u8> {
         let n = (rate as f32 * seconds) as u32;
@@ -156,6 +193,12 @@ mod tests {
         assert!((15_800..=16_200).contains(&samples.len()), "{}", samples.len());
         let peak = samples.iter().fold(0f32, |m, s| m.max(s.abs()));
         assert!((0.4..0.6).contains(&peak), "{peak}");
+    }
+
+    #[test]
+    fn tells_how_long_a_clip_plays() {
+        assert_eq!(duration_ms(&wav(22_050, 1.5)), Some(1500));
+        assert_eq!(duration_ms(b"not audio"), None);
     }
 
     #[test]

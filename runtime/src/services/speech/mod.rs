@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use tokio::sync::Semaphore;
 
+use super::CancelOnDrop;
 use whisper::WhisperModel;
 
 #[derive(Debug, thiserror::Error)]
@@ -148,16 +149,6 @@ struct Embedded {
     queue: Arc<Semaphore>,
 }
 
-/// Set when the caller stops waiting (its deadline passed): the blocking
-/// work checks it between windows and tokens and gives up.
-struct CancelOnDrop(Arc<AtomicBool>);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
 impl SpeechToText {
     pub fn new(dir: PathBuf, max_seconds: u32) -> SpeechToText {
         let inner =
@@ -182,8 +173,8 @@ impl Transcriber for SpeechToText {
             SpeechError::Unavailable(format!("{MAX_QUEUED} recordings are already waiting to be heard; try again soon"))
         })?;
         let inner = self.inner.clone();
-        let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
-        let flag = cancel.0.clone();
+        let cancel = CancelOnDrop::new();
+        let flag = cancel.flag();
         let result = tokio::task::spawn_blocking(move || {
             let _place = place;
             inner.transcribe_until(bytes, &flag)

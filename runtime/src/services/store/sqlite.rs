@@ -87,7 +87,18 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// Opens or creates the database, readable by the bot's user only
+    /// (SQLite gives its journal files the same mode).
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path);
+            // An older bot's file keeps its contents and loses its readers.
+            if let Err(e) = file.and_then(|f| f.set_permissions(std::fs::Permissions::from_mode(0o600))) {
+                tracing::warn!(path = %path.display(), error = %e, "could not make the database owner-only");
+            }
+        }
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -441,6 +452,22 @@ fn example_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Example> {
 mod tests {
     use super::super::Provenance;
     use super::*;
+
+    /// The review's finding: the database was created world-readable.
+    #[cfg(unix)]
+    #[test]
+    fn the_database_is_readable_by_the_bot_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sandbot.db");
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _store = SqliteStore::open(&path).unwrap();
+        for file in [path.clone(), dir.path().join("sandbot.db-wal")] {
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{} mode {mode:o}", file.display());
+        }
+    }
 
     fn from() -> Provenance {
         Provenance {

@@ -16,11 +16,15 @@
 //! | `edit`    | says "working…", then edits it; then edits the message id in its arguments (not its own) |
 //! | `whisper` | answers privately                                      |
 //! | `slow`    | sleeps the seconds in its arguments, then answers      |
+//! | `grow`    | asks for more memory than its limit, checks the refusal, answers |
+//! | `clocks`  | makes a million WASI clock subscriptions                |
+//! | `random`  | asks WASI for 64 MiB of random bytes at once            |
+//! | `fetch`   | fetches a message 100 times (each a request to Discord) |
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use sandbot_sdk::host::{files, store};
+use sandbot_sdk::host::{chat, files, store};
 use sandbot_sdk::{command, edit, reply, reply_private, Command, CommandInfo, Error, HostError, Invocation};
 
 struct Hostile;
@@ -32,7 +36,7 @@ impl Command for Hostile {
         CommandInfo::new(
             "hostile",
             "Misbehaves on purpose.",
-            "loop|alloc|recurse|panic|sleep|sneak|flood|spam|shout|remember|edit|whisper|slow",
+            "loop|alloc|recurse|panic|sleep|sneak|flood|spam|shout|remember|edit|whisper|slow|grow|clocks|random|fetch",
         )
         .needs(&["chat.send-message"])
     }
@@ -106,6 +110,41 @@ impl Command for Hostile {
             }
             "whisper" => {
                 reply_private(format!("only for you, {}", invocation.message.author.name))?;
+                Ok(())
+            }
+            "grow" => {
+                // memory.grow past the limit must fail with −1, which the
+                // allocator reports as an error a guest can handle.
+                let mut big: Vec<u8> = Vec::new();
+                match big.try_reserve_exact(256 << 20) {
+                    Ok(()) => reply(format!("got {} bytes past my limit", big.capacity()))?,
+                    Err(_) => reply("no more memory, and I carry on")?,
+                };
+                Ok(())
+            }
+            "clocks" => {
+                let mut held = Vec::new();
+                for _ in 0..1_000_000 {
+                    held.push(wasip2::clocks::monotonic_clock::subscribe_duration(1_000_000_000));
+                }
+                reply(format!("holding {} clock subscriptions", held.len()))?;
+                Ok(())
+            }
+            "random" => {
+                let bytes = wasip2::random::random::get_random_bytes(64 << 20);
+                reply(format!("got {} random bytes", bytes.len()))?;
+                Ok(())
+            }
+            "fetch" => {
+                let mut asked = 0;
+                let stopped = loop {
+                    match chat::fetch_message("123456") {
+                        Err(HostError::Unavailable(why)) => break why,
+                        _ if asked >= 100 => break "never".into(),
+                        _ => asked += 1,
+                    }
+                };
+                reply(format!("asked {asked} times; then: {stopped}"))?;
                 Ok(())
             }
             other => Err(Error::reply(format!("hostile: unknown behaviour {other}"))),
