@@ -238,6 +238,11 @@ impl FakeDiscord {
         self.wait("a TLS handshake at the voice endpoint", |i| (i.voice_handshakes > 0).then_some(()));
     }
 
+    /// Waits for a post after the first `after` that `wanted` accepts.
+    pub fn wait_post_after(&self, after: usize, what: &str, wanted: impl Fn(&Posted) -> bool) -> Posted {
+        self.wait(what, |inner| inner.posts.iter().skip(after).find(|p| wanted(p)).cloned())
+    }
+
     /// Waits until the bot has posted `n` messages in all; returns them all.
     pub fn wait_posts(&self, n: usize) -> Vec<Posted> {
         self.wait(&format!("{n} posted messages"), |inner| (inner.posts.len() >= n).then(|| inner.posts.clone()))

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime::{CallHook, Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -42,6 +42,9 @@ pub struct HostState {
     table: ResourceTable,
     limiter: MemoryLimiter,
     stderr: MemoryOutputPipe,
+    /// The slow lane's turn this invocation holds while its code runs, if
+    /// any (see [`SLOW_AFTER`]).
+    slow_turn: Arc<std::sync::Mutex<Option<OwnedSemaphorePermit>>>,
     pub guest: GuestCtx,
 }
 
@@ -85,9 +88,11 @@ const MAX_RESOURCES: usize = 10_000;
 const MAX_RANDOM_BYTES: u64 = 1 << 20;
 
 /// Epoch ticks (10 ms each) an invocation runs as it likes; past them it
-/// is a long runner, and runs only with a turn of the slow lane, taken
-/// again at every tick. `!hi` ends within its first tick, so a short
-/// command never waits behind commands that spin to their deadline.
+/// is a long runner, and its code runs only with a turn of the slow lane,
+/// taken again at every tick and given back whenever it calls the host
+/// (a guest waiting for an answer holds no turn). `!hi` ends within its
+/// first tick, so a short command never waits behind commands that spin
+/// to their deadline.
 const SLOW_AFTER: u64 = 3;
 
 /// Long runners that may run at once: one thread fewer than the machine
@@ -288,11 +293,13 @@ impl Sandbox {
         let wasi = WasiCtx::builder().stderr(stderr.clone()).max_random_size(MAX_RANDOM_BYTES).build();
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
+        let turn: Arc<std::sync::Mutex<Option<OwnedSemaphorePermit>>> = Arc::default();
         let state = HostState {
             wasi,
             table,
             limiter: MemoryLimiter { max_bytes: limits.memory_bytes, exceeded: false },
             stderr,
+            slow_turn: turn.clone(),
             guest,
         };
         let mut store = Store::new(&self.engine, state);
@@ -301,9 +308,14 @@ impl Sandbox {
         let deadline = Instant::now() + limits.deadline;
         store.set_epoch_deadline(1);
         let lane = self.slow_lane.clone();
-        // The slow lane's turn this invocation holds, if any: given back at
-        // every tick, and when the store (and this callback) is dropped.
-        let turn: Arc<std::sync::Mutex<Option<OwnedSemaphorePermit>>> = Arc::default();
+        // The turn is given back at every tick, at every call into the
+        // host, and when the store is dropped.
+        store.call_hook(|store, hook| {
+            if matches!(hook, CallHook::CallingHost) {
+                store.data().slow_turn.lock().unwrap_or_else(|p| p.into_inner()).take();
+            }
+            Ok(())
+        });
         let mut ticks = 0u64;
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
