@@ -59,8 +59,9 @@ pub struct Limits {
     pub messages: u32,
     /// Size of one file sent, read or downloaded.
     pub file_bytes: u64,
-    /// Invocations of this command running at once; more are told it is
-    /// busy, so one command cannot hold the whole pool.
+    /// Invocations of this command running at once; more wait for a place
+    /// until their deadline, then are told it is busy, so one command
+    /// cannot hold the whole pool.
     pub concurrency: u32,
 }
 
@@ -204,7 +205,10 @@ impl Config {
     pub fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            line: e.span().map_or(0, |span| text[..span.start.min(text.len())].matches('\n').count() + 1),
+            // Counted in bytes: a span need not fall on a character's edge.
+            line: e
+                .span()
+                .map_or(0, |span| text.as_bytes().iter().take(span.start).filter(|&&b| b == b'\n').count() + 1),
             reason: without_values(e.message()),
         })?;
         Resolver { path, base: path.parent().unwrap_or(Path::new(".")) }.resolve(raw)
