@@ -54,7 +54,9 @@ impl Shares {
             match tokio::time::timeout_at(until, places.clone().acquire_owned()).await {
                 Ok(Ok(permit)) => taken.held.push((holder.clone(), places, permit)),
                 _ => {
+                    // Its entry goes too if nobody else holds or waits.
                     drop(places);
+                    self.forget_if_idle(holder);
                     return Err(holder.clone());
                 }
             }

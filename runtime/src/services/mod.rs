@@ -19,7 +19,7 @@ use files::Root;
 /// Set when the caller stops waiting (its deadline passed): blocking work
 /// (a transcription, an answer being written) checks it as it goes and
 /// gives up.
-pub struct CancelOnDrop(pub Arc<AtomicBool>);
+pub struct CancelOnDrop(Arc<AtomicBool>);
 
 impl CancelOnDrop {
     pub fn new() -> CancelOnDrop {
