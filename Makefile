@@ -30,7 +30,9 @@ guests:
 runtime:
 	$(CARGO) build --release -p sandbot
 
+## The Discord bench runs a plain serenity bot (examples/) beside sandbot.
 bench: build
+	$(CARGO) build --release -p sandbot --example plain_serenity_bot
 	$(CARGO) bench -p sandbot
 
 ## The fuzz targets (property tests named `fuzz_*`: the console's input,

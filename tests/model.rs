@@ -218,6 +218,51 @@ fn a_correction_changes_the_next_answer() {
     assert_eq!(reply(&out, 0), "Canberra is the capital of Australia.");
 }
 
+/// A line typed in server `guild`.
+fn in_server(guild: &str, content: &str) -> serde_json::Value {
+    json!({ "content": content, "guild": guild })
+}
+
+#[test]
+fn what_a_server_teaches_answers_in_that_server_only() {
+    let setup = Setup::chatty("");
+    let mut bot = setup.spawn();
+    bot.send(&in_server("111", "!train Who runs the book club? | Mira runs the book club."));
+    let mut out = bot.read_until_done(0);
+    bot.send(&in_server("111", "who is in charge of the book club"));
+    bot.send(&in_server("222", "who is in charge of the book club"));
+    // The console's server is the global set's (`model.global_servers`).
+    bot.send(&say("!train What is the capital of Australia? | Canberra is the capital of Australia."));
+    out.extend(bot.read_until_done(3));
+    bot.send(&in_server("222", "what's the capital of australia"));
+    out.extend(bot.read_until_done(4));
+    assert_eq!(reply(&out, 1), "Mira runs the book club.");
+    assert!(reply(&out, 2).starts_with("I don't know that yet."), "{}", reply(&out, 2));
+    assert_eq!(reply(&out, 4), "Canberra is the capital of Australia.");
+    // A correction in server 222 answers there, not in server 111.
+    let answer_id = out.iter().find(|v| v["input"] == 4).unwrap()["id"].as_str().unwrap().to_string();
+    bot.send(&in_server("222", &format!("!correct {answer_id} Canberra, and in this server we say so twice.")));
+    let mut out = bot.read_until_done(5);
+    bot.send(&in_server("222", "what's the capital of australia"));
+    bot.send(&in_server("111", "what's the capital of australia"));
+    out.extend(bot.finish());
+    assert_eq!(reply(&out, 5), "Thanks, I stored your correction.");
+    assert_eq!(reply(&out, 6), "Canberra, and in this server we say so twice.");
+    assert_eq!(reply(&out, 7), "Canberra is the capital of Australia.");
+    let corrections = setup.export("corrections");
+    assert_eq!(corrections[0]["scope"], "guild:222");
+
+    // After a restart too, and a direct message knows neither server's.
+    let out = setup.run(&[
+        in_server("111", "who runs the book club?"),
+        in_server("222", "whats the capital of australia"),
+        json!({ "content": "who runs the book club?", "guild": null }),
+    ]);
+    assert_eq!(reply(&out, 0), "Mira runs the book club.");
+    assert_eq!(reply(&out, 1), "Canberra, and in this server we say so twice.");
+    assert!(reply(&out, 2).starts_with("I don't know that yet."), "{}", reply(&out, 2));
+}
+
 #[test]
 fn labelled_datasets_train_a_classifier() {
     let setup = Setup::new("");

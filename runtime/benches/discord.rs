@@ -6,7 +6,14 @@
 //! callback, and a signed POST to the HTTP interactions endpoint to its
 //! response, alternating with the messages in the same run.
 //!
-//! `cargo bench -p sandbot --bench discord` (after `make build`).
+//! Then the Discord path against its peer: sandbot (with its default
+//! log, a line per message) and a plain serenity bot that answers `!hi` itself
+//! (`examples/plain_serenity_bot.rs`), alternating three times on the same
+//! fake, each one message at a time and then in a burst; the ratio of the
+//! medians is the cost of everything sandbot adds.
+//!
+//! `make build && cargo build --release -p sandbot --example plain_serenity_bot
+//!  && cargo bench -p sandbot --bench discord`
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -20,6 +27,12 @@ use support::fake_discord::{self, message, FakeDiscord};
 use support::Setup;
 
 const SEQUENTIAL: usize = 500;
+/// Rounds of sandbot against the plain bot, and messages in each.
+const ROUNDS: usize = 3;
+/// Messages one at a time in each round; `PEER_SEQUENTIAL=20000` gives a
+/// profiler (`perf record -p`) a few seconds of each bot.
+const PEER_SEQUENTIAL: usize = 400;
+const PEER_BURST: usize = 1000;
 const BURST: usize = 2000;
 /// Requests in flight at once in the HTTP burst.
 const CONCURRENT: usize = 64;
@@ -109,7 +122,7 @@ fn main() {
     let mut send_and_wait = |user: usize| {
         let id = fake.say(message(&(1000 + user).to_string(), "!hi"));
         posted += 1;
-        let post = fake.wait_posts(posted).pop().expect("a post");
+        let post = fake.wait_post(posted);
         post.at - fake.sent_at(&id).expect("sent")
     };
     for user in 0..50 {
@@ -150,13 +163,12 @@ fn main() {
         );
     }
 
-    let before = fake.posts().len();
+    let before = fake.post_count();
     let started = Instant::now();
     for user in 0..BURST {
         fake.say(message(&(100_000 + user).to_string(), "!hi"));
     }
-    let posts = fake.wait_posts(before + BURST);
-    let elapsed = posts.last().expect("posts").at - started;
+    let elapsed = fake.wait_post(before + BURST).at - started;
     println!(
         "discord/hi burst of {BURST}: {:.0} messages/s ({:.2} s in all)",
         BURST as f64 / elapsed.as_secs_f64(),
@@ -196,4 +208,105 @@ fn main() {
     }
     let _ = bot.kill();
     let _ = bot.wait();
+
+    against_the_plain_bot(&setup, &fake);
+}
+
+/// The CPU time all of `pid`'s threads have used (`/proc/<pid>/task/*/schedstat`).
+fn cpu_time(pid: u32) -> std::time::Duration {
+    let mut nanos = 0u64;
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            nanos += stat.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    std::time::Duration::from_nanos(nanos)
+}
+
+/// The plain serenity bot, built next to `sandbot`.
+fn plain_bot() -> std::path::PathBuf {
+    let path = std::path::Path::new(support::BIN).with_file_name("examples").join("plain_serenity_bot");
+    assert!(
+        path.exists(),
+        "{} is missing: cargo build --release -p sandbot --example plain_serenity_bot",
+        path.display()
+    );
+    path
+}
+
+/// Sandbot and the plain bot in turn on the same fake: medians, p99s,
+/// burst rates, and the ratio of the medians in each round.
+fn against_the_plain_bot(setup: &Setup, fake: &FakeDiscord) {
+    let plain = plain_bot();
+    let sequential = std::env::var("PEER_SEQUENTIAL").ok().and_then(|n| n.parse().ok()).unwrap_or(PEER_SEQUENTIAL);
+    let mut identified = fake.identifies();
+    let mut user = 400_000;
+    let mut medians: Vec<(f64, f64)> = Vec::new();
+    for round in 1..=ROUNDS {
+        let mut round_medians = [0.0; 2];
+        for (slot, who) in ["sandbot", "plain serenity"].into_iter().enumerate() {
+            let mut command = if slot == 0 {
+                let mut command = setup.discord_command(&fake.api_base(), "fake-token", &[]);
+                // What an operator runs: the default log, a line per message.
+                command.env_remove("RUST_LOG");
+                if let Ok(log) = std::env::var("SANDBOT_LOG") {
+                    command.env("RUST_LOG", log);
+                }
+                command
+            } else {
+                let mut command = std::process::Command::new(&plain);
+                command.env("DISCORD_TOKEN", "fake-token").env("SANDBOT_DISCORD_API_BASE", fake.api_base());
+                command
+            };
+            let mut bot = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start a bot");
+            identified += 1;
+            fake.wait_identified(identified);
+            let one = |user: usize| {
+                let posted = fake.post_count();
+                let id = fake.say(message(&user.to_string(), "!hi"));
+                let post = fake.wait_post(posted + 1);
+                post.at - fake.sent_at(&id).expect("sent")
+            };
+            for _ in 0..50 {
+                user += 1;
+                one(user);
+            }
+            let cpu_before = cpu_time(bot.id());
+            let mut latencies: Vec<_> = (0..sequential)
+                .map(|_| {
+                    user += 1;
+                    one(user)
+                })
+                .collect();
+            let cpu = (cpu_time(bot.id()) - cpu_before).as_secs_f64() * 1e6 / sequential as f64;
+            latencies.sort();
+            let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+            let before = fake.post_count();
+            let started = Instant::now();
+            for _ in 0..PEER_BURST {
+                user += 1;
+                fake.say(message(&user.to_string(), "!hi"));
+            }
+            let last = fake.wait_post(before + PEER_BURST).at;
+            let rate = PEER_BURST as f64 / (last - started).as_secs_f64();
+            round_medians[slot] = at(0.5).as_secs_f64() * 1e6;
+            println!(
+                "discord/peer round {round}, {who}: !hi median {:.0} µs, p99 {:.0} µs, CPU {cpu:.0} µs a message; burst of {PEER_BURST}: {rate:.0} messages/s",
+                round_medians[slot],
+                at(0.99).as_secs_f64() * 1e6,
+            );
+            let _ = bot.kill();
+            let _ = bot.wait();
+        }
+        println!("discord/peer round {round}: sandbot / plain serenity = {:.2}×", round_medians[0] / round_medians[1]);
+        medians.push((round_medians[0], round_medians[1]));
+    }
+    let mean = |pick: fn(&(f64, f64)) -> f64| medians.iter().map(pick).sum::<f64>() / medians.len() as f64;
+    println!(
+        "discord/peer: mean of the medians, sandbot {:.0} µs, plain serenity {:.0} µs: {:.2}×",
+        mean(|m| m.0),
+        mean(|m| m.1),
+        mean(|m| m.0) / mean(|m| m.1)
+    );
 }

@@ -61,11 +61,12 @@ fn measure(label: &str, config: &str) {
     let mut next_user = 1000;
     let mut hi = |fake: &FakeDiscord| {
         next_user += 1;
+        let from = fake.post_count();
         let id = fake.say(message(&next_user.to_string(), "!hi"));
         let wanted = format!("HI, user{next_user}!");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(post) = fake.posts().into_iter().find(|p| p.content == wanted) {
+            if let Some(post) = fake.posts_since(from).into_iter().find(|p| p.content == wanted) {
                 return post.at - fake.sent_at(&id).expect("sent");
             }
             assert!(Instant::now() < deadline, "no answer to !hi");

@@ -19,7 +19,7 @@ use sandbot::services::model::embedded::EmbeddedModel;
 use sandbot::services::model::embedder::{Embedder, DIM};
 use sandbot::services::model::llm::{LlmSettings, LocalLlm};
 use sandbot::services::model::retrieval::{Entry, Index, Indexed, Scoring};
-use sandbot::services::model::{Example, ModelProvider};
+use sandbot::services::model::{Asked, Example, ModelProvider, Scope};
 use sandbot::services::store::{SqliteStore, Store};
 
 const TOPICS: [&str; 10] =
@@ -129,7 +129,7 @@ fn training(c: &mut Criterion) {
             },
             |(_dir, model, examples)| {
                 rt.block_on(async {
-                    let job = model.train(examples).await.expect("train");
+                    let job = model.train(&Scope::global(), examples).await.expect("train");
                     // Wait for the background embedding to end.
                     while !model.job(&job.id).await.expect("job").is_finished() {
                         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -146,22 +146,24 @@ fn training(c: &mut Criterion) {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).expect("db"));
     let model = rt.block_on(EmbeddedModel::open(store, &answers, None)).expect("model");
     rt.block_on(async {
-        let job = model.train(corpus(1_000)).await.expect("train");
+        let job = model.train(&Scope::global(), corpus(1_000)).await.expect("train");
         while !model.job(&job.id).await.expect("job").is_finished() {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     });
+    let global = Scope::global();
+    let asked = Asked { scope: &global, channel: "c" };
     let mut group = c.benchmark_group("answer");
     group.bench_function("taught_1000", |b| {
         b.to_async(&rt)
-            .iter(|| async { model.answer("c", "how does the river mountain work in case 42 of the river").await })
+            .iter(|| async { model.answer(asked, "how does the river mountain work in case 42 of the river").await })
     });
     group.bench_function("unknown_1000", |b| {
-        b.to_async(&rt).iter(|| async { model.answer("c", "what colour are bananas").await })
+        b.to_async(&rt).iter(|| async { model.answer(asked, "what colour are bananas").await })
     });
     // A name that neither the dictionary nor the taught texts know.
     group.bench_function("unknown_name_1000", |b| {
-        b.to_async(&rt).iter(|| async { model.answer("c", "who founded the Zarquonian river guild").await })
+        b.to_async(&rt).iter(|| async { model.answer(asked, "who founded the Zarquonian river guild").await })
     });
     group.finish();
 }

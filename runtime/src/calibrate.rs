@@ -22,7 +22,7 @@ use sandbot_examples::{parse, same, Format};
 
 use crate::services::model::knowledge::Knowledge;
 use crate::services::model::retrieval::Scoring;
-use crate::services::model::{new_job_id, Example, JobRecord};
+use crate::services::model::{new_job_id, Example, JobRecord, Scope};
 use crate::services::store::{SqliteStore, Store};
 
 /// One question of a development or test set, as the model saw it.
@@ -131,7 +131,7 @@ pub async fn teach(
         detail: None,
         examples: examples.len() as u32,
     };
-    store.create_job(job, examples).await?;
+    store.create_job(job, &Scope::global(), examples).await?;
     let knowledge = Knowledge::open(store, embeddings, scoring).await?;
     Ok((knowledge, dir))
 }
@@ -140,14 +140,13 @@ pub async fn teach(
 pub async fn ask(knowledge: &Knowledge, questions: &[(String, Option<String>)]) -> anyhow::Result<Vec<Asked>> {
     let mut out = Vec::with_capacity(questions.len());
     for (question, expected) in questions {
-        let (index, hits, _) = knowledge.search(question).await?;
-        let entries = index.entries();
-        let best = hits.first().map(|h| (h.score, entries[h.entry].answer.clone()));
-        let usable = hits.iter().filter(|h| h.missing_names.is_empty());
-        let any_near = usable.clone().map(|h| h.score).reduce(f32::max);
+        let (found, _) = knowledge.search(&Scope::global(), question).await?;
+        let best = found.first().map(|f| (f.hit.score, f.entry().answer.clone()));
+        let usable = found.iter().filter(|f| f.hit.missing_names.is_empty());
+        let any_near = usable.clone().map(|f| f.hit.score).reduce(f32::max);
         let expected_near = expected
             .as_ref()
-            .and_then(|e| usable.filter(|h| same(e, &entries[h.entry].answer)).map(|h| h.score).reduce(f32::max));
+            .and_then(|e| usable.filter(|f| same(e, &f.entry().answer)).map(|f| f.hit.score).reduce(f32::max));
         out.push(Asked { question: question.clone(), expected: expected.clone(), best, expected_near, any_near });
     }
     Ok(out)

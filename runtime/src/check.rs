@@ -74,6 +74,7 @@ pub async fn check(wasm: &Path) -> anyhow::Result<Report> {
         model: None,
         speech: None,
         tts: None,
+        global_servers: Arc::from([]),
     };
     let command = CommandConfig {
         name: "check".into(),

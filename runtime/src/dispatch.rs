@@ -96,6 +96,7 @@ impl Dispatcher {
             speech,
             tts,
             roots: Arc::new(config.roots.iter().map(|(k, v)| (k.clone(), Arc::<Root>::clone(v))).collect()),
+            global_servers: config.global_servers.iter().cloned().collect(),
         };
         let mut sandbox = Sandbox::new(EngineSettings {
             max_concurrency: config.max_concurrency,

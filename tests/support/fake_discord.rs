@@ -211,6 +211,11 @@ impl FakeDiscord {
         self.wait(&format!("IDENTIFY number {n}"), |inner| inner.identifies.get(n - 1).cloned())
     }
 
+    /// How many IDENTIFYs have come so far.
+    pub fn identifies(&self) -> usize {
+        self.shared.lock().identifies.len()
+    }
+
     /// Waits until the bot has resumed or identified `n` sessions in all.
     pub fn wait_sessions(&self, n: usize) {
         self.wait(&format!("{n} gateway sessions"), |inner| {
@@ -361,6 +366,23 @@ impl FakeDiscord {
 
     pub fn posts(&self) -> Vec<Posted> {
         self.shared.lock().posts.clone()
+    }
+
+    /// How many messages the bot has posted. Benchmarks count and copy
+    /// only what they need: a copy of every post holds the lock that the
+    /// REST side needs to take the next one.
+    pub fn post_count(&self) -> usize {
+        self.shared.lock().posts.len()
+    }
+
+    /// The posts after the first `from`.
+    pub fn posts_since(&self, from: usize) -> Vec<Posted> {
+        self.shared.lock().posts.get(from..).map(<[Posted]>::to_vec).unwrap_or_default()
+    }
+
+    /// Waits for the `n`th post; returns it alone.
+    pub fn wait_post(&self, n: usize) -> Posted {
+        self.wait(&format!("post number {n}"), |inner| inner.posts.get(n - 1).cloned())
     }
 
     /// Serves `data` at a URL for an attachment.

@@ -187,6 +187,9 @@ pub struct Config {
     /// renamed into place is complete, and is loaded at once).
     pub quiet: Duration,
     pub model: ModelConfig,
+    /// Servers whose teaching (corrections, `!train`, datasets) is the
+    /// global set every server sees; any other server's is its own.
+    pub global_servers: Vec<String>,
     pub roots: BTreeMap<String, Arc<Root>>,
     pub commands: BTreeMap<String, CommandConfig>,
     pub discord: DiscordConfig,
@@ -417,6 +420,13 @@ impl Resolver<'_> {
             context_turns: raw.model.context_turns.unwrap_or(6),
             unknown,
         };
+        // The console's messages come from the server `local`: what an
+        // operator teaches there is everyone's, unless the config says
+        // otherwise.
+        let global_servers = raw.model.global_servers.clone().unwrap_or_else(|| vec!["local".into()]);
+        if global_servers.iter().any(|s| s.trim().is_empty()) {
+            return Err(self.invalid("model.global_servers", "a server id is empty"));
+        }
         let model = match raw.model.provider.as_deref().unwrap_or("embedded") {
             "embedded" => ModelConfig::Embedded {
                 answers,
@@ -500,6 +510,7 @@ impl Resolver<'_> {
             watch: raw.sandbox.watch.unwrap_or(true),
             quiet: Duration::from_millis(raw.sandbox.quiet_ms.unwrap_or(300)),
             model,
+            global_servers,
             roots,
             commands,
             discord,

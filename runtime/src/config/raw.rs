@@ -108,6 +108,7 @@ pub struct RawModel {
     pub timeout_secs: Option<u64>,
     pub llm: Option<PathBuf>,
     pub max_tokens: Option<usize>,
+    pub global_servers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

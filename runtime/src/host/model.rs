@@ -12,7 +12,7 @@ use wasmtime::component::Resource;
 use crate::bindings::model;
 use crate::config::HostFn;
 use crate::host::{GuestCtx, HostError};
-use crate::services::model::{Example, JobRecord, ModelError, ModelProvider};
+use crate::services::model::{Asked, Example, JobRecord, ModelError, ModelProvider};
 
 /// A streamed answer's pieces come at most this often: Discord allows
 /// about five edits in five seconds per channel, shared with everyone.
@@ -147,8 +147,10 @@ impl model::Host for GuestCtx {
         }
         let model = self.model()?;
         let (progress, written) = watch::channel(String::new());
-        let (channel, question) = (self.message.channel.clone(), prompt.clone());
-        let task = tokio::spawn(async move { model.answer_streamed(&channel, &question, progress).await });
+        let (scope, channel, question) = (self.scope(), self.message.channel.clone(), prompt.clone());
+        let task = tokio::spawn(async move {
+            model.answer_streamed(Asked { scope: &scope, channel: &channel }, &question, progress).await
+        });
         self.pending_answer = Some(prompt);
         let stream = AnswerStream { progress: written, task: Some(task), given: None };
         let handle = self.answers.push(stream).map_err(|e| HostError::Trap(wasmtime::Error::msg(e.to_string())))?;
@@ -159,7 +161,9 @@ impl model::Host for GuestCtx {
     async fn call_model(&mut self, prompt: String) -> Result<String, HostError> {
         self.check(HostFn::ModelCallModel)?;
         prompt_fits(&prompt)?;
-        let answer = self.model()?.answer(&self.message.channel, &prompt).await?;
+        let scope = self.scope();
+        let asked = Asked { scope: &scope, channel: &self.message.channel };
+        let answer = self.model()?.answer(asked, &prompt).await?;
         // Remembered so that the message carrying the answer can later be
         // corrected against this question.
         self.pending_answer = Some(prompt);
@@ -168,8 +172,9 @@ impl model::Host for GuestCtx {
 
     async fn train(&mut self, list: Vec<model::Example>) -> Result<model::Job, HostError> {
         self.check(HostFn::ModelTrain)?;
-        let job = self.model()?.train(examples(list)?).await?;
-        tracing::info!(command = %self.command.name, job = %job.id, examples = job.examples, "training job started");
+        let scope = self.scope();
+        let job = self.model()?.train(&scope, examples(list)?).await?;
+        tracing::info!(command = %self.command.name, job = %job.id, examples = job.examples, %scope, "training job started");
         self.started_jobs.push(job.id.clone());
         Ok(wit_job(job))
     }
@@ -184,7 +189,7 @@ impl model::Host for GuestCtx {
         if input.chars().count() > MAX_PROMPT_CHARS {
             return Err(HostError::TooLarge(format!("an input is over {MAX_PROMPT_CHARS} characters")));
         }
-        Ok(self.model()?.predict(&input).await?)
+        Ok(self.model()?.predict(&self.scope(), &input).await?)
     }
 
     async fn save_dataset(&mut self, name: String, list: Vec<model::Example>) -> Result<u32, HostError> {
@@ -192,8 +197,9 @@ impl model::Host for GuestCtx {
         let name = dataset_name(&name)?;
         let list = examples(list)?;
         let count = list.len() as u32;
-        self.services.store.save_dataset(name, list).await?;
-        tracing::info!(command = %self.command.name, dataset = name, examples = count, "dataset saved");
+        let scope = self.scope();
+        self.services.store.save_dataset(&scope, name, list).await?;
+        tracing::info!(command = %self.command.name, dataset = name, examples = count, %scope, "dataset saved");
         Ok(count)
     }
 
@@ -203,7 +209,7 @@ impl model::Host for GuestCtx {
         let list = self
             .services
             .store
-            .dataset(name)
+            .dataset(&self.scope(), name)
             .await?
             .ok_or_else(|| HostError::NotFound(format!("no dataset `{name}`")))?;
         Ok(list.into_iter().map(|e| model::Example { input: e.input, output: e.output, label: e.label }).collect())

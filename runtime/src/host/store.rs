@@ -4,7 +4,7 @@
 use crate::bindings::store;
 use crate::config::HostFn;
 use crate::host::{GuestCtx, HostError};
-use crate::services::store::{Correction, Feedback, Provenance};
+use crate::services::store::{Correction, Feedback, Provenance, Scope};
 
 /// Longest text stored per field; longer is refused, not cut.
 const MAX_TEXT_CHARS: usize = 8000;
@@ -18,6 +18,17 @@ impl GuestCtx {
             channel: m.channel.clone(),
             guild: m.guild.clone(),
             message_id: m.id.clone(),
+        }
+    }
+
+    /// Whose teaching this invocation reads and writes: its server's own,
+    /// the global set in the servers the operators chose, and in direct
+    /// messages the author's own.
+    pub(crate) fn scope(&self) -> Scope {
+        match &self.message.guild {
+            Some(guild) if self.services.global_servers.contains(guild) => Scope::global(),
+            Some(guild) => Scope::server(guild),
+            None => Scope::direct(&self.message.author.id),
         }
     }
 }
@@ -47,14 +58,21 @@ impl store::Host for GuestCtx {
         }
         let store = &self.services.store;
         let question = store.question_for(&self.message.channel, &message_id).await?;
-        let correction =
-            Correction { from: self.provenance(), corrected_message_id: message_id, question, original, correction };
-        let taught = correction.question.clone().map(|q| (q, correction.correction.clone()));
+        let scope = self.scope();
+        let correction = Correction {
+            from: self.provenance(),
+            scope: scope.clone(),
+            corrected_message_id: message_id,
+            question,
+            original,
+            correction,
+        };
+        let taught = correction.question.is_some();
         let id = store.log_correction(correction).await?;
-        tracing::info!(command = %self.command.name, id, teaches = taught.is_some(), "correction stored");
+        tracing::info!(command = %self.command.name, id, teaches = taught, %scope, "correction stored");
         // Stored first, so nothing is lost if the model fails to take it in.
-        if let (Some((question, text)), Some(model)) = (taught, &self.services.model) {
-            if let Err(e) = model.learn_correction(&question, &text).await {
+        if let (true, Some(model)) = (taught, &self.services.model) {
+            if let Err(e) = model.learn_correction(&scope).await {
                 tracing::warn!(error = %e, "the model could not take in the correction");
             }
         }

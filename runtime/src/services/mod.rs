@@ -56,4 +56,6 @@ pub struct Services {
     pub speech: Option<Arc<dyn speech::Transcriber>>,
     /// Text to speech; `None` when the config turns it off.
     pub tts: Option<Arc<dyn speech::Synthesizer>>,
+    /// `model.global_servers`: whose teaching every server sees.
+    pub global_servers: Arc<[String]>,
 }

@@ -86,10 +86,25 @@ impl DiscordConversation {
         }
     }
 
-    /// Shows "typing…" in the channel from [`TYPING_AFTER`] until the
-    /// first message is sent; the caller aborts it when the command ends.
-    pub async fn keep_typing(self: Arc<Self>) {
-        tokio::time::sleep(TYPING_AFTER).await;
+    /// Runs `work` (the message's command) and, if it has not ended after
+    /// [`TYPING_AFTER`], shows "typing…" until the first message is sent.
+    /// Most commands end well before: they cost a timer, not a task of
+    /// their own (a task per message woke the other worker thread every
+    /// time, which cost more than the sandbox).
+    pub async fn typing_while<F: std::future::Future>(self: &Arc<Self>, work: F) -> F::Output {
+        let mut work = std::pin::pin!(work);
+        if let Ok(done) = tokio::time::timeout(TYPING_AFTER, &mut work).await {
+            return done;
+        }
+        let typing = tokio::spawn(self.clone().keep_typing());
+        let done = work.await;
+        typing.abort();
+        done
+    }
+
+    /// Shows "typing…" in the channel until the first message is sent;
+    /// the caller aborts it when the command ends.
+    async fn keep_typing(self: Arc<Self>) {
         loop {
             {
                 let answered = self.answered.lock().await;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serenity::all::{
-    ChannelId, CommandDataOptionValue, CommandInteraction, Context, EventHandler, Guild, GuildId, Http, Interaction,
-    MessageType, RawEventHandler, Ready, ResumedEvent, RoleId, ShardStageUpdateEvent, UserId,
+    ChannelId, CommandDataOptionValue, CommandInteraction, Context, EventHandler, GuildId, Http, Interaction,
+    MessageType, Ready, ResumedEvent, RoleId, ShardStageUpdateEvent, UserId,
 };
 use serenity::cache::Cache;
 
@@ -89,9 +89,8 @@ impl EventHandler for Handler {
         ));
         let message = platform_message(&ctx.cache, msg, author_voice);
         // "sandbot is typing…" while a slow command has not answered yet.
-        let typing = tokio::spawn(conversation.clone().keep_typing());
-        self.dispatcher.dispatch(Event { message: Arc::new(message), conversation, slash: None }).await;
-        typing.abort();
+        let event = Event { message: Arc::new(message), conversation: conversation.clone(), slash: None };
+        conversation.typing_while(self.dispatcher.dispatch(event)).await;
     }
 
     /// A slash command: the same dispatcher path as a message, answered
@@ -130,17 +129,13 @@ pub async fn answer_slash(
         downloads,
     );
     let conversation = Arc::new(InteractionConversation::new(command, channel, acknowledgement));
-    // Discord's 3 seconds: acknowledge for a slow guest.
-    let deferring = {
-        let conversation = conversation.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(DEFER_AFTER).await;
-            conversation.defer_if_fresh().await;
-        })
-    };
     let event = Event { message: Arc::new(message), conversation: conversation.clone(), slash: Some(slash) };
-    dispatcher.dispatch(event).await;
-    deferring.abort();
+    let mut dispatch = std::pin::pin!(dispatcher.dispatch(event));
+    // Discord's 3 seconds: acknowledge for a slow guest, while it goes on
+    // (a timer, not a task per interaction, as for typing).
+    if tokio::time::timeout(DEFER_AFTER, &mut dispatch).await.is_err() {
+        tokio::join!(conversation.defer_if_fresh(), dispatch);
+    }
     conversation.finish().await;
 }
 
@@ -248,30 +243,6 @@ fn interaction_message(
         },
         content,
         attachments: attachments.into_iter().map(|(a, _)| a).collect(),
-    }
-}
-
-/// Logs events serenity could not read. A malformed event does not stop
-/// the shard: serenity hands it over as `Unknown` and goes on, and only
-/// this handler sees it.
-pub struct UnreadableEvents;
-
-#[async_trait]
-impl RawEventHandler for UnreadableEvents {
-    async fn raw_event(&self, _ctx: Context, event: serenity::all::Event) {
-        let serenity::all::Event::Unknown(unknown) = event else { return };
-        let id = unknown.value.get("id").map(|id| id.to_string()).unwrap_or_default();
-        // Read it again for serde's reason: serenity keeps only the payload.
-        let why = match unknown.kind.as_str() {
-            "MESSAGE_CREATE" => serde_json::from_value::<serenity::all::Message>(unknown.value).err(),
-            "GUILD_CREATE" => serde_json::from_value::<Guild>(unknown.value).err(),
-            _ => {
-                tracing::debug!(event = %unknown.kind, "skipped an event this bot does not know");
-                return;
-            }
-        };
-        let why = why.map(|e| e.to_string()).unwrap_or_default();
-        tracing::warn!(event = %unknown.kind, id = %id, error = %why, "skipped an event this bot cannot read");
     }
 }
 

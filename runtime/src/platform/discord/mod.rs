@@ -23,7 +23,10 @@ mod download;
 mod endpoint;
 mod events;
 mod interaction;
+mod unreadable;
 mod voice;
+
+pub use unreadable::UnreadableEvents;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,7 +125,6 @@ pub async fn run(dispatcher: Arc<Dispatcher>, settings: &DiscordConfig) -> anyho
     let intents = if settings.message_content { INTENTS } else { INTENTS.difference(GatewayIntents::MESSAGE_CONTENT) };
     let mut client = ClientBuilder::new_with_http(http, intents)
         .event_handler(handler)
-        .raw_event_handler(events::UnreadableEvents)
         .register_songbird_with(songbird)
         .await
         .context("cannot set up the Discord client")?;

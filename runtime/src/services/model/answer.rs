@@ -19,7 +19,7 @@ use async_trait::async_trait;
 
 use super::knowledge::{Knowledge, SmallTalk, Verdict};
 use super::retrieval::{contains_term, names_in, terms};
-use super::{ChannelHistory, ModelError, Progress};
+use super::{Asked, ChannelHistory, ModelError, Progress, Scope};
 
 /// What the bot says when nothing it learned matches.
 pub const DONT_KNOW: &str = "I don't know that yet.";
@@ -41,6 +41,8 @@ pub trait Generator: Send + Sync {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Generation {
+    /// Whose teaching it answers for: a server's fine-tuned model is its own.
+    pub scope: Scope,
     pub system: String,
     pub turns: Vec<(String, String)>,
     pub question: String,
@@ -101,14 +103,15 @@ impl Answerer {
     /// (grounded ones) show only at the end.
     pub async fn answer(
         &self,
-        channel: &str,
+        asked: Asked<'_>,
         prompt: &str,
         progress: Option<Progress>,
     ) -> Result<(String, Source), ModelError> {
         if prompt.trim().is_empty() {
             return Err(ModelError::Invalid("the message is empty".into()));
         }
-        let (verdict, small_talk) = self.knowledge.judge(prompt).await?;
+        let channel = asked.channel;
+        let (verdict, small_talk) = self.knowledge.judge(asked.scope, prompt).await?;
         tracing::debug!(?verdict, ?small_talk, "retrieval");
         let nearest = match verdict {
             Verdict::Known { answer, .. } => {
@@ -117,10 +120,10 @@ impl Answerer {
             }
             _ if small_talk.is_some() => {
                 let kind = small_talk.unwrap_or(SmallTalk::Other);
-                return Ok((self.small_talk(prompt, kind, progress).await, Source::SmallTalk));
+                return Ok((self.small_talk(asked.scope, prompt, kind, progress).await, Source::SmallTalk));
             }
             Verdict::Near { facts, .. } => {
-                if let Some(answer) = self.grounded(channel, prompt, &facts).await? {
+                if let Some(answer) = self.grounded(asked, prompt, &facts).await? {
                     return Ok((answer, Source::Grounded));
                 }
                 facts.into_iter().next().map(|(question, _)| question)
@@ -129,6 +132,7 @@ impl Answerer {
         };
         if let (Unknown::Generate, Some(generator)) = (self.unknown, &self.generator) {
             let request = Generation {
+                scope: asked.scope.clone(),
                 system: self.system_prompt.clone(),
                 turns: self.history.turns(channel),
                 question: prompt.to_string(),
@@ -146,7 +150,7 @@ impl Answerer {
     /// could not give one that sticks to them.
     async fn grounded(
         &self,
-        channel: &str,
+        asked: Asked<'_>,
         question: &str,
         facts: &[(String, String)],
     ) -> Result<Option<String>, ModelError> {
@@ -158,7 +162,12 @@ impl Answerer {
         for (q, a) in facts {
             system.push_str(&format!("\n- Q: {} A: {}", one_line(q), one_line(a)));
         }
-        let request = Generation { system, turns: self.history.turns(channel), question: question.to_string() };
+        let request = Generation {
+            scope: asked.scope.clone(),
+            system,
+            turns: self.history.turns(asked.channel),
+            question: question.to_string(),
+        };
         let answer = match generator.generate(request).await {
             Ok(answer) => answer,
             Err(e) => {
@@ -185,9 +194,10 @@ impl Answerer {
 
     /// A short friendly reply. From the language model when there is one
     /// and it invents nothing; else a fixed one.
-    async fn small_talk(&self, prompt: &str, kind: SmallTalk, progress: Option<Progress>) -> String {
+    async fn small_talk(&self, scope: &Scope, prompt: &str, kind: SmallTalk, progress: Option<Progress>) -> String {
         if let Some(generator) = &self.generator {
             let request = Generation {
+                scope: scope.clone(),
                 system: format!(
                     "{}\nReply in one or two short, friendly sentences. Do not state any facts.",
                     self.system_prompt
@@ -220,8 +230,8 @@ impl Answerer {
 
     /// The output `!test` scores: the taught answer, a label, or "" when
     /// the bot would say it does not know.
-    pub async fn predict(&self, input: &str) -> Result<String, ModelError> {
-        Ok(self.knowledge.predict(input).await?.unwrap_or_default())
+    pub async fn predict(&self, scope: &Scope, input: &str) -> Result<String, ModelError> {
+        Ok(self.knowledge.predict(scope, input).await?.unwrap_or_default())
     }
 }
 

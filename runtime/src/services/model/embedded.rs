@@ -19,7 +19,7 @@ use tokio::sync::{OnceCell, Semaphore};
 use super::answer::{Answerer, Generation, Generator};
 use super::knowledge::Knowledge;
 use super::llm::{LlmSettings, LocalLlm};
-use super::{new_job_id, Example, JobRecord, ModelError, ModelProvider, Progress};
+use super::{new_job_id, Asked, Example, JobRecord, ModelError, ModelProvider, Progress, Scope};
 use crate::config::AnswerSettings;
 use crate::services::store::Store;
 use crate::services::CancelOnDrop;
@@ -166,6 +166,7 @@ pub async fn train_retrieval(
     store: &Arc<dyn Store>,
     knowledge: &Arc<Knowledge>,
     provider: &str,
+    scope: &Scope,
     examples: Vec<Example>,
     done: impl FnOnce(u32, usize) -> String + Send + 'static,
 ) -> Result<JobRecord, ModelError> {
@@ -183,12 +184,12 @@ pub async fn train_retrieval(
         detail: None,
         examples: count,
     };
-    store.create_job(job, examples.clone()).await?;
+    store.create_job(job, scope, examples.clone()).await?;
     let task = {
-        let (store, knowledge, id) = (store.clone(), knowledge.clone(), id.clone());
+        let (store, knowledge, id, scope) = (store.clone(), knowledge.clone(), id.clone(), scope.clone());
         tokio::spawn(async move {
             let outcome = match knowledge.prepare(&examples).await {
-                Ok(()) => knowledge.rebuild().await,
+                Ok(()) => knowledge.rebuild(&scope).await,
                 Err(e) => Err(e),
             };
             let (status, detail) = match outcome {
@@ -210,24 +211,24 @@ pub async fn train_retrieval(
 
 #[async_trait]
 impl ModelProvider for EmbeddedModel {
-    async fn answer(&self, channel: &str, prompt: &str) -> Result<String, ModelError> {
-        let (answer, source) = self.answerer.answer(channel, prompt, None).await?;
+    async fn answer(&self, asked: Asked<'_>, prompt: &str) -> Result<String, ModelError> {
+        let (answer, source) = self.answerer.answer(asked, prompt, None).await?;
         tracing::info!(?source, "answered");
         Ok(answer)
     }
 
-    async fn answer_streamed(&self, channel: &str, prompt: &str, progress: Progress) -> Result<String, ModelError> {
-        let (answer, source) = self.answerer.answer(channel, prompt, Some(progress)).await?;
+    async fn answer_streamed(&self, asked: Asked<'_>, prompt: &str, progress: Progress) -> Result<String, ModelError> {
+        let (answer, source) = self.answerer.answer(asked, prompt, Some(progress)).await?;
         tracing::info!(?source, "answered");
         Ok(answer)
     }
 
-    async fn predict(&self, input: &str) -> Result<String, ModelError> {
-        self.answerer.predict(input).await
+    async fn predict(&self, scope: &Scope, input: &str) -> Result<String, ModelError> {
+        self.answerer.predict(scope, input).await
     }
 
-    async fn train(&self, examples: Vec<Example>) -> Result<JobRecord, ModelError> {
-        train_retrieval(&self.store, &self.knowledge, "embedded", examples, |count, size| {
+    async fn train(&self, scope: &Scope, examples: Vec<Example>) -> Result<JobRecord, ModelError> {
+        train_retrieval(&self.store, &self.knowledge, "embedded", scope, examples, |count, size| {
             format!("learned {count} examples; the model now knows {size} answers")
         })
         .await
@@ -237,9 +238,9 @@ impl ModelProvider for EmbeddedModel {
         self.store.job(id).await?.ok_or_else(|| ModelError::NoSuchJob(id.to_string()))
     }
 
-    async fn learn_correction(&self, _question: &str, _correction: &str) -> Result<(), ModelError> {
+    async fn learn_correction(&self, scope: &Scope) -> Result<(), ModelError> {
         // The correction is already in the store; the index reads it there.
-        self.knowledge.rebuild().await.map(drop)
+        self.knowledge.rebuild(scope).await.map(drop)
     }
 }
 
@@ -250,7 +251,12 @@ mod tests {
     use super::*;
 
     fn question() -> Generation {
-        Generation { system: "You are a helpful assistant.".into(), turns: Vec::new(), question: "Hi!".into() }
+        Generation {
+            scope: Scope::global(),
+            system: "You are a helpful assistant.".into(),
+            turns: Vec::new(),
+            question: "Hi!".into(),
+        }
     }
 
     /// The review's finding: answers queued without a bound on the

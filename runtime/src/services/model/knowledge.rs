@@ -3,6 +3,12 @@
 //! [`Index`] over them. Both model providers answer through it, so a
 //! taught answer is the same answer whichever provider is configured.
 //!
+//! Each [`Scope`] (a server, a direct conversation, the global set) has an
+//! index of its own. A question is searched in its scope's index and in
+//! the global one, and a scope's answer to a question hides the global
+//! answer to the same question: what one server teaches never answers in
+//! another, and a change rebuilds only its scope's index.
+//!
 //! Vectors are cached in the store by the text's sha256 and the embedding
 //! model's id: a restart, or a rebuild after one more correction, embeds
 //! only texts it has not seen.
@@ -15,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::embedder::{Embedder, DIM};
 use super::retrieval::{aliases, home_name, Entry, Hit, Index, Indexed, Scoring};
-use super::{Example, ModelError};
+use super::{Example, ModelError, Scope};
 use crate::services::store::{CachedVector, Store};
 
 /// Taught answers given to the language model when none is close enough.
@@ -35,6 +41,26 @@ pub enum Verdict {
     /// Nothing relevant was taught; the nearest taught question, if any
     /// is near enough to be worth naming.
     Unknown { nearest: Option<String>, score: f32 },
+}
+
+/// A hit, with the index its entry is in.
+#[derive(Clone)]
+pub struct Found {
+    pub index: Arc<Index>,
+    pub hit: Hit,
+}
+
+impl Found {
+    pub fn entry(&self) -> &Entry {
+        &self.index.entries()[self.hit.entry]
+    }
+}
+
+/// One scope's index, and its questions (normalised), which hide the
+/// global set's answers to the same questions.
+struct Taught {
+    index: Arc<Index>,
+    questions: HashSet<String>,
 }
 
 /// Greetings, thanks and the like: no facts asked, so the language model
@@ -92,7 +118,8 @@ pub struct Knowledge {
     /// `None` when the model's files are missing: words alone then.
     embedder: Option<Arc<Embedder>>,
     scoring: Scoring,
-    index: RwLock<Arc<Index>>,
+    /// Every scope's index; replaced whole, one scope at a time.
+    taught: RwLock<Arc<HashMap<Scope, Arc<Taught>>>>,
     dictionary: Arc<HashSet<String>>,
     small_talk: Vec<(SmallTalk, Vec<f32>)>,
     /// Vectors embedded for a training job and not yet in the index.
@@ -134,12 +161,11 @@ impl Knowledge {
             }
             None => Vec::new(),
         };
-        let empty = Index::build(Vec::new(), dictionary.clone());
         let knowledge = Knowledge {
             store,
             embedder,
             scoring,
-            index: RwLock::new(Arc::new(empty)),
+            taught: RwLock::new(Arc::new(HashMap::new())),
             dictionary,
             small_talk,
             fresh: Mutex::new(HashMap::new()),
@@ -153,35 +179,50 @@ impl Knowledge {
         &self.scoring
     }
 
-    /// How many answers the index holds.
+    /// How many answers the indexes hold, in every scope.
     pub fn len(&self) -> usize {
-        self.index().len()
+        self.taught().values().map(|t| t.index.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    fn index(&self) -> Arc<Index> {
-        self.index.read().unwrap_or_else(|p| p.into_inner()).clone()
+    /// How many answers a question in `scope` can get: its own and the
+    /// global set's.
+    pub fn len_in(&self, scope: &Scope) -> usize {
+        let taught = self.taught();
+        let own = taught.get(scope).map_or(0, |t| t.index.len());
+        let global = taught.get(&Scope::global()).filter(|_| !scope.is_global()).map_or(0, |t| t.index.len());
+        own + global
     }
 
-    /// The first build: vectors from the store's cache, the rest embedded.
+    fn taught(&self) -> Arc<HashMap<Scope, Arc<Taught>>> {
+        self.taught.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The first build: vectors from the store's cache, the rest embedded,
+    /// and every scope's index.
     async fn load(&self) -> Result<(), ModelError> {
         if let Some(embedder) = &self.embedder {
             let cached = self.store.vectors(embedder.id()).await?;
             let mut fresh = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
             fresh.extend(cached.into_iter().filter(|c| c.vector.len() == DIM).map(|c| (c.text, c.vector)));
         }
-        self.rebuild().await.map(drop)
+        let mut scopes: HashSet<Scope> = self.store.trained_examples().await?.into_iter().map(|(s, _)| s).collect();
+        scopes.extend(self.store.taught_corrections().await?.into_iter().map(|(s, _, _)| s));
+        for scope in scopes {
+            self.rebuild(&scope).await?;
+        }
+        Ok(())
     }
 
     /// Embeds (and caches) the texts of `examples` that have no vector
     /// yet, a chunk at a time, without holding up queries or corrections.
     pub async fn prepare(&self, examples: &[Example]) -> Result<(), ModelError> {
         let Some(embedder) = &self.embedder else { return Ok(()) };
-        let index = self.index();
-        let known: HashSet<&str> = index.texts().map(|(text, _)| text).collect();
+        let taught = self.taught();
+        let known: HashSet<&str> = taught.values().flat_map(|t| t.index.texts().map(|(text, _)| text)).collect();
         let mut wanted: Vec<String> = Vec::new();
         let mut seen = HashSet::new();
         {
@@ -218,12 +259,21 @@ impl Knowledge {
         Ok(out)
     }
 
-    /// Reads every example and correction from the store and installs a
-    /// new index over them; returns how many answers it holds.
-    pub async fn rebuild(&self) -> Result<usize, ModelError> {
+    /// Reads `scope`'s examples and corrections from the store and
+    /// installs a new index over them; returns how many answers a question
+    /// in the scope can now get.
+    pub async fn rebuild(&self, scope: &Scope) -> Result<usize, ModelError> {
         let _one_at_a_time = self.rebuilding.lock().await;
-        let examples = self.store.trained_examples().await?;
-        let corrections = self.store.taught_corrections().await?;
+        let examples: Vec<Example> =
+            self.store.trained_examples().await?.into_iter().filter(|(s, _)| s == scope).map(|(_, e)| e).collect();
+        let corrections: Vec<(String, String)> = self
+            .store
+            .taught_corrections()
+            .await?
+            .into_iter()
+            .filter(|(s, _, _)| s == scope)
+            .map(|(_, q, c)| (q, c))
+            .collect();
         let entries = entries(&examples, &corrections);
         let home = home_name(&entries, &self.dictionary);
         let keys: Vec<Vec<String>> = entries
@@ -236,7 +286,7 @@ impl Knowledge {
                 keys
             })
             .collect();
-        let vectors = self.vectors_for(keys.iter().flatten().chain(entries.iter().map(|e| &e.answer))).await?;
+        let vectors = self.vectors_for(scope, keys.iter().flatten().chain(entries.iter().map(|e| &e.answer))).await?;
         // Cloned, not taken: entries share texts (a label is many answers).
         let take = |text: &str| vectors.get(text).cloned().unwrap_or_default();
         let indexed: Vec<Indexed> = entries
@@ -251,32 +301,48 @@ impl Knowledge {
         let dictionary = self.dictionary.clone();
         let semantic = self.embedder.is_some();
         let index = blocking(move || Ok(Index::build(indexed, dictionary).semantic(semantic))).await?;
-        let size = index.len();
         let used: HashSet<[u8; 32]> = index.texts().map(|(text, _)| key(text)).collect();
-        *self.index.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(index);
+        let questions = index.entries().iter().map(|e| normalise(&e.question)).collect();
+        {
+            let mut taught = self.taught.write().unwrap_or_else(|p| p.into_inner());
+            let mut scopes = HashMap::clone(&taught);
+            if index.is_empty() && !scope.is_global() {
+                scopes.remove(scope);
+            } else {
+                scopes.insert(scope.clone(), Arc::new(Taught { index: Arc::new(index), questions }));
+            }
+            *taught = Arc::new(scopes);
+        }
         self.fresh.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, _| !used.contains(k));
-        Ok(size)
+        Ok(self.len_in(scope))
     }
 
-    /// A vector for each text (each once): from the index in use, the
-    /// fresh ones, else embedded now and cached. Empty without embeddings.
+    /// A vector for each text (each once): from `scope`'s index in use,
+    /// the fresh ones, the other scopes' indexes, else embedded now and
+    /// cached. Empty without embeddings.
     async fn vectors_for<'a>(
         &self,
+        scope: &Scope,
         texts: impl Iterator<Item = &'a String>,
     ) -> Result<HashMap<String, Vec<f32>>, ModelError> {
         let mut out: HashMap<String, Vec<f32>> = HashMap::new();
         let Some(embedder) = &self.embedder else { return Ok(out) };
         let wanted: HashSet<&str> = texts.map(String::as_str).collect();
-        let old = self.index();
-        for (text, slot) in old.texts() {
-            if wanted.contains(text) && !out.contains_key(text) {
-                out.insert(text.to_string(), old.vector(slot));
+        let taught = self.taught();
+        let from = |index: &Index, out: &mut HashMap<String, Vec<f32>>| {
+            for (text, slot) in index.texts() {
+                if wanted.contains(text) && !out.contains_key(text) {
+                    out.insert(text.to_string(), index.vector(slot));
+                }
             }
+        };
+        if let Some(old) = taught.get(scope) {
+            from(&old.index, &mut out);
         }
-        let mut missing: Vec<String> = Vec::new();
+        let mut missing: Vec<&str> = Vec::new();
         {
             let fresh = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
-            for text in wanted {
+            for &text in &wanted {
                 if out.contains_key(text) {
                     continue;
                 }
@@ -284,10 +350,17 @@ impl Knowledge {
                     Some(v) => {
                         out.insert(text.to_string(), v.clone());
                     }
-                    None => missing.push(text.to_string()),
+                    None => missing.push(text),
                 }
             }
         }
+        if !missing.is_empty() {
+            // Another scope may have been taught the same text.
+            for (_, other) in taught.iter().filter(|(s, _)| *s != scope) {
+                from(&other.index, &mut out);
+            }
+        }
+        let missing: Vec<String> = missing.into_iter().filter(|t| !out.contains_key(*t)).map(str::to_string).collect();
         out.extend(self.embed_and_cache(embedder, missing).await?);
         Ok(out)
     }
@@ -305,19 +378,46 @@ impl Knowledge {
         }
     }
 
-    /// The entries nearest to `question`, best first, with the index they
-    /// came from.
-    pub async fn search(&self, question: &str) -> Result<(Arc<Index>, Vec<Hit>, Vec<f32>), ModelError> {
-        let index = self.index();
-        let vector = self.vector(&index.mend(question)).await?;
-        let hits = index.search(question, &vector, &self.scoring);
-        Ok((index, hits, vector))
+    /// The entries nearest to `question` asked in `scope`, best first: the
+    /// scope's own and the global set's, but for global answers to a
+    /// question the scope answers itself. With the query's vector.
+    pub async fn search(&self, scope: &Scope, question: &str) -> Result<(Vec<Found>, Vec<f32>), ModelError> {
+        let taught = self.taught();
+        let global = taught.get(&Scope::global());
+        let own = taught.get(scope).filter(|_| !scope.is_global());
+        let mut mended = question.to_string();
+        for t in own.iter().chain(global.iter()) {
+            mended = t.index.mend(&mended);
+        }
+        let vector = self.vector(&mended).await?;
+        let mut found = Vec::new();
+        for (t, hides) in [(own, None), (global, own)] {
+            let Some(t) = t else { continue };
+            for hit in t.index.search(question, &vector, &self.scoring) {
+                let found_here = Found { index: t.index.clone(), hit };
+                if hides.is_some_and(|h| h.questions.contains(&normalise(&found_here.entry().question))) {
+                    continue;
+                }
+                found.push(found_here);
+            }
+        }
+        if own.is_some() && global.is_some() {
+            found.sort_by(|a, b| b.hit.score.total_cmp(&a.hit.score));
+            // As within one index: among near-ties, a correction wins.
+            if let Some(best) = found.first().map(|f| f.hit.score) {
+                if let Some(at) = found.iter().position(|f| f.entry().correction && f.hit.score >= best - 0.03) {
+                    let correction = found.remove(at);
+                    found.insert(0, correction);
+                }
+            }
+        }
+        Ok((found, vector))
     }
 
-    /// What the bot knows about `question`.
-    pub async fn judge(&self, question: &str) -> Result<(Verdict, Option<SmallTalk>), ModelError> {
-        let (index, hits, vector) = self.search(question).await?;
-        let verdict = verdict(&index, &hits, &self.scoring);
+    /// What the bot knows about `question` asked in `scope`.
+    pub async fn judge(&self, scope: &Scope, question: &str) -> Result<(Verdict, Option<SmallTalk>), ModelError> {
+        let (found, vector) = self.search(scope, question).await?;
+        let verdict = verdict(&found, &self.scoring);
         let small_talk = match verdict {
             Verdict::Known { .. } => None,
             _ => self.small_talk(question, &vector),
@@ -340,12 +440,12 @@ impl Knowledge {
     /// The output for `input` as `!test` scores it: the taught answer when
     /// one is close enough, the nearest label for a classifier (which
     /// always picks one), else nothing: "I don't know".
-    pub async fn predict(&self, input: &str) -> Result<Option<String>, ModelError> {
-        let (index, hits, _) = self.search(input).await?;
-        if let Verdict::Known { answer, .. } = verdict(&index, &hits, &self.scoring) {
+    pub async fn predict(&self, scope: &Scope, input: &str) -> Result<Option<String>, ModelError> {
+        let (found, _) = self.search(scope, input).await?;
+        if let Verdict::Known { answer, .. } = verdict(&found, &self.scoring) {
             return Ok(Some(answer));
         }
-        Ok(hits.iter().find(|h| index.entries()[h.entry].labelled).map(|h| index.entries()[h.entry].answer.clone()))
+        Ok(found.iter().find(|f| f.entry().labelled).map(|f| f.entry().answer.clone()))
     }
 
     /// Words the embedding model knows: a query word outside it is likely
@@ -374,30 +474,30 @@ async fn system_words() -> HashSet<String> {
 }
 
 /// The verdict on a ranked list of hits.
-pub fn verdict(index: &Index, hits: &[Hit], scoring: &Scoring) -> Verdict {
-    let Some(best) = hits.first() else { return Verdict::Unknown { nearest: None, score: 0.0 } };
-    let entry = &index.entries()[best.entry];
-    if best.score >= scoring.accept {
-        return Verdict::Known { question: entry.question.clone(), answer: entry.answer.clone(), score: best.score };
+pub fn verdict(found: &[Found], scoring: &Scoring) -> Verdict {
+    let Some(best) = found.first() else { return Verdict::Unknown { nearest: None, score: 0.0 } };
+    let (entry, score) = (best.entry(), best.hit.score);
+    if score >= scoring.accept {
+        return Verdict::Known { question: entry.question.clone(), answer: entry.answer.clone(), score };
     }
-    let near: Vec<(String, String)> = hits
+    let near: Vec<(String, String)> = found
         .iter()
-        .filter(|h| h.score >= scoring.near && h.missing_names.is_empty() && !index.entries()[h.entry].labelled)
+        .filter(|f| f.hit.score >= scoring.near && f.hit.missing_names.is_empty() && !f.entry().labelled)
         .take(CONTEXT_FACTS)
-        .map(|h| (index.entries()[h.entry].question.clone(), index.entries()[h.entry].answer.clone()))
+        .map(|f| (f.entry().question.clone(), f.entry().answer.clone()))
         .collect();
     if !near.is_empty() {
-        return Verdict::Near { facts: near, score: best.score };
+        return Verdict::Near { facts: near, score };
     }
     // Named by meaning alone: "Who founded Lanternmoor?" is worth naming
     // to someone asking who founded Stonebrook, though it is no answer.
-    let nearest = hits
+    let nearest = found
         .iter()
-        .filter(|h| !index.entries()[h.entry].labelled)
-        .max_by(|a, b| a.meaning.total_cmp(&b.meaning))
-        .filter(|h| h.meaning >= scoring.hint)
-        .map(|h| index.entries()[h.entry].question.clone());
-    Verdict::Unknown { nearest, score: best.score }
+        .filter(|f| !f.entry().labelled)
+        .max_by(|a, b| a.hit.meaning.total_cmp(&b.hit.meaning))
+        .filter(|f| f.hit.meaning >= scoring.hint)
+        .map(|f| f.entry().question.clone());
+    Verdict::Unknown { nearest, score }
 }
 
 /// The index's entries: later entries for the same question replace
@@ -471,9 +571,58 @@ mod tests {
             detail: None,
             examples: examples.len() as u32,
         };
-        store.create_job(job, examples).await.unwrap();
+        store.create_job(job, &Scope::global(), examples).await.unwrap();
         let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2");
         (Knowledge::open(store, Some(&models), Scoring::default()).await.unwrap(), dir)
+    }
+
+    /// Teaches `scope` one example, as `!train` does.
+    async fn teach(knowledge: &Knowledge, scope: &Scope, input: &str, output: &str) {
+        let job = crate::services::model::JobRecord {
+            id: crate::services::model::new_job_id(),
+            provider: "embedded".into(),
+            status: "succeeded".into(),
+            detail: None,
+            examples: 1,
+        };
+        knowledge.store.create_job(job, scope, vec![example(input, output)]).await.unwrap();
+        knowledge.rebuild(scope).await.unwrap();
+    }
+
+    fn answer(verdict: &Verdict) -> Option<&str> {
+        match verdict {
+            Verdict::Known { answer, .. } => Some(answer),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn what_a_server_teaches_answers_there_only_and_over_the_global_set() {
+        let (knowledge, _dir) =
+            taught(vec![example("What is the capital of Australia?", "Canberra is the capital of Australia.")]).await;
+        let (one, two) = (Scope::server("1"), Scope::server("2"));
+        teach(&knowledge, &one, "Who runs the book club?", "Mira runs the book club.").await;
+        teach(&knowledge, &one, "What is the capital of Australia?", "Sydney, say we in server one.").await;
+        // Server one's own answers, and its own over the global one.
+        let (verdict, _) = knowledge.judge(&one, "who is in charge of the book club").await.unwrap();
+        assert_eq!(answer(&verdict), Some("Mira runs the book club."), "{verdict:?}");
+        let (verdict, _) = knowledge.judge(&one, "what's the capital of australia").await.unwrap();
+        assert_eq!(answer(&verdict), Some("Sydney, say we in server one."), "{verdict:?}");
+        // Server two knows nothing of server one, and has the global answer.
+        let (verdict, _) = knowledge.judge(&two, "who is in charge of the book club").await.unwrap();
+        assert_eq!(answer(&verdict), None, "{verdict:?}");
+        let (verdict, _) = knowledge.judge(&two, "what's the capital of australia").await.unwrap();
+        assert_eq!(answer(&verdict), Some("Canberra is the capital of Australia."), "{verdict:?}");
+        // Nor do direct messages, nor the global set.
+        for scope in [Scope::direct("7"), Scope::global()] {
+            let (verdict, _) = knowledge.judge(&scope, "who runs the book club?").await.unwrap();
+            assert_eq!(answer(&verdict), None, "{scope}: {verdict:?}");
+        }
+        assert_eq!(knowledge.len_in(&one), 3);
+        assert_eq!(knowledge.len_in(&two), 1);
+        // A restart builds every scope again.
+        let reopened = Knowledge::open(knowledge.store.clone(), None, Scoring::default()).await.unwrap();
+        assert_eq!((reopened.len_in(&one), reopened.len_in(&two), reopened.len()), (3, 1, 3));
     }
 
     #[tokio::test]
@@ -483,7 +632,8 @@ mod tests {
         let (knowledge, _dir) =
             taught(vec![labelled("great phone", "positive"), labelled("love it", "positive"), example("a?", "b")])
                 .await;
-        let index = knowledge.index();
+        let taught = knowledge.taught();
+        let index = &taught[&Scope::global()].index;
         let texts: Vec<_> = index.texts().collect();
         assert_eq!(texts.len(), 6, "three questions and three answers");
         for (text, slot) in texts {
@@ -499,14 +649,15 @@ mod tests {
             example("How many members does Lanternmoor have?", "About 4,200."),
         ])
         .await;
-        let (verdict, _) = knowledge.judge("who started this community").await.unwrap();
+        let global = Scope::global();
+        let (verdict, _) = knowledge.judge(&global, "who started this community").await.unwrap();
         assert!(matches!(&verdict, Verdict::Known { answer, .. } if answer.contains("Ysolde")), "{verdict:?}");
-        let (verdict, _) = knowledge.judge("Who founded Stonebrook?").await.unwrap();
+        let (verdict, _) = knowledge.judge(&global, "Who founded Stonebrook?").await.unwrap();
         assert!(
             matches!(&verdict, Verdict::Unknown { nearest: Some(q), .. } if q == "Who founded Lanternmoor?"),
             "{verdict:?}"
         );
-        let (_, small_talk) = knowledge.judge("thanks a lot!").await.unwrap();
+        let (_, small_talk) = knowledge.judge(&Scope::server("1"), "thanks a lot!").await.unwrap();
         assert_eq!(small_talk, Some(SmallTalk::Thanks));
     }
 

@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::services::store::StoreError;
-pub use crate::services::store::{Example, JobRecord};
+pub use crate::services::store::{Example, JobRecord, Scope};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -37,25 +37,34 @@ pub enum ModelError {
 /// Where an answer being written shows its text so far.
 pub type Progress = tokio::sync::watch::Sender<String>;
 
+/// Where a question is asked: whose teaching answers it ([`Scope`]), and
+/// the channel whose earlier turns are its context.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    pub scope: &'a Scope,
+    pub channel: &'a str,
+}
+
 #[async_trait]
 pub trait ModelProvider: Send + Sync {
-    /// An answer to a user's message in `channel`.
-    async fn answer(&self, channel: &str, prompt: &str) -> Result<String, ModelError>;
+    /// An answer to a user's message.
+    async fn answer(&self, asked: Asked<'_>, prompt: &str) -> Result<String, ModelError>;
     /// [`answer`](Self::answer), with the text so far in `progress` while
     /// it is written: whole sentences the answer rules allow. A provider
     /// that cannot stream shows nothing before the complete answer.
-    async fn answer_streamed(&self, channel: &str, prompt: &str, progress: Progress) -> Result<String, ModelError> {
+    async fn answer_streamed(&self, asked: Asked<'_>, prompt: &str, progress: Progress) -> Result<String, ModelError> {
         drop(progress);
-        self.answer(channel, prompt).await
+        self.answer(asked, prompt).await
     }
     /// The model's output (an answer or a label) for one input, for `!test`.
-    async fn predict(&self, input: &str) -> Result<String, ModelError>;
-    /// Starts a training job on `examples`; returns it as stored.
-    async fn train(&self, examples: Vec<Example>) -> Result<JobRecord, ModelError>;
+    async fn predict(&self, scope: &Scope, input: &str) -> Result<String, ModelError>;
+    /// Starts a training job on `examples`, teaching `scope`; returns it as
+    /// stored.
+    async fn train(&self, scope: &Scope, examples: Vec<Example>) -> Result<JobRecord, ModelError>;
     /// A training job, as it stands now.
     async fn job(&self, id: &str) -> Result<JobRecord, ModelError>;
-    /// A user corrected the answer to `question`: use `correction` from now on.
-    async fn learn_correction(&self, question: &str, correction: &str) -> Result<(), ModelError>;
+    /// A correction of `scope` was stored: use it from now on.
+    async fn learn_correction(&self, scope: &Scope) -> Result<(), ModelError>;
 }
 
 /// A short random-looking job id: `job-` and 12 hex digits from the clock

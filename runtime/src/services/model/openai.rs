@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use super::answer::{Answerer, Generation, Generator};
 use super::embedded::train_retrieval;
 use super::knowledge::Knowledge;
-use super::{Example, JobRecord, ModelError, ModelProvider, Progress};
+use super::{Asked, Example, JobRecord, ModelError, ModelProvider, Progress, Scope};
 use crate::config::AnswerSettings;
 use crate::services::openai_http::{OpenAiClient, RemoteError};
 use crate::services::store::Store;
@@ -130,14 +130,15 @@ impl OpenAiModel {
         Ok(OpenAiModel { server, store, knowledge, answerer, system_prompt: answers.system_prompt.clone() })
     }
 
-    /// Starts a fine-tuning job on `examples` and every correction; the
-    /// job as stored (without examples: retrieval holds those).
-    async fn fine_tune(&self, examples: &[Example]) -> Result<JobRecord, RemoteError> {
+    /// Starts a fine-tuning job on `examples` and the corrections `scope`
+    /// sees; the job as stored (without examples: retrieval holds those).
+    async fn fine_tune(&self, scope: &Scope, examples: &[Example]) -> Result<JobRecord, RemoteError> {
         let server = &self.server;
         let mut lines = String::new();
         let corrections = self.store.taught_corrections().await.map_err(|e| RemoteError::local(e.to_string()))?;
+        let seen = corrections.iter().filter(|(of, _, _)| of == scope || of.is_global());
         let pairs = examples.iter().map(|e| (e.input.as_str(), e.output.as_str()));
-        let pairs = pairs.chain(corrections.iter().map(|(q, c)| (q.as_str(), c.as_str())));
+        let pairs = pairs.chain(seen.map(|(_, q, c)| (q.as_str(), c.as_str())));
         let mut count = 0u32;
         for (input, output) in pairs.filter(|(i, o)| !i.trim().is_empty() && !o.trim().is_empty()) {
             let line = json!({ "messages": [
@@ -170,7 +171,10 @@ impl OpenAiModel {
             detail: None,
             examples: count,
         };
-        self.store.create_job(record.clone(), Vec::new()).await.map_err(|e| RemoteError::local(e.to_string()))?;
+        self.store
+            .create_job(record.clone(), scope, Vec::new())
+            .await
+            .map_err(|e| RemoteError::local(e.to_string()))?;
         Ok(record)
     }
 }
@@ -182,10 +186,11 @@ impl Server {
         serde_json::from_slice(&body).map_err(|e| RemoteError::local(format!("the server's answer is not JSON: {e}")))
     }
 
-    /// The model to answer with: the newest fine-tuned one, if allowed.
-    async fn answering_model(&self) -> Result<String, ModelError> {
+    /// The model to answer with in `scope`: the newest fine-tuned one of
+    /// the scope or the global set, if allowed.
+    async fn answering_model(&self, scope: &Scope) -> Result<String, ModelError> {
         if self.settings.use_fine_tuned {
-            if let Some(model) = self.store.latest_fine_tuned_model().await? {
+            if let Some(model) = self.store.latest_fine_tuned_model(scope).await? {
                 return Ok(model);
             }
         }
@@ -210,7 +215,7 @@ impl Generator for Server {
             messages.push(json!({ "role": "assistant", "content": a }));
         }
         messages.push(json!({ "role": "user", "content": request.question }));
-        let model = self.answering_model().await?;
+        let model = self.answering_model(&request.scope).await?;
         let body = json!({ "model": model, "messages": messages });
         let value = self
             .send(|| self.client.http().post(self.client.url("chat/completions")).json(&body))
@@ -228,26 +233,26 @@ impl Generator for Server {
 
 #[async_trait]
 impl ModelProvider for OpenAiModel {
-    async fn answer(&self, channel: &str, prompt: &str) -> Result<String, ModelError> {
-        let (answer, source) = self.answerer.answer(channel, prompt, None).await?;
+    async fn answer(&self, asked: Asked<'_>, prompt: &str) -> Result<String, ModelError> {
+        let (answer, source) = self.answerer.answer(asked, prompt, None).await?;
         tracing::info!(?source, "answered");
         Ok(answer)
     }
 
-    async fn answer_streamed(&self, channel: &str, prompt: &str, progress: Progress) -> Result<String, ModelError> {
-        let (answer, source) = self.answerer.answer(channel, prompt, Some(progress)).await?;
+    async fn answer_streamed(&self, asked: Asked<'_>, prompt: &str, progress: Progress) -> Result<String, ModelError> {
+        let (answer, source) = self.answerer.answer(asked, prompt, Some(progress)).await?;
         tracing::info!(?source, "answered");
         Ok(answer)
     }
 
-    async fn predict(&self, input: &str) -> Result<String, ModelError> {
-        self.answerer.predict(input).await
+    async fn predict(&self, scope: &Scope, input: &str) -> Result<String, ModelError> {
+        self.answerer.predict(scope, input).await
     }
 
-    async fn train(&self, examples: Vec<Example>) -> Result<JobRecord, ModelError> {
+    async fn train(&self, scope: &Scope, examples: Vec<Example>) -> Result<JobRecord, ModelError> {
         let fine_tuning = self.server.settings.fine_tune;
         let retrieval =
-            train_retrieval(&self.store, &self.knowledge, "embedded", examples.clone(), move |count, size| {
+            train_retrieval(&self.store, &self.knowledge, "embedded", scope, examples.clone(), move |count, size| {
                 let learned = format!("learned {count} examples for retrieval; the model now knows {size} answers");
                 if fine_tuning {
                     learned
@@ -259,7 +264,7 @@ impl ModelProvider for OpenAiModel {
         if !fine_tuning {
             return Ok(retrieval);
         }
-        match self.fine_tune(&examples).await {
+        match self.fine_tune(scope, &examples).await {
             Ok(job) => Ok(job),
             Err(e) => {
                 let why = if e.is_missing_endpoint() {
@@ -303,8 +308,8 @@ impl ModelProvider for OpenAiModel {
         Ok(JobRecord { status: status.to_string(), detail, ..stored })
     }
 
-    async fn learn_correction(&self, _question: &str, _correction: &str) -> Result<(), ModelError> {
-        self.knowledge.rebuild().await.map(drop)
+    async fn learn_correction(&self, scope: &Scope) -> Result<(), ModelError> {
+        self.knowledge.rebuild(scope).await.map(drop)
     }
 }
 

@@ -12,6 +12,49 @@ use serde::Serialize;
 
 pub use sqlite::SqliteStore;
 
+/// Whose teaching something is. A server's corrections, trained examples
+/// and datasets are its own: they answer in that server only. A direct
+/// conversation is a scope of its own too. The global set is what the
+/// operators chose to share (`model.global_servers`: their own server,
+/// the console): every scope sees it, under its own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Scope(String);
+
+impl Scope {
+    pub fn global() -> Scope {
+        Scope("global".into())
+    }
+
+    pub fn server(id: &str) -> Scope {
+        Scope(format!("guild:{id}"))
+    }
+
+    /// A direct conversation with `user`.
+    pub fn direct(user: &str) -> Scope {
+        Scope(format!("user:{user}"))
+    }
+
+    /// As the store keeps it.
+    pub fn stored(text: String) -> Scope {
+        Scope(text)
+    }
+
+    pub fn is_global(&self) -> bool {
+        self.0 == "global"
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Who, where and when: filled in by the host from the invocation.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Provenance {
@@ -27,6 +70,8 @@ pub struct Provenance {
 pub struct Correction {
     #[serde(flatten)]
     pub from: Provenance,
+    /// Where the correction teaches.
+    pub scope: Scope,
     /// The bot's message being corrected.
     pub corrected_message_id: String,
     /// What the bot was answering, when the bot's message was a model
@@ -114,30 +159,31 @@ pub trait Store: Send + Sync {
     /// The question the bot's message `message_id` answered, if it was a
     /// model answer.
     async fn question_for(&self, channel: &str, message_id: &str) -> Result<Option<String>, StoreError>;
-    /// Every `(question, correction)` pair, oldest first.
-    async fn taught_corrections(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// Every `(scope, question, correction)`, oldest first.
+    async fn taught_corrections(&self) -> Result<Vec<(Scope, String, String)>, StoreError>;
 
-    /// Stores a new job with its examples, atomically.
-    async fn create_job(&self, job: JobRecord, examples: Vec<Example>) -> Result<(), StoreError>;
+    /// Stores a new job of `scope` with its examples, atomically.
+    async fn create_job(&self, job: JobRecord, scope: &Scope, examples: Vec<Example>) -> Result<(), StoreError>;
     async fn update_job(&self, id: &str, status: &str, detail: Option<String>) -> Result<(), StoreError>;
     async fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
     /// Jobs not yet finished (to resume after a restart).
     async fn unfinished_jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
     /// Remembers the model a fine-tuning job produced.
     async fn set_fine_tuned_model(&self, job_id: &str, model: &str) -> Result<(), StoreError>;
-    /// The model of the newest job that produced one.
-    async fn latest_fine_tuned_model(&self) -> Result<Option<String>, StoreError>;
-    /// The examples of every job that succeeded or is running, oldest
-    /// first.
-    async fn trained_examples(&self) -> Result<Vec<Example>, StoreError>;
+    /// The model of the newest job of `scope` or the global set that
+    /// produced one.
+    async fn latest_fine_tuned_model(&self, scope: &Scope) -> Result<Option<String>, StoreError>;
+    /// The examples of every job that succeeded or is running, with their
+    /// scope, oldest first.
+    async fn trained_examples(&self) -> Result<Vec<(Scope, Example)>, StoreError>;
 
     /// Every vector cached for the embedding model `model`.
     async fn vectors(&self, model: &str) -> Result<Vec<CachedVector>, StoreError>;
     /// Caches vectors of `model` (replacing any for the same texts).
     async fn save_vectors(&self, model: &str, vectors: Vec<CachedVector>) -> Result<(), StoreError>;
 
-    /// Replaces the dataset `name`.
-    async fn save_dataset(&self, name: &str, examples: Vec<Example>) -> Result<(), StoreError>;
-    /// The dataset `name`, if it exists.
-    async fn dataset(&self, name: &str) -> Result<Option<Vec<Example>>, StoreError>;
+    /// Replaces `scope`'s dataset `name`.
+    async fn save_dataset(&self, scope: &Scope, name: &str, examples: Vec<Example>) -> Result<(), StoreError>;
+    /// `scope`'s dataset `name`, else the global set's, if either exists.
+    async fn dataset(&self, scope: &Scope, name: &str) -> Result<Option<Vec<Example>>, StoreError>;
 }

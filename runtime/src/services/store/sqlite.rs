@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::json;
 
-use super::{CachedVector, Correction, Example, Feedback, JobRecord, Store, StoreError, Table};
+use super::{CachedVector, Correction, Example, Feedback, JobRecord, Scope, Store, StoreError, Table};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS corrections (
@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS corrections (
     corrected_message_id TEXT NOT NULL,
     question             TEXT,
     original             TEXT NOT NULL,
-    correction           TEXT NOT NULL
+    correction           TEXT NOT NULL,
+    scope                TEXT NOT NULL DEFAULT 'global'
 );
 CREATE TABLE IF NOT EXISTS answers (
     id         INTEGER PRIMARY KEY,
@@ -45,7 +46,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     status     TEXT NOT NULL,
     detail     TEXT,
     examples   INTEGER NOT NULL,
-    model      TEXT
+    model      TEXT,
+    scope      TEXT NOT NULL DEFAULT 'global'
 );
 CREATE TABLE IF NOT EXISTS examples (
     id     INTEGER PRIMARY KEY,
@@ -54,13 +56,16 @@ CREATE TABLE IF NOT EXISTS examples (
     output TEXT NOT NULL,
     label  TEXT
 );
-CREATE TABLE IF NOT EXISTS datasets (
+-- Named datasets, each server's own (an older `datasets` table, of one
+-- name space for all, becomes the global set's: see `migrate`).
+CREATE TABLE IF NOT EXISTS scoped_datasets (
+    scope    TEXT NOT NULL,
     name     TEXT NOT NULL,
     position INTEGER NOT NULL,
     input    TEXT NOT NULL,
     output   TEXT NOT NULL,
     label    TEXT,
-    PRIMARY KEY (name, position)
+    PRIMARY KEY (scope, name, position)
 );
 -- Sentence vectors by model and text (sha256), so a restart does not
 -- embed everything again. A cache: losing it costs time, not data.
@@ -99,12 +104,12 @@ impl SqliteStore {
                 tracing::warn!(path = %path.display(), error = %e, "could not make the database owner-only");
             }
         }
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        migrate(&conn)?;
+        migrate(&mut conn)?;
         Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)) })
     }
 
@@ -141,8 +146,8 @@ impl Store for SqliteStore {
         self.write(move |conn| {
             conn.execute(
                 "INSERT INTO corrections (author_id, author_name, channel, guild, message_id,
-                                          corrected_message_id, question, original, correction)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                          corrected_message_id, question, original, correction, scope)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     c.from.author_id,
                     c.from.author_name,
@@ -152,7 +157,8 @@ impl Store for SqliteStore {
                     c.corrected_message_id,
                     c.question,
                     c.original,
-                    c.correction
+                    c.correction,
+                    c.scope.as_str()
                 ],
             )
         })
@@ -175,7 +181,7 @@ impl Store for SqliteStore {
         let (sql, extra): (&str, &[&str]) = match table {
             Table::Corrections => (
                 "SELECT id, created_at, author_id, author_name, channel, guild, message_id,
-                        corrected_message_id, original, correction, question FROM corrections ORDER BY id",
+                        corrected_message_id, original, correction, question, scope FROM corrections ORDER BY id",
                 &["corrected_message_id", "original", "correction"],
             ),
             Table::Feedback => (
@@ -202,6 +208,7 @@ impl Store for SqliteStore {
             }
             if table == Table::Corrections {
                 line["question"] = json!(row.get::<_, Option<String>>(10)?);
+                line["scope"] = json!(row.get::<_, String>(11)?);
             }
             serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::from)?;
             out.write_all(b"\n")?;
@@ -241,22 +248,24 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn taught_corrections(&self) -> Result<Vec<(String, String)>, StoreError> {
+    async fn taught_corrections(&self) -> Result<Vec<(Scope, String, String)>, StoreError> {
         self.with(|conn| {
-            let mut stmt =
-                conn.prepare("SELECT question, correction FROM corrections WHERE question IS NOT NULL ORDER BY id")?;
-            let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            let mut stmt = conn.prepare(
+                "SELECT scope, question, correction FROM corrections WHERE question IS NOT NULL ORDER BY id",
+            )?;
+            let rows = stmt.query_map([], |row| Ok((Scope::stored(row.get(0)?), row.get(1)?, row.get(2)?)))?;
             rows.collect()
         })
         .await
     }
 
-    async fn create_job(&self, job: JobRecord, examples: Vec<Example>) -> Result<(), StoreError> {
+    async fn create_job(&self, job: JobRecord, scope: &Scope, examples: Vec<Example>) -> Result<(), StoreError> {
+        let scope = scope.clone();
         self.with(move |conn| {
             let tx = conn.transaction()?;
             tx.execute(
-                "INSERT INTO jobs (id, provider, status, detail, examples) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![job.id, job.provider, job.status, job.detail, job.examples],
+                "INSERT INTO jobs (id, provider, status, detail, examples, scope) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![job.id, job.provider, job.status, job.detail, job.examples, scope.as_str()],
             )?;
             {
                 let mut insert =
@@ -315,11 +324,13 @@ impl Store for SqliteStore {
             .map(drop)
     }
 
-    async fn latest_fine_tuned_model(&self) -> Result<Option<String>, StoreError> {
-        self.with(|conn| {
+    async fn latest_fine_tuned_model(&self, scope: &Scope) -> Result<Option<String>, StoreError> {
+        let scope = scope.clone();
+        self.with(move |conn| {
             conn.query_row(
-                "SELECT model FROM jobs WHERE model IS NOT NULL ORDER BY updated_at DESC, rowid DESC LIMIT 1",
-                [],
+                "SELECT model FROM jobs WHERE model IS NOT NULL AND scope IN (?1, 'global')
+                 ORDER BY updated_at DESC, rowid DESC LIMIT 1",
+                params![scope.as_str()],
                 |row| row.get(0),
             )
             .optional()
@@ -327,13 +338,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn trained_examples(&self) -> Result<Vec<Example>, StoreError> {
+    async fn trained_examples(&self) -> Result<Vec<(Scope, Example)>, StoreError> {
         self.with(|conn| {
             let mut stmt = conn.prepare(
-                "SELECT e.input, e.output, e.label FROM examples e JOIN jobs j ON j.id = e.job_id
+                "SELECT e.input, e.output, e.label, j.scope FROM examples e JOIN jobs j ON j.id = e.job_id
                  WHERE j.status IN ('running', 'succeeded') ORDER BY e.id",
             )?;
-            let rows = stmt.query_map([], example_from_row)?;
+            let rows = stmt.query_map([], |row| Ok((Scope::stored(row.get(3)?), example_from_row(row)?)))?;
             rows.collect()
         })
         .await
@@ -378,17 +389,18 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn save_dataset(&self, name: &str, examples: Vec<Example>) -> Result<(), StoreError> {
-        let name = name.to_string();
+    async fn save_dataset(&self, scope: &Scope, name: &str, examples: Vec<Example>) -> Result<(), StoreError> {
+        let (scope, name) = (scope.clone(), name.to_string());
         self.with(move |conn| {
             let tx = conn.transaction()?;
-            tx.execute("DELETE FROM datasets WHERE name = ?1", params![name])?;
+            tx.execute("DELETE FROM scoped_datasets WHERE scope = ?1 AND name = ?2", params![scope.as_str(), name])?;
             {
                 let mut insert = tx.prepare(
-                    "INSERT INTO datasets (name, position, input, output, label) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO scoped_datasets (scope, name, position, input, output, label)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?;
                 for (position, e) in examples.iter().enumerate() {
-                    insert.execute(params![name, position as i64, e.input, e.output, e.label])?;
+                    insert.execute(params![scope.as_str(), name, position as i64, e.input, e.output, e.label])?;
                 }
             }
             tx.commit()
@@ -396,22 +408,48 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn dataset(&self, name: &str) -> Result<Option<Vec<Example>>, StoreError> {
-        let name = name.to_string();
+    async fn dataset(&self, scope: &Scope, name: &str) -> Result<Option<Vec<Example>>, StoreError> {
+        let (scope, name) = (scope.clone(), name.to_string());
         self.with(move |conn| {
-            let mut stmt =
-                conn.prepare("SELECT input, output, label FROM datasets WHERE name = ?1 ORDER BY position")?;
-            let rows: Vec<Example> = stmt.query_map(params![name], example_from_row)?.collect::<Result<_, _>>()?;
-            Ok((!rows.is_empty()).then_some(rows))
+            let mut stmt = conn.prepare(
+                "SELECT input, output, label FROM scoped_datasets WHERE scope = ?1 AND name = ?2 ORDER BY position",
+            )?;
+            for scope in [scope.as_str(), "global"] {
+                let rows: Vec<Example> =
+                    stmt.query_map(params![scope, name], example_from_row)?.collect::<Result<_, _>>()?;
+                if !rows.is_empty() {
+                    return Ok(Some(rows));
+                }
+            }
+            Ok(None)
         })
         .await
     }
 }
 
 /// Brings a database made by an earlier version up to this schema.
-fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+///
+/// Teaching from before scopes existed was everyone's: it stays global.
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     add_column_if_missing(conn, "corrections", "question", "TEXT")?;
-    add_column_if_missing(conn, "jobs", "model", "TEXT")
+    add_column_if_missing(conn, "jobs", "model", "TEXT")?;
+    add_column_if_missing(conn, "corrections", "scope", "TEXT NOT NULL DEFAULT 'global'")?;
+    add_column_if_missing(conn, "jobs", "scope", "TEXT NOT NULL DEFAULT 'global'")?;
+    let unscoped: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'datasets'",
+        [],
+        |row| row.get(0),
+    )?;
+    if unscoped {
+        let tx = conn.transaction()?;
+        tx.execute_batch(
+            "INSERT OR REPLACE INTO scoped_datasets (scope, name, position, input, output, label)
+                 SELECT 'global', name, position, input, output, label FROM datasets;
+             DROP TABLE datasets;",
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
 }
 
 fn add_column_if_missing(conn: &Connection, table: &str, column: &str, kind: &str) -> rusqlite::Result<()> {
@@ -487,6 +525,7 @@ mod tests {
         let id = store
             .log_correction(Correction {
                 from: from(),
+                scope: Scope::server("g"),
                 corrected_message_id: "42".into(),
                 question: Some("what is 2+2?".into()),
                 original: "2+2=5".into(),
@@ -506,6 +545,7 @@ mod tests {
         assert_eq!(row["correction"], "2+2=4");
         assert_eq!(row["author_name"], "ann");
         assert_eq!(row["corrected_message_id"], "42");
+        assert_eq!(row["scope"], "guild:g");
         assert!(row["created_at"].as_str().unwrap().ends_with('Z'));
 
         let mut out = Vec::new();
@@ -524,5 +564,60 @@ mod tests {
         store.save_vectors("m1", vec![one.clone()]).await.unwrap();
         assert_eq!(store.vectors("m1").await.unwrap(), vec![one]);
         assert!(store.vectors("m2").await.unwrap().is_empty());
+    }
+
+    fn example(input: &str) -> Example {
+        Example { input: input.into(), output: format!("{input}!"), label: None }
+    }
+
+    #[tokio::test]
+    async fn each_server_has_its_own_dataset_names_over_the_global_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
+        let (one, two) = (Scope::server("1"), Scope::server("2"));
+        store.save_dataset(&one, "faq", vec![example("one")]).await.unwrap();
+        store.save_dataset(&two, "faq", vec![example("two")]).await.unwrap();
+        store.save_dataset(&Scope::global(), "rules", vec![example("global")]).await.unwrap();
+        assert_eq!(store.dataset(&one, "faq").await.unwrap(), Some(vec![example("one")]));
+        assert_eq!(store.dataset(&two, "faq").await.unwrap(), Some(vec![example("two")]));
+        assert_eq!(store.dataset(&Scope::server("3"), "faq").await.unwrap(), None);
+        assert_eq!(store.dataset(&two, "rules").await.unwrap(), Some(vec![example("global")]));
+        // A server's own name hides the global one.
+        store.save_dataset(&two, "rules", vec![example("mine")]).await.unwrap();
+        assert_eq!(store.dataset(&two, "rules").await.unwrap(), Some(vec![example("mine")]));
+        assert_eq!(store.dataset(&one, "rules").await.unwrap(), Some(vec![example("global")]));
+    }
+
+    /// A database from before scopes: its teaching stays everyone's.
+    #[tokio::test]
+    async fn an_older_database_keeps_its_teaching_global() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE datasets (name TEXT NOT NULL, position INTEGER NOT NULL, input TEXT NOT NULL,
+                     output TEXT NOT NULL, label TEXT, PRIMARY KEY (name, position));
+                 INSERT INTO datasets VALUES ('faq', 0, 'one', 'one!', NULL);
+                 CREATE TABLE corrections (id INTEGER PRIMARY KEY, created_at TEXT NOT NULL DEFAULT '',
+                     author_id TEXT NOT NULL, author_name TEXT NOT NULL, channel TEXT NOT NULL, guild TEXT,
+                     message_id TEXT NOT NULL, corrected_message_id TEXT NOT NULL, question TEXT,
+                     original TEXT NOT NULL, correction TEXT NOT NULL);
+                 INSERT INTO corrections (author_id, author_name, channel, guild, message_id,
+                     corrected_message_id, question, original, correction)
+                     VALUES ('7', 'ann', 'c', 'g', '1', '2', 'q?', 'old', 'new');",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.dataset(&Scope::server("9"), "faq").await.unwrap(), Some(vec![example("one")]));
+        assert_eq!(
+            store.taught_corrections().await.unwrap(),
+            vec![(Scope::global(), "q?".to_string(), "new".to_string())]
+        );
+        drop(store);
+        // Opening it again changes nothing more.
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.dataset(&Scope::global(), "faq").await.unwrap(), Some(vec![example("one")]));
     }
 }
