@@ -233,3 +233,62 @@ fn a_spinning_guest_does_not_stall_other_users() {
         assert_eq!(lines[1]["content"], "`!loop` took too long and was stopped.");
     });
 }
+
+/// A command's next instance is made once it has answered (the sandbox's
+/// spare): the next message still gets an instance nobody used, and its
+/// deadline counts from that message, however long the spare waited.
+#[test]
+fn a_spare_instance_is_fresh_and_its_deadline_starts_with_its_message() {
+    use std::sync::{Arc, Mutex};
+
+    use sandbot::platform::console::{Console, InputLine, Mode};
+    use sandbot::{Config, Dispatcher, Outcome};
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    assert!(HOSTILE.contains("deadline_ms = 300"));
+    let setup = Setup::new(HOSTILE);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let dispatcher = Dispatcher::start(Config::load(&setup.config).unwrap()).await.unwrap();
+        let out = Shared::default();
+        let console = Console::new(Box::new(out.clone()), Mode::JsonLines, &setup.path("out")).unwrap();
+        let remember = dispatcher.registry().get("remember").unwrap();
+        assert!(!remember.spare.ready(), "nothing is made before the first message");
+
+        for n in 0..3 {
+            let outcome = dispatcher.dispatch(console.event(n, InputLine::text("!remember")).unwrap()).await;
+            assert_eq!(outcome, Outcome::Handled);
+            assert!(remember.spare.ready(), "the next instance waits");
+            // Longer than the command's deadline.
+            tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+        }
+
+        // A guest that spins to its deadline, from a spare made long ago:
+        // stopped at 300 ms from its message, not at its first tick.
+        let spin = || console.event(10, InputLine::text("!loop")).unwrap();
+        assert_eq!(dispatcher.dispatch(spin()).await, Outcome::Failed);
+        assert!(dispatcher.registry().get("loop").unwrap().spare.ready());
+        tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+        let started = std::time::Instant::now();
+        assert_eq!(dispatcher.dispatch(spin()).await, Outcome::Failed);
+        let ran = started.elapsed();
+        assert!(ran >= std::time::Duration::from_millis(300), "stopped after {ran:?}");
+
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let replies: Vec<&str> = lines.iter().filter_map(|l| l["content"].as_str()).collect();
+        assert_eq!(replies[..3], ["seen 1", "seen 1", "seen 1"], "{text}");
+        assert_eq!(replies[3..], ["`!loop` took too long and was stopped."; 2], "{text}");
+    });
+}

@@ -10,7 +10,8 @@
 //! log, a line per message) and a plain serenity bot that answers `!hi` itself
 //! (`examples/plain_serenity_bot.rs`), alternating three times on the same
 //! fake, each one message at a time and then in a burst; the ratio of the
-//! medians is the cost of everything sandbot adds.
+//! medians is the cost of everything sandbot adds. `PEER_GAP_US` pauses
+//! before each of those messages, so both bots are idle when it comes.
 //!
 //! `make build && cargo build --release -p sandbot --example plain_serenity_bot
 //!  && cargo bench -p sandbot --bench discord`
@@ -240,6 +241,10 @@ fn plain_bot() -> std::path::PathBuf {
 fn against_the_plain_bot(setup: &Setup, fake: &FakeDiscord) {
     let plain = plain_bot();
     let sequential = std::env::var("PEER_SEQUENTIAL").ok().and_then(|n| n.parse().ok()).unwrap_or(PEER_SEQUENTIAL);
+    // `PEER_GAP_US`: a pause before each message, so the bots are idle
+    // when it comes, as a real bot mostly is.
+    let gap =
+        std::time::Duration::from_micros(std::env::var("PEER_GAP_US").ok().and_then(|n| n.parse().ok()).unwrap_or(0));
     let mut identified = fake.identifies();
     let mut user = 400_000;
     let mut medians: Vec<(f64, f64)> = Vec::new();
@@ -263,6 +268,9 @@ fn against_the_plain_bot(setup: &Setup, fake: &FakeDiscord) {
             identified += 1;
             fake.wait_identified(identified);
             let one = |user: usize| {
+                if !gap.is_zero() {
+                    std::thread::sleep(gap);
+                }
                 let posted = fake.post_count();
                 let id = fake.say(message(&user.to_string(), "!hi"));
                 let post = fake.wait_post(posted + 1);

@@ -25,7 +25,7 @@ use crate::config::{Config, ConfigError, ModelConfig};
 use crate::error::InvokeError;
 use crate::host::GuestCtx;
 use crate::options;
-use crate::platform::{Event, Message, Outgoing};
+use crate::platform::{Event, Message, Nowhere, Outgoing};
 use crate::ratelimit::{UserRateLimiter, Verdict};
 use crate::registry::{LoadedCommand, Registry, ReloadReport};
 use crate::sandbox::{EngineSettings, Sandbox};
@@ -254,7 +254,7 @@ impl Dispatcher {
             (Holder::User(event.message.author.id.clone()), self.config.per_user),
             (Holder::Server(event.message.guild.clone()), self.config.per_server),
         ];
-        let _share = match self.shares.take(&wanted, command.config.limits.deadline).await {
+        let share = match self.shares.take(&wanted, command.config.limits.deadline).await {
             Ok(taken) => taken,
             Err(full) => {
                 let (who, reply) = match full {
@@ -275,13 +275,13 @@ impl Dispatcher {
             self.registry.clone(),
         );
         let started = Instant::now();
-        let (guest, result) = self.sandbox.handle(&command.pre, guest, &invocation).await;
+        let (guest, result) = self.sandbox.handle(&command.pre, &command.spare, guest, &invocation).await;
         let micros = started.elapsed().as_micros() as u64;
         let user = event.message.author.id.as_str();
         for job in guest.started_jobs {
             self.report_job(event, job).await;
         }
-        match result {
+        let outcome = match result {
             Ok(()) => {
                 tracing::info!(command = name, user, micros, "handled");
                 Outcome::Handled
@@ -303,7 +303,19 @@ impl Dispatcher {
                 self.reply(event, error.user_reply(&what)).await;
                 Outcome::Failed
             }
-        }
+        };
+        // Answered: the next message's instance is made now, off its path,
+        // with the user's and the server's places already given back.
+        drop(share);
+        let nobody = GuestCtx::new(
+            command.config.clone(),
+            Arc::new(Message::default()),
+            Arc::new(Nowhere),
+            self.services.clone(),
+            self.registry.clone(),
+        );
+        self.sandbox.warm(&command.pre, &command.spare, nobody, &command.config.limits).await;
+        outcome
     }
 
     /// Tells the channel how a training job the invocation started is

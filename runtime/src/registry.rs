@@ -17,7 +17,7 @@ use crate::bindings::types;
 use crate::config::{CommandConfig, Config, ConfigError, Grants, HostFn};
 use crate::host::GuestCtx;
 use crate::platform;
-use crate::sandbox::{GuestPre, Sandbox};
+use crate::sandbox::{GuestPre, Sandbox, SpareSlot};
 use crate::services::Services;
 
 /// One command, ready to instantiate.
@@ -34,6 +34,8 @@ pub struct LoadedCommand {
     /// Its `describe()` read `commands.list` (`/help` offers the commands
     /// as choices): described again whenever the commands change.
     pub reads_command_list: bool,
+    /// The instance its next message will get (see [`SpareSlot`]).
+    pub spare: SpareSlot,
 }
 
 impl LoadedCommand {
@@ -52,6 +54,7 @@ impl LoadedCommand {
             loaded_at: self.loaded_at,
             cached: self.cached,
             reads_command_list: self.reads_command_list,
+            spare: SpareSlot::default(),
         }
     }
 }
@@ -329,6 +332,7 @@ async fn load(
         loaded_at: SystemTime::now(),
         cached: prepared.cached,
         reads_command_list,
+        spare: SpareSlot::default(),
     })
 }
 

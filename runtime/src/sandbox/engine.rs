@@ -22,6 +22,10 @@ pub struct EngineSettings {
     pub max_memory_bytes: usize,
 }
 
+/// Instances made ahead of their message, one per command at most (see
+/// `SpareSlot`): they have places of their own in the pool.
+pub const SPARES: u32 = 16;
+
 /// How many freed regions are reset together (see `build`).
 const DECOMMIT_BATCH: usize = 16;
 
@@ -30,6 +34,9 @@ pub fn build(settings: EngineSettings) -> wasmtime::Result<Engine> {
     // it to itself, so a `!reload` (which holds a message's slot while it
     // waits) never waits for the pool it is holding.
     let n = settings.max_concurrency + 1;
+    // Spares hold an instance, its memory and tables; a stack only while
+    // one is made, outside the messages' places.
+    let instances = n + SPARES;
     // Freed memories, tables and stacks wait in batches to be reset, and
     // one thread's flush of a batch keeps its slots from every other
     // thread until it ends: without this headroom, a burst that holds
@@ -42,11 +49,11 @@ pub fn build(settings: EngineSettings) -> wasmtime::Result<Engine> {
     // Per-component maxima times `n` fit in the totals, so no guest can
     // starve the pool for others; one memory per component, so the memory
     // limit is the guest's whole budget.
-    pool.total_component_instances(n)
-        .total_core_instances(n * 8)
-        .total_memories(n + limbo)
-        .total_tables(n * 8 + limbo)
-        .total_stacks(n + limbo)
+    pool.total_component_instances(instances)
+        .total_core_instances(instances * 8)
+        .total_memories(instances + limbo)
+        .total_tables(instances * 8 + limbo)
+        .total_stacks(instances + limbo)
         .max_memories_per_component(1)
         .max_tables_per_component(8)
         .max_core_instances_per_component(8)

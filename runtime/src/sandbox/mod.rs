@@ -16,22 +16,23 @@ pub mod cache;
 pub mod engine;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{CallHook, Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime::{CallHook, Engine, PoolConcurrencyLimitError, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::{types, v0_1, CommandPre};
+use crate::bindings::{types, v0_1, Command, CommandPre};
 use crate::config::Limits;
 use crate::error::InvokeError;
 use crate::host::{self, GuestCtx};
 use crate::text::printable;
 use cache::CompileCache;
-pub use engine::EngineSettings;
+pub use engine::{EngineSettings, SPARES};
 
 /// What a guest's stderr (panic messages) may fill, for the log.
 const STDERR_CAPACITY: usize = 4096;
@@ -111,8 +112,81 @@ pub struct Sandbox {
     slow_lane: Arc<Semaphore>,
     /// The pool's one extra slot, for `describe()` (see [`engine::build`]).
     describing: Semaphore,
+    /// Spare instances alive now, at most [`SPARES`].
+    spares: Arc<AtomicU32>,
     cache: Option<Arc<CompileCache>>,
     _ticker: engine::EpochTicker,
+}
+
+/// One command's instance made ahead of its message: instantiating is
+/// most of what the sandbox costs a message (≈30 µs of `!hi` through
+/// Discord), so it is done after a message has been answered, for the
+/// next one. Each message still gets an instance nobody used before: a
+/// spare has run only the component's own start-up, which may not call
+/// the host (a component whose start-up does is instantiated per message,
+/// as it comes). A command swapped or reconfigured drops its spare.
+#[derive(Default)]
+pub struct SpareSlot {
+    spare: std::sync::Mutex<Option<Spare>>,
+    /// A spare is being made: one at a time.
+    warming: AtomicBool,
+    /// Its start-up failed or called the host: no spares for it.
+    refused: AtomicBool,
+}
+
+impl SpareSlot {
+    fn take(&self) -> Option<Spare> {
+        self.spare.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Whether a spare waits.
+    pub fn ready(&self) -> bool {
+        self.spare.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+}
+
+struct Spare {
+    store: Store<HostState>,
+    instance: Instance,
+    _counted: SpareCount,
+}
+
+/// An instantiated component, of either contract.
+enum Instance {
+    Current(Command),
+    V0_1(v0_1::Command),
+}
+
+/// A spare being made; the slot is free for another once this is dropped.
+struct Warming<'a>(&'a AtomicBool);
+
+impl Drop for Warming<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// One of the pool's [`SPARES`] places, given back when dropped.
+struct SpareCount(Arc<AtomicU32>);
+
+impl SpareCount {
+    fn take(count: &Arc<AtomicU32>) -> Option<SpareCount> {
+        count.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < SPARES).then_some(n + 1)).ok()?;
+        Some(SpareCount(count.clone()))
+    }
+}
+
+impl Drop for SpareCount {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn instantiate(pre: &GuestPre, store: &mut Store<HostState>) -> wasmtime::Result<Instance> {
+    Ok(match pre {
+        GuestPre::Current(pre) => Instance::Current(pre.instantiate_async(store).await?),
+        GuestPre::V0_1(pre) => Instance::V0_1(pre.instantiate_async(store).await?),
+    })
 }
 
 /// A component linked against the version of the world it was built for.
@@ -171,6 +245,7 @@ impl Sandbox {
             permits: Semaphore::new(settings.max_concurrency as usize),
             slow_lane: Arc::new(Semaphore::new(slow_lane_turns())),
             describing: Semaphore::new(1),
+            spares: Arc::default(),
             cache: None,
             _ticker: ticker,
         })
@@ -235,6 +310,7 @@ impl Sandbox {
             return (guest, Err(InvokeError::Unavailable("shutting down".into())));
         };
         let mut store = self.new_store(guest, limits);
+        self.arm(&mut store, limits);
         let run = async {
             match pre {
                 GuestPre::Current(pre) => pre.instantiate_async(&mut store).await?.call_describe(&mut store).await,
@@ -252,12 +328,14 @@ impl Sandbox {
         (store.into_data().guest, result)
     }
 
-    /// Calls `handle` on a fresh instance. The store is dropped on return;
-    /// the guest context comes back, with what the invocation left to do
-    /// (training jobs to report).
+    /// Calls `handle` on a fresh instance: the command's spare if one
+    /// waits (see [`SpareSlot`]), else one made now. The store is dropped
+    /// on return; the guest context comes back, with what the invocation
+    /// left to do (training jobs to report).
     pub async fn handle(
         &self,
         pre: &GuestPre,
+        spare: &SpareSlot,
         guest: GuestCtx,
         invocation: &types::Invocation,
     ) -> (GuestCtx, Result<(), InvokeError>) {
@@ -265,15 +343,25 @@ impl Sandbox {
         let Ok(_permit) = self.permits.acquire().await else {
             return (guest, Err(InvokeError::Unavailable("shutting down".into())));
         };
-        let mut store = self.new_store(guest, &limits);
+        let (mut store, made) = match spare.take() {
+            Some(Spare { mut store, instance, .. }) => {
+                store.data_mut().guest = guest;
+                (store, Some(instance))
+            }
+            None => (self.new_store(guest, &limits), None),
+        };
+        // The deadline counts from now, for a spare too.
+        self.arm(&mut store, &limits);
         let run = async {
-            match pre {
-                GuestPre::Current(pre) => {
-                    pre.instantiate_async(&mut store).await?.call_handle(&mut store, invocation).await
-                }
-                GuestPre::V0_1(pre) => {
+            let instance = match made {
+                Some(instance) => instance,
+                None => instantiate(pre, &mut store).await?,
+            };
+            match instance {
+                Instance::Current(command) => command.call_handle(&mut store, invocation).await,
+                Instance::V0_1(command) => {
                     let invocation = host::v0_1::invocation(invocation);
-                    pre.instantiate_async(&mut store).await?.call_handle(&mut store, &invocation).await
+                    command.call_handle(&mut store, &invocation).await
                 }
             }
         };
@@ -286,6 +374,46 @@ impl Sandbox {
         (store.into_data().guest, result)
     }
 
+    /// Makes the command's next instance, if it has none waiting and the
+    /// pool has a spare place. `nobody` is a context of no message: its
+    /// start-up may not call the host at all (the call traps, and the
+    /// command gets no spares), so it never serves one.
+    pub async fn warm(&self, pre: &GuestPre, slot: &SpareSlot, nobody: GuestCtx, limits: &Limits) {
+        if slot.refused.load(Ordering::Acquire) || slot.ready() || slot.warming.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Given back however this ends, even if the caller goes away.
+        let _warming = Warming(&slot.warming);
+        if let Some(counted) = SpareCount::take(&self.spares) {
+            let mut store = self.new_store(nobody, limits);
+            self.arm(&mut store, limits);
+            store.call_hook(|_, hook| match hook {
+                CallHook::CallingHost => Err(wasmtime::format_err!("called the host while made ahead of a message")),
+                _ => Ok(()),
+            });
+            let made = tokio::time::timeout(limits.deadline, instantiate(pre, &mut store)).await;
+            store.data().slow_turn.lock().unwrap_or_else(|p| p.into_inner()).take();
+            match made {
+                Ok(Ok(instance)) => {
+                    *slot.spare.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(Spare { store, instance, _counted: counted });
+                }
+                // The pool is busy now; another time.
+                Ok(Err(e)) if e.chain().any(|c| c.is::<PoolConcurrencyLimitError>()) => {}
+                failed => {
+                    let why = match failed {
+                        Ok(Err(e)) => format!("{e:#}"),
+                        _ => "its start-up ran past the deadline".into(),
+                    };
+                    tracing::debug!(command = %store.data().guest.command.name, %why, "no spare instances");
+                    slot.refused.store(true, Ordering::Release);
+                }
+            }
+        }
+    }
+
+    /// A store for one invocation, its limits set; [`Sandbox::arm`] starts
+    /// its clock.
     fn new_store(&self, guest: GuestCtx, limits: &Limits) -> Store<HostState> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         // Nothing but what Rust's std needs: no env, no args, no preopens,
@@ -293,21 +421,27 @@ impl Sandbox {
         let wasi = WasiCtx::builder().stderr(stderr.clone()).max_random_size(MAX_RANDOM_BYTES).build();
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
-        let turn: Arc<std::sync::Mutex<Option<OwnedSemaphorePermit>>> = Arc::default();
         let state = HostState {
             wasi,
             table,
             limiter: MemoryLimiter { max_bytes: limits.memory_bytes, exceeded: false },
             stderr,
-            slow_turn: turn.clone(),
+            slow_turn: Arc::default(),
             guest,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
+        store
+    }
+
+    /// Starts the invocation's clock: the deadline from now, the bytes it
+    /// may pass to the host, and the slow lane past its first ticks.
+    fn arm(&self, store: &mut Store<HostState>, limits: &Limits) {
         store.set_hostcall_fuel(limits.hostcall_bytes);
         let deadline = Instant::now() + limits.deadline;
         store.set_epoch_deadline(1);
         let lane = self.slow_lane.clone();
+        let turn = store.data().slow_turn.clone();
         // The turn is given back at every tick, at every call into the
         // host, and when the store is dropped.
         store.call_hook(|store, hook| {
@@ -337,7 +471,6 @@ impl Sandbox {
                 }),
             ))
         });
-        store
     }
 }
 

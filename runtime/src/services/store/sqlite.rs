@@ -7,12 +7,16 @@
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::json;
 
 use super::{CachedVector, Correction, Example, Feedback, JobRecord, Scope, Store, StoreError, Table};
+
+/// How long a write waits for another process's (a shard's) to end.
+const BUSY_WAIT: Duration = Duration::from_secs(5);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS corrections (
@@ -105,11 +109,17 @@ impl SqliteStore {
             }
         }
         let mut conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // First of all: another process (a shard of the same bot) may be
+        // starting on this file at this moment; wait for it, not fail.
+        conn.busy_timeout(BUSY_WAIT)?;
+        use_wal(&conn)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
-        migrate(&mut conn)?;
+        // The schema and its migrations in one write transaction: whoever
+        // comes second waits for it, then finds the work done.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute_batch(SCHEMA)?;
+        migrate(&tx)?;
+        tx.commit()?;
         Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)) })
     }
 
@@ -427,10 +437,27 @@ impl Store for SqliteStore {
     }
 }
 
+/// Turns write-ahead logging on. That needs the file to itself, and SQLite
+/// does not wait for it (two openers would deadlock): try again a while.
+fn use_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = Instant::now() + BUSY_WAIT;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            done => return done,
+        }
+    }
+}
+
 /// Brings a database made by an earlier version up to this schema.
 ///
 /// Teaching from before scopes existed was everyone's: it stays global.
-fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+/// Runs inside [`SqliteStore::open`]'s transaction.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     add_column_if_missing(conn, "corrections", "question", "TEXT")?;
     add_column_if_missing(conn, "jobs", "model", "TEXT")?;
     add_column_if_missing(conn, "corrections", "scope", "TEXT NOT NULL DEFAULT 'global'")?;
@@ -441,13 +468,11 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         |row| row.get(0),
     )?;
     if unscoped {
-        let tx = conn.transaction()?;
-        tx.execute_batch(
+        conn.execute_batch(
             "INSERT OR REPLACE INTO scoped_datasets (scope, name, position, input, output, label)
                  SELECT 'global', name, position, input, output, label FROM datasets;
              DROP TABLE datasets;",
         )?;
-        tx.commit()?;
     }
     Ok(())
 }
@@ -504,6 +529,52 @@ mod tests {
         for file in [path.clone(), dir.path().join("sandbot.db-wal")] {
             let mode = std::fs::metadata(&file).unwrap().permissions().mode();
             assert_eq!(mode & 0o077, 0, "{} mode {mode:o}", file.display());
+        }
+    }
+
+    /// Issue 16: two shards started at the same moment on one data folder,
+    /// and one died with "database is locked". Many openers at once, on a
+    /// new file and on one made by an older version, all start.
+    #[test]
+    fn processes_starting_together_all_open_the_database() {
+        for older in [false, true] {
+            for _ in 0..20 {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("sandbot.db");
+                if older {
+                    // Before scopes: no `scope` columns, the old datasets table.
+                    let conn = Connection::open(&path).unwrap();
+                    conn.execute_batch(
+                        "CREATE TABLE corrections (id INTEGER PRIMARY KEY, author_id TEXT NOT NULL,
+                             author_name TEXT NOT NULL, channel TEXT NOT NULL, guild TEXT,
+                             message_id TEXT NOT NULL, corrected_message_id TEXT NOT NULL,
+                             original TEXT NOT NULL, correction TEXT NOT NULL);
+                         CREATE TABLE datasets (name TEXT NOT NULL, position INTEGER NOT NULL,
+                             input TEXT NOT NULL, output TEXT NOT NULL, label TEXT);
+                         INSERT INTO datasets VALUES ('rules', 0, 'q', 'a', NULL);",
+                    )
+                    .unwrap();
+                }
+                let openers = 6;
+                let start = std::sync::Barrier::new(openers);
+                let opened: Vec<Result<SqliteStore, StoreError>> = std::thread::scope(|scope| {
+                    let handles: Vec<_> = (0..openers)
+                        .map(|_| {
+                            scope.spawn(|| {
+                                start.wait();
+                                SqliteStore::open(&path)
+                            })
+                        })
+                        .collect();
+                    handles.into_iter().map(|h| h.join().unwrap()).collect()
+                });
+                for result in &opened {
+                    assert!(result.is_ok(), "{:?}", result.as_ref().err());
+                }
+                let conn = Connection::open(&path).unwrap();
+                let copied: i64 = conn.query_row("SELECT COUNT(*) FROM scoped_datasets", [], |row| row.get(0)).unwrap();
+                assert_eq!(copied, i64::from(older), "the old datasets are copied once");
+            }
         }
     }
 
