@@ -6,6 +6,20 @@ mod support;
 
 use support::{reply, say, Setup};
 
+/// The console's output, kept for the test to read.
+#[derive(Clone, Default)]
+struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Every behaviour of the hostile guest as its own command, granted only
 /// `chat.send-message`, with small limits so the tests run fast.
 const HOSTILE: &str = r#"
@@ -192,27 +206,13 @@ fn nothing_survives_between_messages() {
 /// with a single thread, `!hi` is answered while `!loop` still spins.
 #[test]
 fn a_spinning_guest_does_not_stall_other_users() {
-    use std::sync::{Arc, Mutex};
-
     use sandbot::platform::console::{Console, InputLine, Mode};
     use sandbot::{Config, Dispatcher, Outcome};
-
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Shared {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     let setup = Setup::new(&HOSTILE.replace("deadline_ms = 300", "deadline_ms = 3000"));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        let dispatcher = Arc::new(Dispatcher::start(Config::load(&setup.config).unwrap()).await.unwrap());
+        let dispatcher = std::sync::Arc::new(Dispatcher::start(Config::load(&setup.config).unwrap()).await.unwrap());
         let out = Shared::default();
         let console = Console::new(Box::new(out.clone()), Mode::JsonLines, &setup.path("out")).unwrap();
 
@@ -239,22 +239,8 @@ fn a_spinning_guest_does_not_stall_other_users() {
 /// deadline counts from that message, however long the spare waited.
 #[test]
 fn a_spare_instance_is_fresh_and_its_deadline_starts_with_its_message() {
-    use std::sync::{Arc, Mutex};
-
     use sandbot::platform::console::{Console, InputLine, Mode};
     use sandbot::{Config, Dispatcher, Outcome};
-
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Shared {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     assert!(HOSTILE.contains("deadline_ms = 300"));
     let setup = Setup::new(HOSTILE);

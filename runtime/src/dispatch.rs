@@ -307,13 +307,15 @@ impl Dispatcher {
         // Answered: the next message's instance is made now, off its path,
         // with the user's and the server's places already given back.
         drop(share);
-        let nobody = GuestCtx::new(
-            command.config.clone(),
-            Arc::new(Message::default()),
-            Arc::new(Nowhere),
-            self.services.clone(),
-            self.registry.clone(),
-        );
+        let nobody = || {
+            GuestCtx::new(
+                command.config.clone(),
+                Arc::new(Message::default()),
+                Arc::new(Nowhere),
+                self.services.clone(),
+                self.registry.clone(),
+            )
+        };
         self.sandbox.warm(&command.pre, &command.spare, nobody, &command.config.limits).await;
         outcome
     }

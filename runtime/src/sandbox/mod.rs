@@ -375,17 +375,17 @@ impl Sandbox {
     }
 
     /// Makes the command's next instance, if it has none waiting and the
-    /// pool has a spare place. `nobody` is a context of no message: its
+    /// pool has a spare place. `nobody` makes a context of no message: its
     /// start-up may not call the host at all (the call traps, and the
     /// command gets no spares), so it never serves one.
-    pub async fn warm(&self, pre: &GuestPre, slot: &SpareSlot, nobody: GuestCtx, limits: &Limits) {
+    pub async fn warm(&self, pre: &GuestPre, slot: &SpareSlot, nobody: impl FnOnce() -> GuestCtx, limits: &Limits) {
         if slot.refused.load(Ordering::Acquire) || slot.ready() || slot.warming.swap(true, Ordering::AcqRel) {
             return;
         }
         // Given back however this ends, even if the caller goes away.
         let _warming = Warming(&slot.warming);
         if let Some(counted) = SpareCount::take(&self.spares) {
-            let mut store = self.new_store(nobody, limits);
+            let mut store = self.new_store(nobody(), limits);
             self.arm(&mut store, limits);
             store.call_hook(|_, hook| match hook {
                 CallHook::CallingHost => Err(wasmtime::format_err!("called the host while made ahead of a message")),
