@@ -16,6 +16,7 @@ run: build
 ## itself, with the features the tests unify (a separate `cargo build`
 ## would compile serenity, candle and the rest a second time).
 test: setup guests
+	@./scripts/setup-tests.sh
 	$(CARGO) test --release -p sandbot -p sandbot-sdk -p sandbot-examples
 
 ## Sets up and builds: target/release/sandbot and the guests where config/sandbot.toml points.

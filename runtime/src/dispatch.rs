@@ -34,7 +34,7 @@ use crate::services::model::embedded::EmbeddedModel;
 use crate::services::model::openai::OpenAiModel;
 use crate::services::model::{JobRecord, ModelProvider};
 use crate::services::speech;
-use crate::services::store::{SqliteStore, Store};
+use crate::services::store::{self, Store};
 use crate::services::Services;
 use crate::shares::{Holder, Shares};
 
@@ -73,12 +73,16 @@ pub struct Dispatcher {
     shares: Shares,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
+    health: crate::health::Health,
 }
 
 impl Dispatcher {
     /// Opens the database, builds the sandbox and loads every command.
-    pub async fn start(config: Config) -> anyhow::Result<Dispatcher> {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir.join("sandbot.db"))?);
+    pub async fn start(mut config: Config) -> anyhow::Result<Dispatcher> {
+        let store = store::open(config.store_url.as_deref(), &config.data_dir).await?;
+        for (command, why) in crate::deploy::apply(&mut config, &*store).await? {
+            tracing::warn!(%command, error = %why, "its deployment is not used; the config's entry serves");
+        }
         let model: Option<Arc<dyn ModelProvider>> = match &config.model {
             ModelConfig::None => None,
             ModelConfig::Embedded { answers, llm } => {
@@ -119,6 +123,7 @@ impl Dispatcher {
             sandbox,
             services,
             reloading: tokio::sync::Mutex::new(()),
+            health: crate::health::Health::default(),
         })
     }
 
@@ -129,12 +134,17 @@ impl Dispatcher {
     pub async fn reload(&self) -> Result<ReloadReport, ConfigError> {
         let _one_at_a_time = self.reloading.lock().await;
         let path = self.config.path.clone();
-        let config = tokio::task::spawn_blocking(move || Config::load(&path)).await.map_err(|e| {
+        let mut config = tokio::task::spawn_blocking(move || Config::load(&path)).await.map_err(|e| {
             ConfigError::Invalid { path: self.config.path.clone(), key: String::new(), reason: e.to_string() }
         })??;
+        // Deployed through the store: over the config's entries. A store
+        // out of reach stops the reload (what runs keeps running).
+        let refused = crate::deploy::apply(&mut config, &*self.services.store).await.map_err(|e| {
+            ConfigError::Invalid { path: self.config.path.clone(), key: "store".into(), reason: e.to_string() }
+        })?;
         // Roots are opened at start: a command that reads one opened since
         // keeps its old version until a restart.
-        let pinned: BTreeMap<String, String> = config
+        let mut pinned: BTreeMap<String, String> = config
             .commands
             .iter()
             .filter_map(|(name, command)| {
@@ -142,6 +152,7 @@ impl Dispatcher {
                 Some((name.clone(), format!("root `{root}` is new: restart the bot to open it")))
             })
             .collect();
+        pinned.extend(refused);
         let report = self.registry.reload(&config, &self.sandbox, &self.services, &pinned).await;
         for line in report.lines() {
             tracing::info!(change = %line, "reloaded");
@@ -155,6 +166,16 @@ impl Dispatcher {
 
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// What `/readyz` reports; the adapters keep it.
+    pub fn health(&self) -> &crate::health::Health {
+        &self.health
+    }
+
+    /// Where the bot's records are (and, on PostgreSQL, its deployments).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.services.store
     }
 
     /// Handles one incoming message from start to end.

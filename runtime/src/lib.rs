@@ -11,9 +11,11 @@
 //! | [`registry`] | command name → loaded component, grants and limits                   |
 //! | [`shares`]   | fair shares: invocations running per command, user and server        |
 //! | [`reload`]   | hot swap: the guests folder and config watched, commands reloaded    |
+//! | [`deploy`]   | commands deployed to a fleet through the shared store                |
 //! | [`sandbox`]  | one wasmtime engine; a fresh, limited instance per message           |
 //! | [`host`]     | the WIT host interfaces, one file each, checked against grants       |
 //! | [`services`] | what host functions reach: the database, the granted folders         |
+//! | [`health`]   | `/healthz` and `/readyz` for orchestrators                           |
 //! | [`error`]    | the one place that turns failures into user replies and log causes   |
 //! | [`config`]   | `sandbot.toml`: raw form, then resolved and validated                |
 //!
@@ -23,8 +25,10 @@ pub mod bindings;
 pub mod calibrate;
 pub mod check;
 pub mod config;
+pub mod deploy;
 pub mod dispatch;
 pub mod error;
+pub mod health;
 pub mod host;
 pub mod options;
 pub mod platform;

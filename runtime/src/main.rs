@@ -8,12 +8,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use sandbot::config::RawEntry;
 use sandbot::config::ShardRange;
 use sandbot::platform::console::{Console, Mode};
 use sandbot::platform::discord;
 use sandbot::services::speech;
-use sandbot::services::store::{SqliteStore, Store, Table};
-use sandbot::{calibrate, reload, Config, Dispatcher};
+use sandbot::services::store::{self, PgStore, SqliteStore, Table};
+use sandbot::{calibrate, deploy, reload, Config, Dispatcher};
 use tracing_subscriber::prelude::*;
 
 #[derive(Parser)]
@@ -78,11 +79,51 @@ enum Command {
         #[arg(long)]
         name_penalty: Option<f32>,
     },
-    /// Prints stored corrections or feedback as JSON lines.
+    /// Prints stored corrections or feedback as JSON lines (from the
+    /// configured store: SQLite, or PostgreSQL with `[store] url`).
     Export {
         #[arg(value_enum)]
         table: Table,
     },
+    /// Copies a SQLite bot's records (corrections, feedback, answers,
+    /// training jobs, datasets, cached vectors) to a PostgreSQL database.
+    /// Run again, it copies only what is new.
+    MigrateStore {
+        /// The PostgreSQL database (`postgres://user@host/database`).
+        #[arg(long, env = "SANDBOT_DATABASE_URL")]
+        to: String,
+        /// The SQLite file [default: <data_dir>/sandbot.db].
+        #[arg(long)]
+        from: Option<PathBuf>,
+    },
+    /// Deploys a command to every process sharing the PostgreSQL store: the
+    /// component is checked as `check` does, stored with its sha256, who
+    /// and when, and every running process loads it within a second.
+    Deploy {
+        /// The command's name, what users type after the prefix.
+        name: String,
+        /// The component (`.wasm`).
+        wasm: PathBuf,
+        /// A grant (repeat for more); with --read and --operators-only,
+        /// the entry. None of these and no --entry: the config's
+        /// `[commands.<name>]` entry.
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+        /// A root it may read (repeat for more).
+        #[arg(long)]
+        read: Vec<String>,
+        #[arg(long)]
+        operators_only: Option<bool>,
+        /// A TOML file with the entry (`grants`, `read`, `operators_only`,
+        /// `limits`), as in `[commands.<name>]` but without `wasm`.
+        #[arg(long, conflicts_with_all = ["grants", "read", "operators_only"])]
+        entry: Option<PathBuf>,
+    },
+    /// Brings back the version of a deployed command before its current
+    /// one (or, with none before, the config's entry), in every process.
+    Rollback { name: String },
+    /// Lists the commands deployed through the store, every version.
+    Versions,
     /// Says whether a component fits the bot's world, what it says about
     /// itself and what it asks for; exits non-zero when it does not fit.
     Check {
@@ -151,8 +192,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(shards) = shards {
                 settings.shards = shards;
             }
+            let health = config.health_listen;
             let dispatcher = Arc::new(Dispatcher::start(config).await?);
             let _reloader = reload::start(dispatcher.clone())?;
+            if let Some(listen) = health {
+                sandbot::health::serve(listen, dispatcher.clone()).await?;
+            }
             discord::run(dispatcher, &settings).await
         }
         Command::Console { jsonl, out } => console(config()?, jsonl, out).await,
@@ -232,10 +277,66 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Export { table } => {
             let config = config()?;
-            let store = SqliteStore::open(&config.data_dir.join("sandbot.db"))?;
-            let mut stdout = std::io::stdout().lock();
-            let count = store.export(table, &mut stdout)?;
+            let store = store::open(config.store_url.as_deref(), &config.data_dir).await?;
+            let rows = store.export(table).await?;
+            let count = store::write_lines(&rows, &mut std::io::stdout().lock())?;
             tracing::info!(rows = count, "exported");
+            Ok(())
+        }
+        Command::Deploy { name, wasm, grants, read, operators_only, entry } => {
+            let config = config()?;
+            let entry = match entry {
+                Some(file) => {
+                    let text =
+                        std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+                    toml::from_str(&text).with_context(|| format!("{}", file.display()))?
+                }
+                None if grants.is_empty() && read.is_empty() && operators_only.is_none() => {
+                    deploy::entry_from_config(&config, &name)?
+                }
+                None => RawEntry { grants, read, operators_only, ..RawEntry::default() },
+            };
+            let store = store::open(config.store_url.as_deref(), &config.data_dir).await?;
+            let (deployment, report) =
+                deploy::deploy(&config, &*store, &name, &wasm, &entry, &deploy::operator()).await?;
+            println!("{report}");
+            println!(
+                "deployed {name} as #{} (sha256 {}); every process loads it within a second",
+                deployment.id,
+                &deployment.sha256[..12]
+            );
+            Ok(())
+        }
+        Command::Rollback { name } => {
+            let config = config()?;
+            let store = store::open(config.store_url.as_deref(), &config.data_dir).await?;
+            match store.rollback(&name).await? {
+                Some(now) => println!("rolled {name} back to #{} (sha256 {})", now.id, &now.sha256[..12]),
+                None if config.commands.contains_key(&name) => {
+                    println!("rolled {name} back to the config's entry ({})", config.commands[&name].wasm.display())
+                }
+                None => println!("rolled {name} back; nothing else serves it, so it is gone"),
+            }
+            Ok(())
+        }
+        Command::Versions => {
+            let config = config()?;
+            let store = store::open(config.store_url.as_deref(), &config.data_dir).await?;
+            print!("{}", deploy::versions(&store.deployments().await?, &store.current_deployments().await?));
+            Ok(())
+        }
+        Command::MigrateStore { to, from } => {
+            anyhow::ensure!(store::is_postgres(&to), "--to must be a PostgreSQL url (postgres://user@host/database)");
+            let from = match from {
+                Some(path) => path,
+                None => config()?.data_dir.join("sandbot.db"),
+            };
+            anyhow::ensure!(from.is_file(), "there is no SQLite store at {}", from.display());
+            let sqlite = SqliteStore::open(&from).with_context(|| format!("{}", from.display()))?;
+            let dump = sqlite.dump().await?;
+            let postgres = PgStore::connect(&to).await.context("cannot use the PostgreSQL database")?;
+            let copied = postgres.import(&dump).await?;
+            println!("copied {copied} from {}", from.display());
             Ok(())
         }
     }
@@ -244,8 +345,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn console(config: Config, jsonl: bool, out: Option<PathBuf>) -> anyhow::Result<()> {
     let out_dir = out.unwrap_or_else(|| config.data_dir.join("console"));
     let prefix = config.prefix.clone();
+    let health = config.health_listen;
     let dispatcher = Arc::new(Dispatcher::start(config).await?);
     let _reloader = reload::start(dispatcher.clone())?;
+    if let Some(listen) = health {
+        sandbot::health::serve(listen, dispatcher.clone()).await?;
+    }
     let mode = if jsonl { Mode::JsonLines } else { Mode::Interactive };
     let console = Console::new(Box::new(std::io::stdout()), mode, &out_dir)
         .with_context(|| format!("cannot create the output folder {}", out_dir.display()))?;

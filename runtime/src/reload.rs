@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 
 use notify::event::{AccessKind, EventKind, MetadataKind, ModifyKind, RenameMode};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::mpsc;
 
 use crate::dispatch::Dispatcher;
+use crate::services::store::Change as StoreChange;
 
 /// A folder that never goes quiet still gets a reload this often.
 const LONGEST_WAIT: Duration = Duration::from_secs(5);
@@ -45,6 +47,8 @@ pub fn start(dispatcher: Arc<Dispatcher>) -> anyhow::Result<Reloader> {
     let watcher = if dispatcher.config().watch { Some(watch(&dispatcher, changes)?) } else { None };
     let rewatch = watcher.clone();
     let guests_dir = dispatcher.config().guests_dir.clone();
+    // Deployments through a shared store (`sandbot deploy`) reload at once.
+    let mut deployments = dispatcher.store().changes();
     // Long enough for `cp` of a few MB, short enough to feel immediate.
     let quiet = dispatcher.config().quiet;
     tokio::spawn(async move {
@@ -78,6 +82,15 @@ pub fn start(dispatcher: Arc<Dispatcher>) -> anyhow::Result<Reloader> {
                     let now = Instant::now();
                     burst = Some((burst.map_or(now, |(first, _)| first), now));
                 }
+                deployed = deployment(&mut deployments) => {
+                    if !deployed {
+                        deployments = None;
+                        continue;
+                    }
+                    if let Err(e) = dispatcher.reload().await {
+                        tracing::error!(error = %e, "a deployment could not be reloaded");
+                    }
+                }
                 _ = tokio::time::sleep_until(quiet_at.into()), if burst.is_some() => {
                     burst = None;
                     complete = false;
@@ -92,6 +105,20 @@ pub fn start(dispatcher: Arc<Dispatcher>) -> anyhow::Result<Reloader> {
         }
     });
     Ok(Reloader { _watcher: watcher })
+}
+
+/// Waits for a deployment or rollback through the shared store (or for a
+/// lost connection's "everything may have changed"): `true`. `false`: the
+/// store stopped telling. Without a store that tells, never.
+async fn deployment(changes: &mut Option<broadcast::Receiver<StoreChange>>) -> bool {
+    let Some(changes) = changes else { return std::future::pending().await };
+    loop {
+        match changes.recv().await {
+            Ok(StoreChange::Commands | StoreChange::Everything) | Err(RecvError::Lagged(_)) => return true,
+            Ok(StoreChange::Taught(_)) => continue,
+            Err(RecvError::Closed) => return false,
+        }
+    }
 }
 
 fn watch(

@@ -205,9 +205,21 @@ impl Default for ShardRange {
     }
 }
 
+impl ShardRange {
+    /// `auto`: every shard, as many as Discord recommends (`GET
+    /// /gateway/bot`), in this process. Only read at connection time.
+    pub const AUTO: ShardRange = ShardRange { first: 0, last: 0, total: 0 };
+
+    pub fn is_auto(&self) -> bool {
+        self.total == 0
+    }
+}
+
 impl fmt::Display for ShardRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.first == self.last {
+        if self.is_auto() {
+            write!(f, "auto")
+        } else if self.first == self.last {
             write!(f, "{}/{}", self.first, self.total)
         } else {
             write!(f, "{}-{}/{}", self.first, self.last, self.total)
@@ -216,7 +228,9 @@ impl fmt::Display for ShardRange {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("`{0}` is not a shard range; write `first-last/total` (shards count from 0), like `0-1/4`, or `2/4`")]
+#[error(
+    "`{0}` is not a shard range; write `first-last/total` (shards count from 0), like `0-1/4`, or `2/4`, or `auto`"
+)]
 pub struct ShardRangeError(String);
 
 impl FromStr for ShardRange {
@@ -224,6 +238,9 @@ impl FromStr for ShardRange {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let bad = || ShardRangeError(text.to_string());
+        if text.trim() == "auto" {
+            return Ok(ShardRange::AUTO);
+        }
         let (range, total) = text.trim().split_once('/').ok_or_else(bad)?;
         let (first, last) = range.split_once('-').unwrap_or((range, range));
         let number = |s: &str| s.trim().parse::<u32>().map_err(|_| bad());
@@ -250,6 +267,8 @@ mod tests {
         assert_eq!("0-1/4".parse::<ShardRange>().unwrap(), ShardRange { first: 0, last: 1, total: 4 });
         assert_eq!("2/4".parse::<ShardRange>().unwrap(), ShardRange { first: 2, last: 2, total: 4 });
         assert_eq!("2/4".parse::<ShardRange>().unwrap().to_string(), "2/4");
+        assert!("auto".parse::<ShardRange>().unwrap().is_auto());
+        assert_eq!(ShardRange::AUTO.to_string(), "auto");
         for bad in ["", "4/4", "2-1/4", "0-4/4", "a/b", "1", "0/0", "-1/2"] {
             assert!(bad.parse::<ShardRange>().is_err(), "{bad:?} parsed");
         }

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 pub use discord::{DiscordConfig, ShardRange, ShardRangeError, Token, API_BASE_ENV, TOKEN_ENV};
 pub use grants::{Grants, HostFn, UnknownGrant};
+pub use raw::RawEntry;
 use raw::{RawConfig, RawLimits, RawSpeech};
 
 use crate::platform::Author;
@@ -194,6 +195,15 @@ pub struct Config {
     pub commands: BTreeMap<String, CommandConfig>,
     pub discord: DiscordConfig,
     pub speech: SpeechSettings,
+    /// A PostgreSQL database shared by a fleet (`[store] url`, else
+    /// `SANDBOT_DATABASE_URL`); `None`: the SQLite file in the data folder.
+    /// It may hold a password: never logged.
+    pub store_url: Option<String>,
+    /// Where `/healthz` and `/readyz` answer (`[health] listen`); off when
+    /// `None`.
+    pub health_listen: Option<std::net::SocketAddr>,
+    /// `[limits]`: what a command's own `limits` start from.
+    pub default_limits: Limits,
 }
 
 impl Config {
@@ -215,6 +225,17 @@ impl Config {
             reason: without_values(e.message()),
         })?;
         Resolver { path, base: path.parent().unwrap_or(Path::new(".")) }.resolve(raw)
+    }
+
+    /// Command `name` as a deployment gives it: `entry` (a
+    /// `[commands.<name>]` table as TOML, without `wasm`), running `wasm`,
+    /// checked against this config's roots and default limits.
+    pub fn deployed_command(&self, name: &str, entry: &str, wasm: PathBuf) -> Result<CommandConfig, ConfigError> {
+        let resolver = Resolver { path: &self.path, base: self.path.parent().unwrap_or(Path::new(".")) };
+        let key = format!("commands.{name}");
+        let entry: RawEntry = toml::from_str(entry)
+            .map_err(|e| resolver.invalid(&key, format!("the deployed entry: {}", without_values(e.message()))))?;
+        resolver.command(name.to_string(), wasm, entry, |root| self.roots.contains_key(root), &self.default_limits)
     }
 
     /// The largest memory limit of any command: the pool's slot size.
@@ -307,7 +328,7 @@ impl Resolver<'_> {
             .map_err(|e| self.invalid("data_dir", format!("cannot create {}: {e}", data_dir.display())))?;
 
         let guests_dir = self.relative(&raw.guests_dir.unwrap_or_else(|| "guests".into()));
-        let defaults = self.limits("limits", &raw.limits, &Limits::default())?;
+        let default_limits = self.limits("limits", &raw.limits, &Limits::default())?;
 
         let mut roots = BTreeMap::new();
         for (name, path) in &raw.roots {
@@ -351,32 +372,12 @@ impl Resolver<'_> {
 
         let mut commands = BTreeMap::new();
         for (name, raw_cmd) in raw.commands {
-            let key = format!("commands.{name}");
-            // Users' `!Name` is lower-cased before the lookup.
-            if name.is_empty()
-                || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
-            {
-                return Err(self.invalid(key, "a command name is lower-case letters, digits, `_` and `-` only"));
-            }
             // Whether the file exists and fits the world is checked when the
             // registry loads it, so `sandbot export` works without guests.
             let wasm = guests_dir.join(&raw_cmd.wasm);
-            let grants = Grants::parse(&raw_cmd.grants).map_err(|UnknownGrant(g)| {
-                self.invalid(format!("{key}.grants"), format!("unknown grant `{g}`; known: {}", Grants::known_names()))
-            })?;
-            for root in &raw_cmd.read {
-                if !roots.contains_key(root) {
-                    return Err(self.invalid(format!("{key}.read"), format!("no root `{root}` in [roots]")));
-                }
-            }
-            let limits = self.limits(&format!("{key}.limits"), &raw_cmd.limits, &defaults)?;
-            // Commands that see or change what is deployed are for
-            // operators unless the config says otherwise.
-            let operates = grants.allows(HostFn::CommandsVersions) || grants.allows(HostFn::CommandsReload);
-            let operators_only =
-                raw_cmd.operators_only.unwrap_or(operates || OPERATORS_ONLY_BY_DEFAULT.contains(&name.as_str()));
-            commands
-                .insert(name.clone(), CommandConfig { name, wasm, grants, read: raw_cmd.read, operators_only, limits });
+            let command =
+                self.command(name.clone(), wasm, raw_cmd.entry(), |root| roots.contains_key(root), &default_limits)?;
+            commands.insert(name, command);
         }
 
         if let Some(handler) = &raw.default_handler {
@@ -476,6 +477,20 @@ impl Resolver<'_> {
 
         let speech = self.speech(raw.speech)?;
 
+        let health_listen = match raw.health.listen.as_deref() {
+            None | Some("") => None,
+            Some(text) => Some(text.parse().map_err(|_| {
+                self.invalid("health.listen", format!("`{text}` is not an address; write one like `127.0.0.1:8092`"))
+            })?),
+        };
+        let store_url = raw.store.url.or_else(|| std::env::var("SANDBOT_DATABASE_URL").ok()).filter(|u| !u.is_empty());
+        if store_url.as_deref().is_some_and(|url| !crate::services::store::is_postgres(url)) {
+            return Err(self.invalid(
+                "store.url",
+                "must be a PostgreSQL url (`postgres://user@host/database`); without it the bot uses SQLite in the data folder",
+            ));
+        }
+
         if raw.sandbox.quiet_ms.is_some_and(|ms| ms > 60_000) {
             return Err(self.invalid("sandbox.quiet_ms", "must be at most 60000"));
         }
@@ -515,6 +530,9 @@ impl Resolver<'_> {
             commands,
             discord,
             speech,
+            store_url,
+            default_limits,
+            health_listen,
         })
     }
 
@@ -614,6 +632,40 @@ impl Resolver<'_> {
             ));
         }
         Ok(roles.into_iter().collect())
+    }
+
+    /// One `[commands.<name>]` entry, running `wasm`; `has_root` says
+    /// which roots exist.
+    fn command(
+        &self,
+        name: String,
+        wasm: PathBuf,
+        entry: RawEntry,
+        has_root: impl Fn(&str) -> bool,
+        defaults: &Limits,
+    ) -> Result<CommandConfig, ConfigError> {
+        let key = format!("commands.{name}");
+        // Users' `!Name` is lower-cased before the lookup.
+        if name.is_empty()
+            || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        {
+            return Err(self.invalid(key, "a command name is lower-case letters, digits, `_` and `-` only"));
+        }
+        let grants = Grants::parse(&entry.grants).map_err(|UnknownGrant(g)| {
+            self.invalid(format!("{key}.grants"), format!("unknown grant `{g}`; known: {}", Grants::known_names()))
+        })?;
+        for root in &entry.read {
+            if !has_root(root) {
+                return Err(self.invalid(format!("{key}.read"), format!("no root `{root}` in [roots]")));
+            }
+        }
+        let limits = self.limits(&format!("{key}.limits"), &entry.limits, defaults)?;
+        // Commands that see or change what is deployed are for operators
+        // unless the config says otherwise.
+        let operates = grants.allows(HostFn::CommandsVersions) || grants.allows(HostFn::CommandsReload);
+        let operators_only =
+            entry.operators_only.unwrap_or(operates || OPERATORS_ONLY_BY_DEFAULT.contains(&name.as_str()));
+        Ok(CommandConfig { name, wasm, grants, read: entry.read, operators_only, limits })
     }
 
     fn limits(&self, key: &str, raw: &RawLimits, defaults: &Limits) -> Result<Limits, ConfigError> {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +29,10 @@ pub struct RawConfig {
     #[serde(default)]
     pub speech: RawSpeech,
     #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub health: RawHealth,
+    #[serde(default)]
     pub roots: BTreeMap<String, PathBuf>,
     #[serde(default)]
     pub commands: BTreeMap<String, RawCommand>,
@@ -47,7 +51,7 @@ pub struct RawOperators {
     pub guilds: Vec<String>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
     pub memory_mib: Option<u64>,
@@ -63,6 +67,18 @@ pub struct RawLimits {
 pub struct RawRateLimit {
     pub messages: Option<u32>,
     pub per_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -84,6 +100,28 @@ pub struct RawCommand {
     pub grants: Vec<String>,
     #[serde(default)]
     pub read: Vec<String>,
+    pub operators_only: Option<bool>,
+    #[serde(default)]
+    pub limits: RawLimits,
+}
+
+impl RawCommand {
+    /// The entry without its file: what a deployment stores.
+    pub fn entry(self) -> RawEntry {
+        RawEntry { grants: self.grants, read: self.read, operators_only: self.operators_only, limits: self.limits }
+    }
+}
+
+/// A `[commands.<name>]` entry without `wasm`: what `sandbot deploy`
+/// stores beside the component.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEntry {
+    #[serde(default)]
+    pub grants: Vec<String>,
+    #[serde(default)]
+    pub read: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub operators_only: Option<bool>,
     #[serde(default)]
     pub limits: RawLimits,

@@ -95,6 +95,10 @@ impl From<SpeechError> for HostError {
 
 impl From<StoreError> for HostError {
     fn from(e: StoreError) -> Self {
+        if let StoreError::Unavailable(_) = e {
+            tracing::warn!(error = %e, "store unreachable");
+            return HostError::Unavailable("the database cannot be reached just now; try again in a moment".into());
+        }
         tracing::error!(error = %e, "store failed");
         HostError::Failed("the database could not store it".to_string())
     }

@@ -37,6 +37,7 @@ impl EventHandler for Handler {
                 tokio::spawn(commands::keep_registered(ctx.http.clone(), registry, self.command_guilds.clone()));
             });
         }
+        self.dispatcher.health().shard_connected(ready.shard.map_or(0, |s| s.id.0), true);
         tracing::info!(
             user = %ready.user.name,
             id = %ready.user.id,
@@ -51,6 +52,8 @@ impl EventHandler for Handler {
     }
 
     async fn shard_stage_update(&self, _ctx: Context, event: ShardStageUpdateEvent) {
+        let up = event.new == serenity::gateway::ConnectionStage::Connected;
+        self.dispatcher.health().shard_connected(event.shard_id.0, up);
         tracing::info!(shard = event.shard_id.0, from = %event.old, to = %event.new, "gateway connection");
     }
 

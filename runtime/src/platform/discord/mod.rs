@@ -128,7 +128,20 @@ pub async fn run(dispatcher: Arc<Dispatcher>, settings: &DiscordConfig) -> anyho
         .register_songbird_with(songbird)
         .await
         .context("cannot set up the Discord client")?;
-    let shards = settings.shards;
+    let shards = match settings.shards {
+        auto if auto.is_auto() => {
+            let gateway = client.http.get_bot_gateway().await.context("Discord did not say how many shards to run")?;
+            tracing::info!(
+                shards = gateway.shards,
+                identify_per_5s = gateway.session_start_limit.max_concurrency,
+                "Discord recommends this many shards"
+            );
+            let total = gateway.shards.max(1);
+            crate::config::ShardRange { first: 0, last: total - 1, total }
+        }
+        range => range,
+    };
+    dispatcher.health().expect_shards(shards.first..=shards.last);
     tracing::info!(shards = %shards, "connecting to Discord");
     let manager = client.shard_manager.clone();
     let (http, cache) = (client.http.clone(), client.cache.clone());

@@ -140,6 +140,7 @@ impl EmbeddedModel {
         llm: Option<LlmSettings>,
     ) -> Result<EmbeddedModel, ModelError> {
         let knowledge = Arc::new(Knowledge::open(store.clone(), answers.embeddings.as_deref(), answers.scoring).await?);
+        knowledge.follow();
         for job in store.unfinished_jobs().await?.into_iter().filter(|j| j.provider == "embedded") {
             let detail = format!("learned {} examples; the model now knows {} answers", job.examples, knowledge.len());
             store.update_job(&job.id, "succeeded", Some(detail)).await?;

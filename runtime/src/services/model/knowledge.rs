@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use super::embedder::{Embedder, DIM};
 use super::retrieval::{aliases, home_name, Entry, Hit, Index, Indexed, Scoring};
 use super::{Example, ModelError, Scope};
-use crate::services::store::{CachedVector, Store};
+use crate::services::store::{CachedVector, Change, Store};
 
 /// Taught answers given to the language model when none is close enough.
 const CONTEXT_FACTS: usize = 3;
@@ -126,6 +126,9 @@ pub struct Knowledge {
     fresh: Mutex<HashMap<[u8; 32], Vec<f32>>>,
     /// One rebuild at a time, so a later one never installs an older view.
     rebuilding: tokio::sync::Mutex<()>,
+    /// Other processes' changes to the shared store, until [`Knowledge::follow`]
+    /// takes them. Subscribed before the first build, so none is missed.
+    changes: Mutex<Option<tokio::sync::broadcast::Receiver<Change>>>,
 }
 
 impl Knowledge {
@@ -161,7 +164,9 @@ impl Knowledge {
             }
             None => Vec::new(),
         };
+        let changes = Mutex::new(store.changes());
         let knowledge = Knowledge {
+            changes,
             store,
             embedder,
             scoring,
@@ -214,6 +219,62 @@ impl Knowledge {
         for scope in scopes {
             self.rebuild(&scope).await?;
         }
+        Ok(())
+    }
+
+    /// Rebuilds what another process sharing the store changed (a fleet on
+    /// PostgreSQL), in the background, until the last `Arc` is dropped.
+    /// Changes that arrive together are rebuilt once per scope.
+    pub fn follow(self: &Arc<Self>) {
+        use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+        let Some(mut changes) = self.changes.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
+        let knowledge = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let mut pending = vec![match changes.recv().await {
+                    Ok(change) => change,
+                    Err(RecvError::Lagged(_)) => Change::Everything,
+                    Err(RecvError::Closed) => return,
+                }];
+                loop {
+                    match changes.try_recv() {
+                        Ok(change) => pending.push(change),
+                        Err(TryRecvError::Lagged(_)) => pending.push(Change::Everything),
+                        Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+                    }
+                }
+                let Some(knowledge) = knowledge.upgrade() else { return };
+                let result = if pending.contains(&Change::Everything) {
+                    knowledge.reload().await
+                } else {
+                    let scopes: HashSet<Scope> = pending
+                        .into_iter()
+                        .filter_map(|c| if let Change::Taught(s) = c { Some(s) } else { None })
+                        .collect();
+                    let mut result = Ok(());
+                    for scope in scopes {
+                        tracing::debug!(%scope, "another process changed what was taught; rebuilding");
+                        result = result.and(knowledge.rebuild(&scope).await.map(drop));
+                    }
+                    result
+                };
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "could not rebuild the retrieval index after another process's change");
+                }
+            }
+        });
+    }
+
+    /// Rebuilds every scope from the store: those with teaching there,
+    /// and those this process had (which may have none now).
+    async fn reload(&self) -> Result<(), ModelError> {
+        let mut scopes: HashSet<Scope> = self.taught().keys().cloned().collect();
+        scopes.extend(self.store.trained_examples().await?.into_iter().map(|(s, _)| s));
+        scopes.extend(self.store.taught_corrections().await?.into_iter().map(|(s, _, _)| s));
+        for scope in scopes {
+            self.rebuild(&scope).await?;
+        }
+        tracing::info!(answers = self.len(), "retrieval index read again from the store");
         Ok(())
     }
 

@@ -119,6 +119,7 @@ impl OpenAiModel {
         let client = OpenAiClient::new(&settings.base_url, settings.api_key.clone(), settings.timeout)
             .map_err(|e| ModelError::Failed(e.to_string()))?;
         let knowledge = Arc::new(Knowledge::open(store.clone(), answers.embeddings.as_deref(), answers.scoring).await?);
+        knowledge.follow();
         let server = Arc::new(Server { client, settings, store: store.clone() });
         let answerer = Answerer::new(
             knowledge.clone(),

@@ -1,16 +1,22 @@
 //! Corrections and feedback: what users teach the bot, never to be lost.
 //!
-//! Behind a trait so a server database can later serve several bot
-//! processes (Discord shards) at once; SQLite is the embedded default.
+//! Behind a trait: SQLite is the embedded default (one process, one
+//! machine); PostgreSQL is the shared store of a fleet, whose processes
+//! hear each other's teaching through [`Store::changes`].
 
+mod postgres;
 mod sqlite;
+pub mod throwaway;
 
 use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
 
-pub use sqlite::SqliteStore;
+pub use postgres::{is_postgres, Imported, PgStore};
+pub use sqlite::{Dump, SqliteStore, StoredAnswer, StoredJob};
 
 /// Whose teaching something is. A server's corrections, trained examples
 /// and datasets are its own: they answer in that server only. A direct
@@ -126,10 +132,94 @@ pub struct Feedback {
 pub enum StoreError {
     #[error("database: {0}")]
     Database(#[from] rusqlite::Error),
+    #[error("database: {0}")]
+    Postgres(sqlx::Error),
+    /// The database server cannot be reached now; nothing was written.
+    #[error("the database is unreachable: {0}")]
+    Unavailable(String),
+    /// The store's url cannot be used.
+    #[error("the store url: {0}")]
+    BadUrl(String),
+    /// Asked of a store that cannot do it (SQLite and deployments).
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database task: {0}")]
     Task(String),
     #[error("writing the export: {0}")]
     Export(#[from] std::io::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            // The server shutting down or restarting (admin_shutdown,
+            // crash_shutdown, cannot_connect_now).
+            sqlx::Error::Database(ref db) if db.code().is_some_and(|code| code.starts_with("57P")) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            e => StoreError::Postgres(e),
+        }
+    }
+}
+
+/// Something taught changed in the shared store, perhaps in another
+/// process: the retrieval index of that scope must be rebuilt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A correction, or a training job's examples, of this scope.
+    Taught(Scope),
+    /// A command was deployed or rolled back (`sandbot deploy`).
+    Commands,
+    /// The connection that hears changes was lost and is back: any change
+    /// may have been missed, so everything is read again.
+    Everything,
+}
+
+/// A version of a command deployed to the whole fleet through the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deployment {
+    /// Grows with every deployment, of any command.
+    pub id: i64,
+    pub name: String,
+    pub sha256: String,
+    /// Its `[commands.<name>]` entry as TOML, without `wasm`.
+    pub entry: String,
+    pub deployed_by: String,
+    /// UTC, to the second.
+    pub deployed_at: String,
+    pub rolled_back: bool,
+}
+
+/// Where the bot keeps its records: `[store] url`, else the SQLite file
+/// in the data folder.
+pub async fn open(url: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match url {
+        Some(url) => Arc::new(PgStore::connect(url).await?),
+        None => {
+            let path = data_dir.join("sandbot.db");
+            Arc::new(
+                tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                    .await
+                    .map_err(|e| StoreError::Task(e.to_string()))??,
+            )
+        }
+    })
+}
+
+/// Writes `rows` as JSON lines; returns how many.
+pub fn write_lines(rows: &[serde_json::Value], out: &mut dyn Write) -> Result<u64, StoreError> {
+    for row in rows {
+        serde_json::to_writer(&mut *out, row).map_err(std::io::Error::from)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(rows.len() as u64)
 }
 
 /// Which table `export` writes.
@@ -145,8 +235,9 @@ pub trait Store: Send + Sync {
     async fn log_correction(&self, correction: Correction) -> Result<u64, StoreError>;
     /// Stores feedback, durably, before returning its id.
     async fn log_feedback(&self, feedback: Feedback) -> Result<u64, StoreError>;
-    /// Writes every row of `table` as a JSON line, oldest first. Blocking.
-    fn export(&self, table: Table, out: &mut dyn Write) -> Result<u64, StoreError>;
+    /// Every row of `table` as a JSON object, oldest first (the same
+    /// fields from every backend; `created_at` in UTC, to the millisecond).
+    async fn export(&self, table: Table) -> Result<Vec<serde_json::Value>, StoreError>;
 
     /// Remembers which question a model answer (a bot message) answered.
     async fn record_answer(
@@ -186,4 +277,50 @@ pub trait Store: Send + Sync {
     async fn save_dataset(&self, scope: &Scope, name: &str, examples: Vec<Example>) -> Result<(), StoreError>;
     /// `scope`'s dataset `name`, else the global set's, if either exists.
     async fn dataset(&self, scope: &Scope, name: &str) -> Result<Option<Vec<Example>>, StoreError>;
+
+    /// The deployment each deployed command runs now (its newest not
+    /// rolled back), by name. A store that cannot be shared has none.
+    async fn current_deployments(&self) -> Result<Vec<Deployment>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// The component of deployment `id`.
+    async fn deployed_wasm(&self, id: i64) -> Result<Vec<u8>, StoreError> {
+        Err(StoreError::Unsupported(format!("no deployment {id}: only a PostgreSQL store holds deployments")))
+    }
+
+    /// Stores a new version of `name`, current from now on, and tells
+    /// every process.
+    async fn deploy(&self, name: &str, wasm: &[u8], entry: &str, by: &str) -> Result<Deployment, StoreError> {
+        let _ = (name, wasm, entry, by);
+        Err(StoreError::Unsupported("deploying to a fleet needs a PostgreSQL store (`[store] url`)".into()))
+    }
+
+    /// Rolls `name`'s current deployment back, and tells every process;
+    /// returns the one now current (`None`: the config's entry, if any,
+    /// serves again). Err when `name` has no deployment to roll back.
+    async fn rollback(&self, name: &str) -> Result<Option<Deployment>, StoreError> {
+        let _ = name;
+        Err(StoreError::Unsupported("rolling back needs a PostgreSQL store (`[store] url`)".into()))
+    }
+
+    /// Every deployment, oldest first.
+    async fn deployments(&self) -> Result<Vec<Deployment>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Answers when the database is reachable (for `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Changes made by other processes sharing this store, for a store
+    /// that can be shared and tell (`None`: this process is the only
+    /// writer).
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
+        None
+    }
 }
+
+#[cfg(test)]
+pub(crate) mod suite;

@@ -4,7 +4,6 @@
 //! a `kill -9` (or a power cut) right after the reply loses nothing.
 //! rusqlite is blocking, so every call runs on tokio's blocking pool.
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,7 +12,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::json;
 
-use super::{CachedVector, Correction, Example, Feedback, JobRecord, Scope, Store, StoreError, Table};
+use super::{CachedVector, Correction, Example, Feedback, JobRecord, Provenance, Scope, Store, StoreError, Table};
 
 /// How long a write waits for another process's (a shard's) to end.
 const BUSY_WAIT: Duration = Duration::from_secs(5);
@@ -79,6 +78,12 @@ CREATE TABLE IF NOT EXISTS vectors (
     vector BLOB NOT NULL,
     PRIMARY KEY (model, text)
 ) WITHOUT ROWID;
+-- Which database this is (`store_id`): `migrate-store` marks what it
+-- copied with it, so a second run copies nothing twice.
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS feedback (
     id          INTEGER PRIMARY KEY,
     created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
@@ -99,8 +104,9 @@ impl SqliteStore {
     /// Opens or creates the database, readable by the bot's user only
     /// (SQLite gives its journal files the same mode).
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        // `:memory:` is a database in memory, not a file to make private.
         #[cfg(unix)]
-        {
+        if path != Path::new(":memory:") {
             use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
             let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path);
             // An older bot's file keeps its contents and loses its readers.
@@ -186,45 +192,45 @@ impl Store for SqliteStore {
         .await
     }
 
-    fn export(&self, table: Table, out: &mut dyn Write) -> Result<u64, StoreError> {
-        let conn = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (sql, extra): (&str, &[&str]) = match table {
-            Table::Corrections => (
-                "SELECT id, created_at, author_id, author_name, channel, guild, message_id,
-                        corrected_message_id, original, correction, question, scope FROM corrections ORDER BY id",
-                &["corrected_message_id", "original", "correction"],
-            ),
-            Table::Feedback => (
-                "SELECT id, created_at, author_id, author_name, channel, guild, message_id, text
-                 FROM feedback ORDER BY id",
-                &["text"],
-            ),
-        };
-        let mut stmt = conn.prepare(sql)?;
-        let mut rows = stmt.query([])?;
-        let mut count = 0;
-        while let Some(row) = rows.next()? {
-            let mut line = json!({
-                "id": row.get::<_, i64>(0)?,
-                "created_at": row.get::<_, String>(1)?,
-                "author_id": row.get::<_, String>(2)?,
-                "author_name": row.get::<_, String>(3)?,
-                "channel": row.get::<_, String>(4)?,
-                "guild": row.get::<_, Option<String>>(5)?,
-                "message_id": row.get::<_, String>(6)?,
-            });
-            for (i, name) in extra.iter().enumerate() {
-                line[*name] = json!(row.get::<_, String>(7 + i)?);
+    async fn export(&self, table: Table) -> Result<Vec<serde_json::Value>, StoreError> {
+        self.with(move |conn| {
+            let (sql, extra): (&str, &[&str]) = match table {
+                Table::Corrections => (
+                    "SELECT id, created_at, author_id, author_name, channel, guild, message_id,
+                            corrected_message_id, original, correction, question, scope FROM corrections ORDER BY id",
+                    &["corrected_message_id", "original", "correction"],
+                ),
+                Table::Feedback => (
+                    "SELECT id, created_at, author_id, author_name, channel, guild, message_id, text
+                     FROM feedback ORDER BY id",
+                    &["text"],
+                ),
+            };
+            let mut stmt = conn.prepare(sql)?;
+            let mut rows = stmt.query([])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let mut line = json!({
+                    "id": row.get::<_, i64>(0)?,
+                    "created_at": row.get::<_, String>(1)?,
+                    "author_id": row.get::<_, String>(2)?,
+                    "author_name": row.get::<_, String>(3)?,
+                    "channel": row.get::<_, String>(4)?,
+                    "guild": row.get::<_, Option<String>>(5)?,
+                    "message_id": row.get::<_, String>(6)?,
+                });
+                for (i, name) in extra.iter().enumerate() {
+                    line[*name] = json!(row.get::<_, String>(7 + i)?);
+                }
+                if table == Table::Corrections {
+                    line["question"] = json!(row.get::<_, Option<String>>(10)?);
+                    line["scope"] = json!(row.get::<_, String>(11)?);
+                }
+                out.push(line);
             }
-            if table == Table::Corrections {
-                line["question"] = json!(row.get::<_, Option<String>>(10)?);
-                line["scope"] = json!(row.get::<_, String>(11)?);
-            }
-            serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::from)?;
-            out.write_all(b"\n")?;
-            count += 1;
-        }
-        Ok(count)
+            Ok(out)
+        })
+        .await
     }
 
     async fn record_answer(
@@ -437,6 +443,154 @@ impl Store for SqliteStore {
     }
 }
 
+/// Everything a SQLite store holds, for `sandbot migrate-store`.
+#[derive(Debug, Default)]
+pub struct Dump {
+    /// This database's own id (the `meta` table's `store_id`).
+    pub store_id: String,
+    /// `(id, created_at, correction)`.
+    pub corrections: Vec<(i64, String, Correction)>,
+    pub feedback: Vec<(i64, String, Feedback)>,
+    pub answers: Vec<StoredAnswer>,
+    pub jobs: Vec<StoredJob>,
+    /// `(scope, name, examples)`.
+    pub datasets: Vec<(Scope, String, Vec<Example>)>,
+    /// `(embedding model, vector)`.
+    pub vectors: Vec<(String, CachedVector)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredAnswer {
+    pub id: i64,
+    pub created_at: String,
+    pub channel: String,
+    pub message_id: String,
+    pub question: String,
+    pub answer: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredJob {
+    pub record: JobRecord,
+    pub created_at: String,
+    pub updated_at: String,
+    pub model: Option<String>,
+    pub scope: Scope,
+    pub examples: Vec<Example>,
+}
+
+impl SqliteStore {
+    /// Reads every record, in one read transaction (a consistent view
+    /// even while the bot writes).
+    pub async fn dump(&self) -> Result<Dump, StoreError> {
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            let store_id = tx.query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |row| row.get(0))?;
+            let provenance = |row: &rusqlite::Row<'_>| -> rusqlite::Result<Provenance> {
+                Ok(Provenance {
+                    author_id: row.get(2)?,
+                    author_name: row.get(3)?,
+                    channel: row.get(4)?,
+                    guild: row.get(5)?,
+                    message_id: row.get(6)?,
+                })
+            };
+            let corrections = tx
+                .prepare(
+                    "SELECT id, created_at, author_id, author_name, channel, guild, message_id,
+                            corrected_message_id, question, original, correction, scope FROM corrections ORDER BY id",
+                )?
+                .query_map([], |row| {
+                    let correction = Correction {
+                        from: provenance(row)?,
+                        corrected_message_id: row.get(7)?,
+                        question: row.get(8)?,
+                        original: row.get(9)?,
+                        correction: row.get(10)?,
+                        scope: Scope::stored(row.get(11)?),
+                    };
+                    Ok((row.get(0)?, row.get(1)?, correction))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let feedback = tx
+                .prepare(
+                    "SELECT id, created_at, author_id, author_name, channel, guild, message_id, text
+                     FROM feedback ORDER BY id",
+                )?
+                .query_map([], |row| {
+                    Ok((row.get(0)?, row.get(1)?, Feedback { from: provenance(row)?, text: row.get(7)? }))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let answers = tx
+                .prepare("SELECT id, created_at, channel, message_id, question, answer FROM answers ORDER BY id")?
+                .query_map([], |row| {
+                    Ok(StoredAnswer {
+                        id: row.get(0)?,
+                        created_at: row.get(1)?,
+                        channel: row.get(2)?,
+                        message_id: row.get(3)?,
+                        question: row.get(4)?,
+                        answer: row.get(5)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut jobs: Vec<StoredJob> = tx
+                .prepare(
+                    "SELECT id, provider, status, detail, examples, created_at, updated_at, model, scope
+                     FROM jobs ORDER BY created_at, id",
+                )?
+                .query_map([], |row| {
+                    Ok(StoredJob {
+                        record: job_from_row(row)?,
+                        created_at: row.get(5)?,
+                        updated_at: row.get(6)?,
+                        model: row.get(7)?,
+                        scope: Scope::stored(row.get(8)?),
+                        examples: Vec::new(),
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            {
+                let mut examples =
+                    tx.prepare("SELECT input, output, label FROM examples WHERE job_id = ?1 ORDER BY id")?;
+                for job in &mut jobs {
+                    job.examples = examples
+                        .query_map(params![job.record.id], example_from_row)?
+                        .collect::<rusqlite::Result<_>>()?;
+                }
+            }
+            let mut datasets: Vec<(Scope, String, Vec<Example>)> = Vec::new();
+            {
+                let mut rows = tx.prepare(
+                    "SELECT input, output, label, scope, name FROM scoped_datasets ORDER BY scope, name, position",
+                )?;
+                let mut rows = rows.query([])?;
+                while let Some(row) = rows.next()? {
+                    let (scope, name): (String, String) = (row.get(3)?, row.get(4)?);
+                    let example = example_from_row(row)?;
+                    match datasets.last_mut() {
+                        Some((s, n, list)) if s.as_str() == scope && *n == name => list.push(example),
+                        _ => datasets.push((Scope::stored(scope), name, vec![example])),
+                    }
+                }
+            }
+            let mut vectors = Vec::new();
+            {
+                let mut rows = tx.prepare("SELECT model, text, vector FROM vectors")?;
+                let mut rows = rows.query([])?;
+                while let Some(row) = rows.next()? {
+                    let (model, text, vector): (String, Vec<u8>, Vec<u8>) = (row.get(0)?, row.get(1)?, row.get(2)?);
+                    if let (Ok(text), Some(vector)) = (<[u8; 32]>::try_from(text.as_slice()), floats(&vector)) {
+                        vectors.push((model, CachedVector { text, vector }));
+                    }
+                }
+            }
+            Ok(Dump { store_id, corrections, feedback, answers, jobs, datasets, vectors })
+        })
+        .await
+    }
+}
+
 /// Turns write-ahead logging on. That needs the file to itself, and SQLite
 /// does not wait for it (two openers would deadlock): try again a while.
 fn use_wal(conn: &Connection) -> rusqlite::Result<()> {
@@ -474,6 +628,7 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
              DROP TABLE datasets;",
         )?;
     }
+    conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', lower(hex(randomblob(16))))", [])?;
     Ok(())
 }
 
@@ -513,7 +668,6 @@ fn example_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Example> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Provenance;
     use super::*;
 
     /// The review's finding: the database was created world-readable.
@@ -578,85 +732,26 @@ mod tests {
         }
     }
 
-    fn from() -> Provenance {
-        Provenance {
-            author_id: "7".into(),
-            author_name: "ann".into(),
-            channel: "general".into(),
-            guild: Some("g".into()),
-            message_id: "100".into(),
-        }
-    }
-
     #[tokio::test]
-    async fn stores_and_exports_both_tables() {
+    async fn the_store_suite_passes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite");
-        let store = SqliteStore::open(&path).unwrap();
-        let id = store
-            .log_correction(Correction {
-                from: from(),
-                scope: Scope::server("g"),
-                corrected_message_id: "42".into(),
-                question: Some("what is 2+2?".into()),
-                original: "2+2=5".into(),
-                correction: "2+2=4".into(),
-            })
-            .await
-            .unwrap();
-        assert_eq!(id, 1);
-        store.log_feedback(Feedback { from: from(), text: "nice".into() }).await.unwrap();
-        drop(store);
-
+        super::super::suite::run(&SqliteStore::open(&path).unwrap()).await;
         // A second process opening the same file sees everything.
         let store = SqliteStore::open(&path).unwrap();
-        let mut out = Vec::new();
-        assert_eq!(store.export(Table::Corrections, &mut out).unwrap(), 1);
-        let row: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(row["correction"], "2+2=4");
-        assert_eq!(row["author_name"], "ann");
-        assert_eq!(row["corrected_message_id"], "42");
-        assert_eq!(row["scope"], "guild:g");
-        assert!(row["created_at"].as_str().unwrap().ends_with('Z'));
-
-        let mut out = Vec::new();
-        assert_eq!(store.export(Table::Feedback, &mut out).unwrap(), 1);
-        let row: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(row["text"], "nice");
-    }
-
-    #[tokio::test]
-    async fn vectors_read_back_per_model() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
-        let one = CachedVector { text: [1; 32], vector: vec![0.5, -1.25, 3.0] };
-        store.save_vectors("m1", vec![one.clone()]).await.unwrap();
-        // Saving again replaces, never duplicates.
-        store.save_vectors("m1", vec![one.clone()]).await.unwrap();
-        assert_eq!(store.vectors("m1").await.unwrap(), vec![one]);
-        assert!(store.vectors("m2").await.unwrap().is_empty());
+        assert_eq!(store.export(Table::Corrections).await.unwrap().len(), 2);
+        let dump = store.dump().await.unwrap();
+        assert_eq!(dump.store_id.len(), 32);
+        assert_eq!((dump.corrections.len(), dump.feedback.len(), dump.answers.len()), (2, 1, 3));
+        assert_eq!(dump.jobs.iter().map(|j| j.examples.len()).sum::<usize>(), 3);
+        assert_eq!((dump.datasets.len(), dump.vectors.len()), (4, 2));
+        // The store id is the database's, not the opening's.
+        drop(store);
+        assert_eq!(SqliteStore::open(&path).unwrap().dump().await.unwrap().store_id, dump.store_id);
     }
 
     fn example(input: &str) -> Example {
         Example { input: input.into(), output: format!("{input}!"), label: None }
-    }
-
-    #[tokio::test]
-    async fn each_server_has_its_own_dataset_names_over_the_global_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
-        let (one, two) = (Scope::server("1"), Scope::server("2"));
-        store.save_dataset(&one, "faq", vec![example("one")]).await.unwrap();
-        store.save_dataset(&two, "faq", vec![example("two")]).await.unwrap();
-        store.save_dataset(&Scope::global(), "rules", vec![example("global")]).await.unwrap();
-        assert_eq!(store.dataset(&one, "faq").await.unwrap(), Some(vec![example("one")]));
-        assert_eq!(store.dataset(&two, "faq").await.unwrap(), Some(vec![example("two")]));
-        assert_eq!(store.dataset(&Scope::server("3"), "faq").await.unwrap(), None);
-        assert_eq!(store.dataset(&two, "rules").await.unwrap(), Some(vec![example("global")]));
-        // A server's own name hides the global one.
-        store.save_dataset(&two, "rules", vec![example("mine")]).await.unwrap();
-        assert_eq!(store.dataset(&two, "rules").await.unwrap(), Some(vec![example("mine")]));
-        assert_eq!(store.dataset(&one, "rules").await.unwrap(), Some(vec![example("global")]));
     }
 
     /// A database from before scopes: its teaching stays everyone's.

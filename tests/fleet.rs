@@ -1,0 +1,232 @@
+//! Several bot processes on one PostgreSQL store (issue 16): what one
+//! process is taught, the others answer with; a dead process loses
+//! nothing it committed; the database going away and coming back. Each
+//! test starts its own throwaway PostgreSQL server.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use sandbot::services::store::throwaway::Throwaway;
+use serde_json::{json, Value};
+use support::{reply, say, Bot, Setup};
+
+/// A bot whose records are in `url`, answering plain messages.
+fn on(url: &str) -> Setup {
+    Setup::chatty(&format!("[store]\nurl = {url:?}\n"))
+}
+
+fn database(name: &str) -> (Throwaway, String) {
+    let pg = Throwaway::start().expect("a throwaway PostgreSQL server (scripts/setup-tests.sh installs one)");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let url = runtime.block_on(pg.create_database(name)).unwrap();
+    (pg, url)
+}
+
+fn in_server(content: &str) -> Value {
+    json!({ "content": content, "guild": "111", "channel": "general" })
+}
+
+/// Asks `question` (input `n` onwards) until the answer is `expected`,
+/// for up to 20 s; returns the last input used and its output.
+fn ask_until(bot: &mut Bot, n: &mut u64, question: &str, expected: &str) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        bot.send(&in_server(question));
+        let out = bot.read_until_done(*n);
+        let answer = reply(&out, *n);
+        *n += 1;
+        if answer == expected {
+            return out;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "still {answer:?} after 20 s; expected {expected:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn what_one_process_is_taught_the_other_answers_with() {
+    let (_pg, url) = database("teach");
+    let (a, b) = (on(&url), on(&url));
+    let (mut one, mut two) = (a.spawn(), b.spawn());
+    let (mut n_one, mut n_two) = (0, 0);
+
+    // Before: neither knows.
+    two.send(&in_server("who is in charge of the book club"));
+    let out = two.read_until_done(n_two);
+    assert!(reply(&out, n_two).starts_with("I don't know that yet."), "{}", reply(&out, n_two));
+    n_two += 1;
+
+    one.send(&in_server("!train Who runs the book club? | Mira runs the book club."));
+    let out = one.read_until_done(n_one);
+    n_one += 1;
+    assert!(out.iter().any(|v| v["content"].as_str().is_some_and(|c| c.contains("succeeded"))), "{out:?}");
+    // Trained on one, answered by the other, without a restart.
+    let out = ask_until(&mut two, &mut n_two, "who is in charge of the book club", "Mira runs the book club.");
+
+    // Corrected on the other, answered corrected by the first.
+    let answer_id = out.iter().find(|v| v["type"] == "message").unwrap()["id"].as_str().unwrap().to_string();
+    two.send(&in_server(&format!("!correct {answer_id} Mira and Joss run the book club together.")));
+    let out = two.read_until_done(n_two);
+    assert_eq!(reply(&out, n_two), "Thanks, I stored your correction.");
+    ask_until(&mut one, &mut n_one, "who is in charge of the book club", "Mira and Joss run the book club together.");
+
+    // Both see the same records.
+    one.finish();
+    two.finish();
+    let (from_a, from_b) = (a.export("corrections"), b.export("corrections"));
+    assert_eq!(from_a.len(), 1);
+    assert_eq!(from_a, from_b);
+}
+
+/// A process killed mid-burst: the other keeps answering, and every
+/// feedback the killed one confirmed is in the database.
+#[test]
+fn a_killed_process_loses_nothing_it_confirmed() {
+    let (_pg, url) = database("kill");
+    let (a, b) = (on(&url), on(&url));
+    let (mut doomed, mut survivor) = (a.spawn(), b.spawn());
+    let mut confirmed = Vec::new();
+    for i in 0..30u64 {
+        survivor.send(&say(&format!("!feedback other {i}")));
+        doomed.send(&say(&format!("!feedback burst {i}")));
+        // The last ten are in flight when the process dies.
+        if i < 20 {
+            let out = doomed.read_until_done(i);
+            assert_eq!(reply(&out, i), "Thank you for your feedback!");
+            confirmed.push(format!("burst {i}"));
+        }
+    }
+    doomed.child.kill().unwrap();
+    doomed.child.wait().unwrap();
+    let out = survivor.finish();
+    assert_eq!(out.iter().filter(|v| v["content"] == "Thank you for your feedback!").count(), 30);
+    let stored: Vec<String> =
+        b.export("feedback").iter().map(|row| row["text"].as_str().unwrap().to_string()).collect();
+    for text in &confirmed {
+        assert!(stored.contains(text), "{text} was confirmed but is not stored");
+    }
+    assert_eq!(stored.iter().filter(|t| t.starts_with("other ")).count(), 30);
+}
+
+/// PostgreSQL stopped while the bot runs: a clear reply meanwhile, and
+/// the bot answers again when it is back, without a restart.
+#[test]
+fn the_database_going_away_gets_a_clear_reply_and_the_bot_comes_back() {
+    let (pg, url) = database("outage");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let setup = Setup::chatty(&format!("[store]\nurl = {url:?}\n\n[health]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let mut bot = setup.spawn();
+    bot.send(&say("!feedback before"));
+    assert_eq!(reply(&bot.read_until_done(0), 0), "Thank you for your feedback!");
+    assert_eq!(get(port, "/healthz"), (200, "ok\n".into()));
+    assert_eq!(get(port, "/readyz"), (200, "ready\n".into()));
+    pg.stop().unwrap();
+    let (status, why) = get(port, "/readyz");
+    assert_eq!(status, 503, "{why}");
+    assert!(why.starts_with("store: "), "{why}");
+    assert_eq!(get(port, "/healthz").0, 200);
+    bot.send(&say("!feedback during"));
+    let during = reply(&bot.read_until_done(1), 1);
+    assert!(during.contains("try again in a moment"), "{during}");
+    // What needs no database still works.
+    bot.send(&say("!hi"));
+    assert_eq!(reply(&bot.read_until_done(2), 2), "HI, you!");
+    pg.resume().unwrap();
+    assert_eq!(get(port, "/readyz"), (200, "ready\n".into()));
+    bot.send(&say("!feedback after"));
+    assert_eq!(reply(&bot.read_until_done(3), 3), "Thank you for your feedback!");
+    bot.finish();
+    let stored: Vec<String> =
+        setup.export("feedback").iter().map(|row| row["text"].as_str().unwrap().to_string()).collect();
+    assert_eq!(stored, ["before", "after"]);
+}
+
+/// `GET path` on the bot's health port: status and body.
+fn get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the health port");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body).to_string();
+    (status, body)
+}
+
+/// `sandbot <args> --config <setup's>`: its stdout, or its stderr as Err.
+fn sandbot(setup: &Setup, args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new(support::BIN)
+        .args(args)
+        .arg("--config")
+        .arg(&setup.config)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run sandbot");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Says `!hi` until the answer is `expected` (20 s at most).
+fn hi_until(bot: &mut Bot, n: &mut u64, expected: &str) {
+    let started = Instant::now();
+    loop {
+        bot.send(&say("!hi"));
+        let answer = reply(&bot.read_until_done(*n), *n);
+        *n += 1;
+        if answer == expected {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "still {answer:?} after 20 s; expected {expected:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_deploy_reaches_every_process_and_a_rollback_undoes_it() {
+    let (_pg, url) = database("deploy");
+    let (a, b) = (on(&url), on(&url));
+    let (mut one, mut two) = (a.spawn(), b.spawn());
+    let (mut n_one, mut n_two) = (0, 0);
+    hi_until(&mut one, &mut n_one, "HI, you!");
+    hi_until(&mut two, &mut n_two, "HI, you!");
+    assert!(sandbot(&a, &["versions"]).unwrap().contains("nothing deployed"));
+
+    // A component that does not fit is refused before it is stored.
+    let other_world = support::guests_dir().join("otherworld.wasm");
+    let refused = sandbot(&a, &["deploy", "hi", other_world.to_str().unwrap()]).unwrap_err();
+    assert!(refused.contains("does not fit"), "{refused}");
+    // An entry naming a root the config lacks, too.
+    let leave = support::guests_dir().join("leave.wasm");
+    let refused = sandbot(&a, &["deploy", "hi", leave.to_str().unwrap(), "--read", "nowhere"]).unwrap_err();
+    assert!(refused.contains("no root `nowhere`"), "{refused}");
+
+    // `hi` becomes the `leave` component, for both processes at once.
+    let deployed = sandbot(
+        &a,
+        &["deploy", "hi", leave.to_str().unwrap(), "--grant", "chat.send-message", "--grant", "voice.leave"],
+    )
+    .unwrap();
+    assert!(deployed.contains("deployed hi as #"), "{deployed}");
+    one.send(&say("!leave"));
+    let left = reply(&one.read_until_done(n_one), n_one);
+    n_one += 1;
+    hi_until(&mut one, &mut n_one, &left);
+    hi_until(&mut two, &mut n_two, &left);
+    let versions = sandbot(&b, &["versions"]).unwrap();
+    assert!(versions.contains("current"), "{versions}");
+    assert_eq!(versions.lines().count(), 1, "{versions}");
+
+    // Rolled back: the config's `hi` answers again, everywhere.
+    let rolled = sandbot(&b, &["rollback", "hi"]).unwrap();
+    assert!(rolled.contains("the config's entry"), "{rolled}");
+    hi_until(&mut one, &mut n_one, "HI, you!");
+    hi_until(&mut two, &mut n_two, "HI, you!");
+    assert!(sandbot(&a, &["versions"]).unwrap().contains("rolled back"));
+    assert!(sandbot(&a, &["rollback", "hi"]).unwrap_err().contains("no deployment to roll back"));
+    one.finish();
+    two.finish();
+}
