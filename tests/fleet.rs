@@ -230,3 +230,89 @@ fn a_deploy_reaches_every_process_and_a_rollback_undoes_it() {
     one.finish();
     two.finish();
 }
+
+/// Issue 16: two `sandbot run` processes, shards 0/2 and 1/2, on the fake
+/// Discord (which routes each server's events to `(id >> 22) % 2`) and one
+/// PostgreSQL. What one shard is taught and corrected, the other answers
+/// with; killed, one shard leaves the other answering.
+#[test]
+fn two_shards_in_two_processes_share_what_they_are_taught() {
+    use support::fake_discord::{message, FakeDiscord};
+    // Server ids on shard 0 and shard 1 of 2; both are the operators'
+    // global servers, so what is taught in one answers in the other.
+    const ON_0: &str = "8388608";
+    const ON_1: &str = "4194304";
+    let (_pg, url) = database("shards");
+    let fake = FakeDiscord::start();
+    let extra = format!("[store]\nurl = {url:?}\n\n[model]\nglobal_servers = [\"{ON_0}\", \"{ON_1}\"]\n");
+    let (a, b) = (Setup::chatty(&extra), Setup::chatty(&extra));
+    let start = |setup: &Setup, shard: &str| {
+        Killed(
+            setup
+                .discord_command(&fake.api_base(), "fake-token", &["--shards", shard])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("start sandbot"),
+        )
+    };
+    let mut shard_0 = start(&a, "0/2");
+    let shard_1 = start(&b, "1/2");
+    fake.wait_identified(2);
+    let mut shards: Vec<Value> = (1..=2).map(|n| fake.wait_identified(n)["shard"].clone()).collect();
+    shards.sort_by_key(|s| s[0].as_u64());
+    assert_eq!(shards, [json!([0, 2]), json!([1, 2])]);
+
+    // Says `text` in `guild` until the bot's answer there is `expected`.
+    let ask_until = |guild: &str, channel: &str, text: &str, expected: &str| -> String {
+        let started = Instant::now();
+        loop {
+            let after = fake.post_count();
+            fake.say(message("7", text).in_guild(guild).in_channel(channel));
+            let posted = fake.wait_post_after(after, "an answer", |p| p.channel == channel);
+            if posted.content == expected {
+                return posted.id;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "still {:?}; expected {expected:?}", posted.content);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    // Taught on shard 0, answered on shard 1.
+    let after = fake.post_count();
+    fake.say(
+        message("42", "!train Who runs the book club? | Mira runs the book club.").in_guild(ON_0).in_channel("9000"),
+    );
+    fake.wait_post_after(after, "the training's result", |p| p.channel == "9000" && p.content.contains("succeeded"));
+    let answer = ask_until(ON_1, "9001", "who is in charge of the book club", "Mira runs the book club.");
+
+    // Corrected on shard 1, answered corrected on shard 0.
+    let after = fake.post_count();
+    fake.say(
+        message("7", &format!("!correct {answer} Mira and Joss run the book club together."))
+            .in_guild(ON_1)
+            .in_channel("9001"),
+    );
+    let thanks = fake.wait_post_after(after, "the correction's reply", |p| p.channel == "9001");
+    assert_eq!(thanks.content, "Thanks, I stored your correction.");
+    ask_until(ON_0, "9002", "who is in charge of the book club", "Mira and Joss run the book club together.");
+
+    // Shard 0's process killed: shard 1's servers are still answered, and
+    // shard 0's are not (so each process did serve its own shard).
+    shard_0.0.kill().unwrap();
+    shard_0.0.wait().unwrap();
+    fake.say(message("7", "!hi").in_guild(ON_0).in_channel("9004"));
+    ask_until(ON_1, "9003", "!hi", "HI, user7!");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(fake.posts().iter().all(|p| p.channel != "9004"), "a message to shard 0 was answered after it died");
+    drop(shard_1);
+}
+
+/// A bot process, killed when the test ends, however it ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::config::{Config, RawEntry};
-use crate::sandbox::cache::{create_private_dir, sha256_hex};
+use crate::sandbox::cache::{create_private_dir, sha256_hex, write_private};
 use crate::services::store::{Deployment, Store, StoreError};
 
 /// Puts the current deployments into `config.commands`. Returns those
@@ -59,10 +59,11 @@ async fn local_copy(store: &dyn Store, dir: &Path, deployment: &Deployment) -> R
     if sha256_hex(&bytes) != deployment.sha256 {
         return Err(StoreError::NotFound(format!("deployment {}'s bytes do not match its sha256", deployment.id)));
     }
-    // Written aside, then renamed: a reader never sees half a component.
-    let partial = dir.join(format!(".{}.{}.partial", deployment.sha256, std::process::id()));
-    tokio::fs::write(&partial, &bytes).await?;
-    tokio::fs::rename(&partial, &path).await?;
+    // Owner-only, written aside and renamed: no reader sees half of it.
+    let target = path.clone();
+    tokio::task::spawn_blocking(move || write_private(&target, &bytes))
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))??;
     Ok(path)
 }
 

@@ -74,12 +74,17 @@ pub struct Dispatcher {
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
     health: crate::health::Health,
+    /// The store's changes, until the reloader takes them (deployments).
+    deployments: std::sync::Mutex<Option<tokio::sync::broadcast::Receiver<store::Change>>>,
 }
 
 impl Dispatcher {
     /// Opens the database, builds the sandbox and loads every command.
     pub async fn start(mut config: Config) -> anyhow::Result<Dispatcher> {
-        let store = store::open(config.store_url.as_deref(), &config.data_dir).await?;
+        let store = store::open(config.store_url(), &config.data_dir).await?;
+        // Heard from now on: a deployment made while this process starts
+        // is not missed.
+        let deployments = std::sync::Mutex::new(store.changes());
         for (command, why) in crate::deploy::apply(&mut config, &*store).await? {
             tracing::warn!(%command, error = %why, "its deployment is not used; the config's entry serves");
         }
@@ -124,6 +129,7 @@ impl Dispatcher {
             services,
             reloading: tokio::sync::Mutex::new(()),
             health: crate::health::Health::default(),
+            deployments,
         })
     }
 
@@ -171,6 +177,11 @@ impl Dispatcher {
     /// What `/readyz` reports; the adapters keep it.
     pub fn health(&self) -> &crate::health::Health {
         &self.health
+    }
+
+    /// The store's changes since start (for deployments), once.
+    pub fn take_store_changes(&self) -> Option<tokio::sync::broadcast::Receiver<store::Change>> {
+        self.deployments.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// Where the bot's records are (and, on PostgreSQL, its deployments).

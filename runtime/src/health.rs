@@ -32,6 +32,11 @@ struct Shards {
 }
 
 impl Health {
+    /// This process will run shards, not yet known which: not ready.
+    pub fn expect_gateway(&self) {
+        *self.lock() = Some(Shards { expected: BTreeSet::from([u32::MAX]), connected: BTreeSet::new() });
+    }
+
     /// This process runs these shards: not ready until each connects.
     pub fn expect_shards(&self, shards: impl IntoIterator<Item = u32>) {
         *self.lock() = Some(Shards { expected: shards.into_iter().collect(), connected: BTreeSet::new() });
@@ -62,7 +67,9 @@ impl Health {
 pub async fn not_ready(dispatcher: &Dispatcher) -> Vec<String> {
     let mut reasons = Vec::new();
     let down = dispatcher.health().shards_down();
-    if !down.is_empty() {
+    if down == [u32::MAX] {
+        reasons.push("gateway: not connected yet".into());
+    } else if !down.is_empty() {
         reasons.push(format!("gateway: shards {down:?} not connected"));
     }
     match tokio::time::timeout(STORE_WAIT, dispatcher.store().ping()).await {

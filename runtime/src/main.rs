@@ -90,7 +90,9 @@ enum Command {
     /// Run again, it copies only what is new.
     MigrateStore {
         /// The PostgreSQL database (`postgres://user@host/database`).
-        #[arg(long, env = "SANDBOT_DATABASE_URL")]
+        /// Better from the environment: a password on the command line is
+        /// seen by every user of the machine (`ps`).
+        #[arg(long, env = "SANDBOT_DATABASE_URL", hide_env_values = true)]
         to: String,
         /// The SQLite file [default: <data_dir>/sandbot.db].
         #[arg(long)]
@@ -196,6 +198,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let dispatcher = Arc::new(Dispatcher::start(config).await?);
             let _reloader = reload::start(dispatcher.clone())?;
             if let Some(listen) = health {
+                if settings.gateway {
+                    dispatcher.health().expect_gateway();
+                }
                 sandbot::health::serve(listen, dispatcher.clone()).await?;
             }
             discord::run(dispatcher, &settings).await
@@ -277,7 +282,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Export { table } => {
             let config = config()?;
-            let store = store::open(config.store_url.as_deref(), &config.data_dir).await?;
+            let store = store::open(config.store_url(), &config.data_dir).await?;
             let rows = store.export(table).await?;
             let count = store::write_lines(&rows, &mut std::io::stdout().lock())?;
             tracing::info!(rows = count, "exported");
@@ -296,7 +301,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 None => RawEntry { grants, read, operators_only, ..RawEntry::default() },
             };
-            let store = store::open(config.store_url.as_deref(), &config.data_dir).await?;
+            let store = store::open(config.store_url(), &config.data_dir).await?;
             let (deployment, report) =
                 deploy::deploy(&config, &*store, &name, &wasm, &entry, &deploy::operator()).await?;
             println!("{report}");
@@ -309,7 +314,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Rollback { name } => {
             let config = config()?;
-            let store = store::open(config.store_url.as_deref(), &config.data_dir).await?;
+            let store = store::open(config.store_url(), &config.data_dir).await?;
             match store.rollback(&name).await? {
                 Some(now) => println!("rolled {name} back to #{} (sha256 {})", now.id, &now.sha256[..12]),
                 None if config.commands.contains_key(&name) => {
@@ -321,7 +326,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Versions => {
             let config = config()?;
-            let store = store::open(config.store_url.as_deref(), &config.data_dir).await?;
+            let store = store::open(config.store_url(), &config.data_dir).await?;
             print!("{}", deploy::versions(&store.deployments().await?, &store.current_deployments().await?));
             Ok(())
         }

@@ -48,7 +48,9 @@ pub fn start(dispatcher: Arc<Dispatcher>) -> anyhow::Result<Reloader> {
     let rewatch = watcher.clone();
     let guests_dir = dispatcher.config().guests_dir.clone();
     // Deployments through a shared store (`sandbot deploy`) reload at once.
-    let mut deployments = dispatcher.store().changes();
+    let mut deployments = dispatcher.take_store_changes();
+    // A deployment whose reload failed (the store away) is tried again.
+    let mut retry_at: Option<Instant> = None;
     // Long enough for `cp` of a few MB, short enough to feel immediate.
     let quiet = dispatcher.config().quiet;
     tokio::spawn(async move {
@@ -87,9 +89,10 @@ pub fn start(dispatcher: Arc<Dispatcher>) -> anyhow::Result<Reloader> {
                         deployments = None;
                         continue;
                     }
-                    if let Err(e) = dispatcher.reload().await {
-                        tracing::error!(error = %e, "a deployment could not be reloaded");
-                    }
+                    retry_at = reload_deployment(&dispatcher).await;
+                }
+                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now).into()), if retry_at.is_some() => {
+                    retry_at = reload_deployment(&dispatcher).await;
                 }
                 _ = tokio::time::sleep_until(quiet_at.into()), if burst.is_some() => {
                     burst = None;
@@ -105,6 +108,17 @@ pub fn start(dispatcher: Arc<Dispatcher>) -> anyhow::Result<Reloader> {
         }
     });
     Ok(Reloader { _watcher: watcher })
+}
+
+/// Reloads for a deployment; when it fails, when to try again.
+async fn reload_deployment(dispatcher: &Dispatcher) -> Option<Instant> {
+    match dispatcher.reload().await {
+        Ok(_) => None,
+        Err(e) => {
+            tracing::error!(error = %e, "a deployment could not be reloaded; trying again in 2 s");
+            Some(Instant::now() + Duration::from_secs(2))
+        }
+    }
 }
 
 /// Waits for a deployment or rollback through the shared store (or for a

@@ -84,6 +84,11 @@ struct Inner {
     messages: HashMap<String, Value>,
     next_id: u64,
     gateway: Option<mpsc::UnboundedSender<Command>>,
+    /// Each identified shard's connection, by shard id, and the shard
+    /// count: a guild's events go to shard `(guild_id >> 22) % count`, as
+    /// Discord routes them (several bot processes, one per shard range).
+    shards: HashMap<u64, mpsc::UnboundedSender<Command>>,
+    shard_count: u64,
     /// When each MESSAGE_CREATE went out, by message id (for benchmarks).
     sent_at: HashMap<String, Instant>,
     /// Slash command sets the bot registered: (`global` or the guild id,
@@ -401,9 +406,18 @@ impl FakeDiscord {
         self.shared.lock().downloads.get(name).copied().unwrap_or(0)
     }
 
-    /// Sends a gateway event to the connected bot.
+    /// Sends a gateway event to the connected bot: a guild's to the shard
+    /// that has it, when several shards identified.
     pub fn dispatch(&self, kind: &str, data: Value) {
-        let gateway = self.shared.lock().gateway.clone().expect("the bot is not connected");
+        let gateway = {
+            let inner = self.shared.lock();
+            let guild = data["guild_id"].as_str().and_then(|g| g.parse::<u64>().ok());
+            let shard = match guild {
+                Some(guild) if inner.shard_count > 1 => inner.shards.get(&((guild >> 22) % inner.shard_count)),
+                _ => None,
+            };
+            shard.or(inner.gateway.as_ref()).cloned().expect("the bot is not connected")
+        };
         let _ = gateway.send(Command::Dispatch { kind: kind.to_string(), data });
     }
 
@@ -467,6 +481,12 @@ impl MessageBuilder {
         self.guild = None;
         self
     }
+    /// In server `guild` (the fake's own server by default).
+    pub fn in_guild(mut self, guild: &str) -> Self {
+        self.guild = Some(guild.to_string());
+        self
+    }
+
     pub fn in_channel(mut self, channel: &str) -> Self {
         self.channel = channel.to_string();
         self
@@ -624,6 +644,11 @@ async fn gateway_session(shared: Arc<Shared>, stream: tokio::net::TcpStream) {
                         let mut inner = shared.lock();
                         inner.identifies.push(payload["d"].clone());
                         inner.gateway = Some(tx.clone());
+                        let shard = &payload["d"]["shard"];
+                        if let (Some(id), Some(count)) = (shard[0].as_u64(), shard[1].as_u64()) {
+                            inner.shards.insert(id, tx.clone());
+                            inner.shard_count = count;
+                        }
                     }
                     // Voice state update: answered as Discord does, with the
                     // bot's new voice state and, when joining, the server to

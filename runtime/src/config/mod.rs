@@ -18,8 +18,8 @@ use std::time::Duration;
 
 pub use discord::{DiscordConfig, ShardRange, ShardRangeError, Token, API_BASE_ENV, TOKEN_ENV};
 pub use grants::{Grants, HostFn, UnknownGrant};
-pub use raw::RawEntry;
 use raw::{RawConfig, RawLimits, RawSpeech};
+pub use raw::{RawEntry, Secret};
 
 use crate::platform::Author;
 use crate::services::files::Root;
@@ -197,8 +197,8 @@ pub struct Config {
     pub speech: SpeechSettings,
     /// A PostgreSQL database shared by a fleet (`[store] url`, else
     /// `SANDBOT_DATABASE_URL`); `None`: the SQLite file in the data folder.
-    /// It may hold a password: never logged.
-    pub store_url: Option<String>,
+    /// It may hold a password: its `Debug` never shows it.
+    pub store_url: Option<Secret>,
     /// Where `/healthz` and `/readyz` answer (`[health] listen`); off when
     /// `None`.
     pub health_listen: Option<std::net::SocketAddr>,
@@ -236,6 +236,11 @@ impl Config {
         let entry: RawEntry = toml::from_str(entry)
             .map_err(|e| resolver.invalid(&key, format!("the deployed entry: {}", without_values(e.message()))))?;
         resolver.command(name.to_string(), wasm, entry, |root| self.roots.contains_key(root), &self.default_limits)
+    }
+
+    /// `[store] url`: a PostgreSQL database, or `None` for SQLite.
+    pub fn store_url(&self) -> Option<&str> {
+        self.store_url.as_ref().map(|url| url.0.as_str())
     }
 
     /// The largest memory limit of any command: the pool's slot size.
@@ -530,7 +535,7 @@ impl Resolver<'_> {
             commands,
             discord,
             speech,
-            store_url,
+            store_url: store_url.map(Secret),
             default_limits,
             health_listen,
         })

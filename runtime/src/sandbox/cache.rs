@@ -191,7 +191,7 @@ pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Written beside its place and renamed into it: a reader never sees half
 /// a file.
-fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let nonce = getrandom::u64().map_err(std::io::Error::other)?;
     let temp = path.with_extension(format!("tmp{nonce:016x}"));
     let written = write_private_file(&temp, data).and_then(|()| std::fs::rename(&temp, path));

@@ -141,7 +141,10 @@ impl EmbeddedModel {
     ) -> Result<EmbeddedModel, ModelError> {
         let knowledge = Arc::new(Knowledge::open(store.clone(), answers.embeddings.as_deref(), answers.scoring).await?);
         knowledge.follow();
-        for job in store.unfinished_jobs().await?.into_iter().filter(|j| j.provider == "embedded") {
+        // A job of this process that a restart cut short. On a shared store
+        // (`changes`) another process may be running it: left alone.
+        let alone = store.changes().is_none();
+        for job in store.unfinished_jobs().await?.into_iter().filter(|j| alone && j.provider == "embedded") {
             let detail = format!("learned {} examples; the model now knows {} answers", job.examples, knowledge.len());
             store.update_job(&job.id, "succeeded", Some(detail)).await?;
         }

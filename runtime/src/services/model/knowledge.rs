@@ -16,6 +16,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -230,12 +231,20 @@ impl Knowledge {
         let Some(mut changes) = self.changes.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
         let knowledge = Arc::downgrade(self);
         tokio::spawn(async move {
+            // After a failed rebuild, everything is read again, ever later.
+            let mut retry = None;
             loop {
-                let mut pending = vec![match changes.recv().await {
-                    Ok(change) => change,
-                    Err(RecvError::Lagged(_)) => Change::Everything,
-                    Err(RecvError::Closed) => return,
-                }];
+                let mut pending = match retry {
+                    Some(wait) => {
+                        tokio::time::sleep(wait).await;
+                        vec![Change::Everything]
+                    }
+                    None => vec![match changes.recv().await {
+                        Ok(change) => change,
+                        Err(RecvError::Lagged(_)) => Change::Everything,
+                        Err(RecvError::Closed) => return,
+                    }],
+                };
                 loop {
                     match changes.try_recv() {
                         Ok(change) => pending.push(change),
@@ -258,9 +267,19 @@ impl Knowledge {
                     }
                     result
                 };
-                if let Err(e) = result {
-                    tracing::warn!(error = %e, "could not rebuild the retrieval index after another process's change");
-                }
+                retry = match (result, retry) {
+                    (Ok(()), _) => None,
+                    (Err(e), wait) => {
+                        let wait =
+                            wait.map_or(Duration::from_secs(1), |w: Duration| (w * 2).min(Duration::from_secs(30)));
+                        tracing::warn!(
+                            error = %e,
+                            retry_in_secs = wait.as_secs(),
+                            "could not rebuild the retrieval index after another process's change"
+                        );
+                        Some(wait)
+                    }
+                };
             }
         });
     }

@@ -134,7 +134,8 @@ pub enum StoreError {
     Database(#[from] rusqlite::Error),
     #[error("database: {0}")]
     Postgres(sqlx::Error),
-    /// The database server cannot be reached now; nothing was written.
+    /// The database server cannot be reached now. A write that failed so
+    /// was most likely not made (a commit cut off may still have landed).
     #[error("the database is unreachable: {0}")]
     Unavailable(String),
     /// The store's url cannot be used.

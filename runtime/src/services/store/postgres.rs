@@ -35,6 +35,10 @@ const ACQUIRE_WAIT: Duration = Duration::from_secs(3);
 /// Connections per process: queries are short; more would only queue on
 /// the server.
 const CONNECTIONS: u32 = 8;
+/// How long the listening connection may stay quiet before it is asked
+/// whether it still lives: a connection cut without a word (a NAT's
+/// timeout, a host gone) would otherwise wait forever.
+const HEARTBEAT: Duration = Duration::from_secs(30);
 /// `created_at` as SQLite writes it: UTC, to the millisecond.
 const TIMESTAMP: &str = r#"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#;
 
@@ -119,7 +123,11 @@ impl PgStore {
             .acquire_timeout(ACQUIRE_WAIT)
             .connect_with(options)
             .await?;
-        Migrator::new(Embedded).await?.run(&pool).await?;
+        let mut migrator = Migrator::new(Embedded).await?;
+        // A newer process may have migrated further: an older one still
+        // runs (migrations only ever add), so a rolling upgrade works.
+        migrator.set_ignore_missing(true);
+        migrator.run(&pool).await?;
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(CHANNEL).await?;
         let mut bytes = [0u8; 8];
@@ -277,7 +285,16 @@ impl PgStore {
 /// everything is read again: what was announced meanwhile is gone.
 async fn hear(mut listener: PgListener, pool: PgPool, origin: String, changes: broadcast::Sender<Change>) {
     loop {
-        match listener.try_recv().await {
+        let heard = match tokio::time::timeout(HEARTBEAT, listener.try_recv()).await {
+            Ok(heard) => heard,
+            // Quiet a while: does the connection still answer? What
+            // arrives meanwhile is kept by the listener.
+            Err(_) => match tokio::time::timeout(ACQUIRE_WAIT, sqlx::query("SELECT 1").execute(&mut listener)).await {
+                Ok(Ok(_)) => continue,
+                _ => Ok(None),
+            },
+        };
+        match heard {
             Ok(Some(notification)) => {
                 let (from, scope) = notification.payload().split_once(' ').unwrap_or(("", "*"));
                 if from == origin {
@@ -607,6 +624,11 @@ impl Store for PgStore {
         }
         // One statement for the whole chunk: a round trip per vector
         // would dominate a large training job's time.
+        // In key order: two processes saving overlapping chunks then lock
+        // rows in the same order, and cannot deadlock.
+        let mut vectors = vectors;
+        vectors.sort_by_key(|v| v.text);
+        vectors.dedup_by_key(|v| v.text);
         let texts: Vec<Vec<u8>> = vectors.iter().map(|v| v.text.to_vec()).collect();
         let values: Vec<Vec<u8>> = vectors.iter().map(|v| bytes(&v.vector)).collect();
         sqlx::query(
