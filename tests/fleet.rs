@@ -284,6 +284,25 @@ fn two_shards_in_two_processes_share_what_they_are_taught() {
     );
     fake.wait_post_after(after, "the training's result", |p| p.channel == "9000" && p.content.contains("succeeded"));
     let answer = ask_until(ON_1, "9001", "who is in charge of the book club", "Mira runs the book club.");
+    // The bot records which question an answer answered just after
+    // posting it; a correction that came sooner would teach nothing.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let recorded = runtime.block_on(async {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        for _ in 0..200 {
+            let found: Option<i64> = sqlx::query_scalar("SELECT id FROM answers WHERE message_id = $1")
+                .bind(&answer)
+                .fetch_optional(&pool)
+                .await
+                .unwrap();
+            if found.is_some() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    });
+    assert!(recorded, "the answer {answer} was never recorded");
 
     // Corrected on shard 1, answered corrected on shard 0.
     let after = fake.post_count();

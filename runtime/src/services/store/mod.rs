@@ -121,6 +121,25 @@ pub struct CachedVector {
     pub vector: Vec<f32>,
 }
 
+impl CachedVector {
+    /// A row as both backends keep it: the text's sha256 and the vector as
+    /// little-endian `f32`s. `None` for a row of another shape (it is then
+    /// embedded again).
+    pub fn from_stored(text: &[u8], vector: &[u8]) -> Option<CachedVector> {
+        let text = <[u8; 32]>::try_from(text).ok()?;
+        let vector = vector
+            .len()
+            .is_multiple_of(4)
+            .then(|| vector.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())?;
+        Some(CachedVector { text, vector })
+    }
+
+    /// The vector as stored: little-endian `f32`s.
+    pub fn stored_vector(&self) -> Vec<u8> {
+        self.vector.iter().flat_map(|f| f.to_le_bytes()).collect()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Feedback {
     #[serde(flatten)]

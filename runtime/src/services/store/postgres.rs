@@ -268,7 +268,7 @@ impl PgStore {
             )
             .bind(model)
             .bind(&v.text[..])
-            .bind(bytes(&v.vector))
+            .bind(v.stored_vector())
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -364,11 +364,6 @@ async fn insert_dataset(
         .await?;
     }
     Ok(())
-}
-
-/// Little-endian `f32`s, as the SQLite store writes them.
-fn bytes(vector: &[f32]) -> Vec<u8> {
-    vector.iter().flat_map(|f| f.to_le_bytes()).collect()
 }
 
 fn job_from_row(row: &PgRow) -> Result<JobRecord, sqlx::Error> {
@@ -604,18 +599,7 @@ impl Store for PgStore {
             .bind(model)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(text, vector)| {
-                // A row of another shape is skipped: it is embedded again.
-                let text = <[u8; 32]>::try_from(text.as_slice()).ok()?;
-                let vector = vector
-                    .len()
-                    .is_multiple_of(4)
-                    .then(|| vector.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())?;
-                Some(CachedVector { text, vector })
-            })
-            .collect())
+        Ok(rows.into_iter().filter_map(|(text, vector)| CachedVector::from_stored(&text, &vector)).collect())
     }
 
     async fn save_vectors(&self, model: &str, vectors: Vec<CachedVector>) -> Result<(), StoreError> {
@@ -630,7 +614,7 @@ impl Store for PgStore {
         vectors.sort_by_key(|v| v.text);
         vectors.dedup_by_key(|v| v.text);
         let texts: Vec<Vec<u8>> = vectors.iter().map(|v| v.text.to_vec()).collect();
-        let values: Vec<Vec<u8>> = vectors.iter().map(|v| bytes(&v.vector)).collect();
+        let values: Vec<Vec<u8>> = vectors.iter().map(CachedVector::stored_vector).collect();
         sqlx::query(
             "INSERT INTO vectors (model, text, vector) SELECT $1, t, v FROM UNNEST($2::bytea[], $3::bytea[]) AS u(t, v)
              ON CONFLICT (model, text) DO UPDATE SET vector = EXCLUDED.vector",

@@ -378,10 +378,7 @@ impl Store for SqliteStore {
             let mut out = Vec::new();
             for row in rows {
                 let (text, vector) = row?;
-                // A row of another shape is skipped: it is embedded again.
-                if let (Ok(text), Some(vector)) = (<[u8; 32]>::try_from(text.as_slice()), floats(&vector)) {
-                    out.push(CachedVector { text, vector });
-                }
+                out.extend(CachedVector::from_stored(&text, &vector));
             }
             Ok(out)
         })
@@ -396,8 +393,7 @@ impl Store for SqliteStore {
                 let mut insert =
                     tx.prepare("INSERT OR REPLACE INTO vectors (model, text, vector) VALUES (?1, ?2, ?3)")?;
                 for v in &vectors {
-                    let bytes: Vec<u8> = v.vector.iter().flat_map(|f| f.to_le_bytes()).collect();
-                    insert.execute(params![model, &v.text[..], bytes])?;
+                    insert.execute(params![model, &v.text[..], v.stored_vector()])?;
                 }
             }
             tx.commit()
@@ -580,8 +576,8 @@ impl SqliteStore {
                 let mut rows = rows.query([])?;
                 while let Some(row) = rows.next()? {
                     let (model, text, vector): (String, Vec<u8>, Vec<u8>) = (row.get(0)?, row.get(1)?, row.get(2)?);
-                    if let (Ok(text), Some(vector)) = (<[u8; 32]>::try_from(text.as_slice()), floats(&vector)) {
-                        vectors.push((model, CachedVector { text, vector }));
+                    if let Some(cached) = CachedVector::from_stored(&text, &vector) {
+                        vectors.push((model, cached));
                     }
                 }
             }
@@ -642,14 +638,6 @@ fn add_column_if_missing(conn: &Connection, table: &str, column: &str, kind: &st
         conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
     }
     Ok(())
-}
-
-/// Little-endian `f32`s, as `save_vectors` writes them.
-fn floats(bytes: &[u8]) -> Option<Vec<f32>> {
-    bytes
-        .len()
-        .is_multiple_of(4)
-        .then(|| bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }
 
 fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
