@@ -73,6 +73,8 @@ enum Command {
 #[derive(Default)]
 struct Inner {
     identifies: Vec<Value>,
+    /// When each IDENTIFY arrived, beside `identifies`.
+    identified_at: Vec<Instant>,
     resumes: u32,
     connections: u32,
     posts: Vec<Posted>,
@@ -165,6 +167,7 @@ impl FakeDiscord {
                 tx.send(shared.clone()).unwrap();
                 let app = Router::new()
                     .route("/api/v10/gateway", get(gateway_url))
+                    .route("/api/v10/gateway/bot", get(gateway_bot))
                     .route("/api/v10/users/@me", get(current_user))
                     .route("/api/v10/oauth2/applications/@me", get(application))
                     .route("/api/v10/channels/{channel}/messages", axum::routing::post(create_message))
@@ -214,6 +217,13 @@ impl FakeDiscord {
     /// Waits for the `n`th IDENTIFY; returns its payload.
     pub fn wait_identified(&self, n: usize) -> Value {
         self.wait(&format!("IDENTIFY number {n}"), |inner| inner.identifies.get(n - 1).cloned())
+    }
+
+    /// Every IDENTIFY so far: its shard id and when it arrived, in order.
+    pub fn identified_shards(&self) -> Vec<(u64, Instant)> {
+        let inner = self.shared.lock();
+        let shards = inner.identifies.iter().map(|d| d["shard"][0].as_u64().unwrap_or(0));
+        shards.zip(inner.identified_at.iter().copied()).collect()
     }
 
     /// How many IDENTIFYs have come so far.
@@ -643,6 +653,7 @@ async fn gateway_session(shared: Arc<Shared>, stream: tokio::net::TcpStream) {
                         out.push(frame(&mut seq, "GUILD_CREATE", guild_create()));
                         let mut inner = shared.lock();
                         inner.identifies.push(payload["d"].clone());
+                        inner.identified_at.push(Instant::now());
                         inner.gateway = Some(tx.clone());
                         let shard = &payload["d"]["shard"];
                         if let (Some(id), Some(count)) = (shard[0].as_u64(), shard[1].as_u64()) {
@@ -728,6 +739,14 @@ async fn voice_endpoint(shared: Arc<Shared>, listener: tokio::net::TcpListener) 
 
 async fn gateway_url(State(shared): State<Arc<Shared>>) -> Json<Value> {
     Json(json!({ "url": shared.gateway_url }))
+}
+
+/// GET /gateway/bot: one shard recommended, one IDENTIFY per 5 s.
+async fn gateway_bot(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    Json(json!({
+        "url": shared.gateway_url, "shards": 1,
+        "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 86_400_000, "max_concurrency": 1},
+    }))
 }
 
 async fn current_user() -> Json<Value> {

@@ -4,7 +4,7 @@
 use crate::bindings::store;
 use crate::config::HostFn;
 use crate::host::{GuestCtx, HostError};
-use crate::services::store::{Correction, Feedback, Provenance, Scope};
+use crate::services::store::{Correction, Feedback, Provenance, Scope, Store};
 
 /// Longest text stored per field; longer is refused, not cut.
 const MAX_TEXT_CHARS: usize = 8000;
@@ -43,6 +43,25 @@ fn checked(field: &str, text: &str) -> Result<(), HostError> {
     Ok(())
 }
 
+/// How often, and how far apart, a correction looks again for the question
+/// a bot message answered: the answer is recorded just after it is posted
+/// (it needs the message's id), maybe by another process.
+const ANSWER_LOOKUPS: u32 = 4;
+const ANSWER_LOOKUP_GAP: std::time::Duration = std::time::Duration::from_millis(150);
+
+/// The question `message_id` answered, if it was a model answer.
+async fn answered_question(store: &dyn Store, channel: &str, message_id: &str) -> Result<Option<String>, HostError> {
+    for lookup in 1..=ANSWER_LOOKUPS {
+        if let Some(question) = store.question_for(channel, message_id).await? {
+            return Ok(Some(question));
+        }
+        if lookup < ANSWER_LOOKUPS {
+            tokio::time::sleep(ANSWER_LOOKUP_GAP).await;
+        }
+    }
+    Ok(None)
+}
+
 impl store::Host for GuestCtx {
     async fn log_correction(
         &mut self,
@@ -57,7 +76,7 @@ impl store::Host for GuestCtx {
             return Err(HostError::TooLarge("the original text is too long".into()));
         }
         let store = &self.services.store;
-        let question = store.question_for(&self.message.channel, &message_id).await?;
+        let question = answered_question(store.as_ref(), &self.message.channel, &message_id).await?;
         let scope = self.scope();
         let correction = Correction {
             from: self.provenance(),

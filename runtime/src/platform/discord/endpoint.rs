@@ -21,12 +21,12 @@ use axum::routing::{get, post};
 use axum::Router;
 use ed25519_dalek::{Signature, VerifyingKey};
 use serenity::all::{CreateInteractionResponse, Http, Interaction};
-use serenity::cache::Cache;
 use tokio::sync::oneshot;
 
 use super::conversation::Shared;
 use super::events::answer_slash;
 use super::interaction::Acknowledgement;
+use super::shards::ShardCaches;
 use crate::dispatch::Dispatcher;
 
 /// How far a request's timestamp may be from this machine's clock, either
@@ -41,9 +41,9 @@ pub struct Endpoint {
     pub dispatcher: Arc<Dispatcher>,
     pub shared: Arc<Shared>,
     pub http: Arc<Http>,
-    /// The gateway's cache when this process also runs the gateway (role
+    /// The gateway's caches when this process also runs the gateway (role
     /// names, voice states); empty otherwise.
-    pub cache: Arc<Cache>,
+    pub caches: ShardCaches,
     pub guard: Guard,
 }
 
@@ -132,7 +132,8 @@ async fn receive(State(endpoint): State<Arc<Endpoint>>, headers: HeaderMap, body
     let (acknowledgement, first_response) = Acknowledgement::body();
     let answering = endpoint.clone();
     tokio::spawn(async move {
-        let Endpoint { dispatcher, shared, http, cache, .. } = answering.as_ref();
+        let Endpoint { dispatcher, shared, http, caches, .. } = answering.as_ref();
+        let cache = caches.of(command.guild_id);
         answer_slash(dispatcher, shared, http.clone(), cache, command, acknowledgement).await;
     });
     match first_response.await {

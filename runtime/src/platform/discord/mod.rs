@@ -10,11 +10,11 @@
 //! registry changes ─▶ commands::keep_registered ─PUT commands─▶ Discord
 //! ```
 //!
-//! Sharding: each process runs the shard range of its config; shards share
-//! nothing in memory. What several processes would share is on disk: the
-//! data folder (SQLite in WAL mode takes concurrent writers on one machine)
-//! and the guests. Rate limits and the model's in-memory state are per
-//! process. Slash commands by HTTP need no gateway at all: replicas with
+//! Sharding: each process runs the shard range of its config, one serenity
+//! client per shard, identifying in turns booked in the store (`shards`).
+//! What several processes share is the store (PostgreSQL for a fleet, or
+//! one SQLite file on one machine); rate limits and the model's in-memory
+//! state are per process. Slash commands by HTTP need no gateway at all: replicas with
 //! `gateway = false` behind a load balancer each answer what they get.
 
 mod commands;
@@ -23,6 +23,7 @@ mod download;
 mod endpoint;
 mod events;
 mod interaction;
+mod shards;
 mod unreadable;
 mod voice;
 
@@ -33,13 +34,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use serenity::all::{ClientBuilder, CreateAllowedMentions, GatewayError, GatewayIntents, Http, HttpBuilder};
-use serenity::cache::Cache;
 use songbird::SerenityInit;
 
-use crate::config::DiscordConfig;
+use crate::config::{DiscordConfig, ShardRange};
 use crate::dispatch::Dispatcher;
 use conversation::Shared;
 use download::Downloader;
+use shards::ShardCaches;
 
 /// How long one REST call to Discord may take.
 const REST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -58,10 +59,8 @@ pub const INTENTS: GatewayIntents = GatewayIntents::GUILDS
 /// good (a bad token, say) or the process is interrupted.
 pub async fn run(dispatcher: Arc<Dispatcher>, settings: &DiscordConfig) -> anyhow::Result<()> {
     let token = settings.token.as_ref().context("no Discord token")?;
-    let mut http = HttpBuilder::new(token.expose()).default_allowed_mentions(CreateAllowedMentions::new());
     if let Some(base) = &settings.api_base {
         tracing::warn!(api_base = %base, "Discord REST and gateway go to this server, not discord.com");
-        http = http.proxy(base.as_str());
     }
     // serenity's own client has no timeout: one hung request would hang
     // the task answering that message for good.
@@ -70,7 +69,17 @@ pub async fn run(dispatcher: Arc<Dispatcher>, settings: &DiscordConfig) -> anyho
         .connect_timeout(Duration::from_secs(10))
         .build()
         .context("cannot build the HTTP client")?;
-    let http = http.client(rest).ratelimiter_disabled(!settings.rate_limiter).build();
+    // One per shard (a serenity client owns its own); they share the
+    // connection pool. Per-route rate limits are per shard, and a channel's
+    // messages all go through the shard of its server.
+    let new_http = || {
+        let mut http = HttpBuilder::new(token.expose()).default_allowed_mentions(CreateAllowedMentions::new());
+        if let Some(base) = &settings.api_base {
+            http = http.proxy(base.as_str());
+        }
+        http.client(rest.clone()).ratelimiter_disabled(!settings.rate_limiter).build()
+    };
+    let http = new_http();
     if let Some(base) = settings.api_base.as_ref().filter(|_| settings.gateway) {
         // serenity falls back to Discord's own gateway when this fails, and
         // would identify there with the token: stop instead.
@@ -103,67 +112,90 @@ pub async fn run(dispatcher: Arc<Dispatcher>, settings: &DiscordConfig) -> anyho
             settings.command_guilds.clone(),
         ));
         let (listener, public_key) = endpoint.context("no gateway and no interactions endpoint")?;
-        let cache = Arc::new(Cache::new());
         tokio::select! {
-            result = serve_interactions(listener, dispatcher, shared, http, cache, public_key) => result?,
+            result = serve_interactions(listener, dispatcher, shared, http, ShardCaches::empty(), public_key) => result?,
             _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: closing the interactions endpoint"),
         }
         return Ok(());
     }
+    let (range, max_concurrency) = shard_plan(&http, settings.shards).await?;
     let songbird = songbird::Songbird::serenity_from_config(voice::songbird_config());
     let shared = Arc::new(Shared {
         downloader,
         upload_bytes: settings.upload_bytes,
         voice: Some(voice::Voice::new(songbird.clone(), settings.voice_idle)),
     });
-    let handler = events::Handler {
+    let handler = Arc::new(events::Handler {
         dispatcher: dispatcher.clone(),
         shared: shared.clone(),
         command_guilds: settings.command_guilds.clone(),
         registering: std::sync::Once::new(),
-    };
+    });
     let intents = if settings.message_content { INTENTS } else { INTENTS.difference(GatewayIntents::MESSAGE_CONTENT) };
-    let mut client = ClientBuilder::new_with_http(http, intents)
-        .event_handler(handler)
-        .register_songbird_with(songbird)
-        .await
-        .context("cannot set up the Discord client")?;
-    let shards = match settings.shards {
-        auto if auto.is_auto() => {
-            let gateway = client.http.get_bot_gateway().await.context("Discord did not say how many shards to run")?;
-            tracing::info!(
-                shards = gateway.shards,
-                identify_per_5s = gateway.session_start_limit.max_concurrency,
-                "Discord recommends this many shards"
-            );
-            let total = gateway.shards.max(1);
-            crate::config::ShardRange { first: 0, last: total - 1, total }
-        }
-        range => range,
-    };
-    dispatcher.health().expect_shards(shards.first..=shards.last);
-    tracing::info!(shards = %shards, "connecting to Discord");
-    let manager = client.shard_manager.clone();
-    let (http, cache) = (client.http.clone(), client.cache.clone());
+    let mut clients = Vec::new();
+    let mut http = Some(http);
+    for id in range.first..=range.last {
+        let client = ClientBuilder::new_with_http(http.take().unwrap_or_else(new_http), intents)
+            .event_handler_arc(handler.clone())
+            .register_songbird_with(songbird.clone())
+            .await
+            .context("cannot set up the Discord client")?;
+        clients.push((id, client));
+    }
+    let first_http = clients.first().map(|(_, client)| client.http.clone()).context("no shard to run")?;
+    let shards = shards::Shards::new(clients, range.total, max_concurrency);
+    dispatcher.health().expect_shards(range.first..=range.last);
+    tracing::info!(shards = %range, identify_per_5s = max_concurrency, "connecting to Discord");
+    let managers = shards.managers();
+    let caches = shards.caches();
+    let store = dispatcher.store().clone();
     let interactions = async move {
         match endpoint {
             Some((listener, public_key)) => {
-                serve_interactions(listener, dispatcher, shared, http, cache, public_key).await
+                serve_interactions(listener, dispatcher, shared, first_http, caches, public_key).await
             }
             None => std::future::pending().await,
         }
     };
-    // serenity counts the end of this range in.
-    let connection = client.start_shard_range(shards.first..shards.last, shards.total);
     tokio::select! {
-        result = connection => result.map_err(explain)?,
+        result = shards.run(store) => result.map_err(explain)?,
         result = interactions => result?,
         _ = tokio::signal::ctrl_c() => {
             tracing::info!("interrupted: closing the gateway");
-            manager.shutdown_all().await;
+            for manager in managers {
+                manager.shutdown_all().await;
+            }
         }
     }
     Ok(())
+}
+
+/// Which shards to run (Discord's recommendation for `auto`) and how many
+/// may identify together (`max_concurrency`, 1 when Discord does not say).
+async fn shard_plan(http: &Http, configured: ShardRange) -> anyhow::Result<(ShardRange, u32)> {
+    match http.get_bot_gateway().await {
+        Ok(gateway) => {
+            let limit = &gateway.session_start_limit;
+            tracing::info!(
+                shards = gateway.shards,
+                identify_per_5s = limit.max_concurrency,
+                sessions_left = limit.remaining,
+                "Discord recommends this many shards"
+            );
+            let shards = if configured.is_auto() {
+                let total = gateway.shards.max(1);
+                ShardRange { first: 0, last: total - 1, total }
+            } else {
+                configured
+            };
+            Ok((shards, gateway.session_start_limit.max_concurrency.max(1) as u32))
+        }
+        Err(error) if !configured.is_auto() => {
+            tracing::warn!(%error, "Discord did not say how many shards may identify together: one at a time");
+            Ok((configured, 1))
+        }
+        Err(error) => Err(anyhow::Error::new(error).context("Discord did not say how many shards to run")),
+    }
 }
 
 /// Answers slash commands by HTTP until the listener fails. The caller
@@ -173,13 +205,13 @@ async fn serve_interactions(
     dispatcher: Arc<Dispatcher>,
     shared: Arc<Shared>,
     http: Arc<Http>,
-    cache: Arc<Cache>,
+    caches: ShardCaches,
     public_key: ed25519_dalek::VerifyingKey,
 ) -> anyhow::Result<()> {
     let address = listener.local_addr().context("the interactions listener has no address")?;
     tracing::info!(%address, "answering slash commands by HTTP");
     let endpoint =
-        Arc::new(endpoint::Endpoint { dispatcher, shared, http, cache, guard: endpoint::Guard::new(public_key) });
+        Arc::new(endpoint::Endpoint { dispatcher, shared, http, caches, guard: endpoint::Guard::new(public_key) });
     endpoint::serve(listener, endpoint).await.context("the interactions endpoint stopped")
 }
 

@@ -329,6 +329,13 @@ pub trait Store: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// Books the next turn of `queue`, whose turns are at least `spacing`
+    /// apart for every process sharing this store; returns how long to wait
+    /// for it. Turns are booked in the order asked and nothing is held
+    /// while waiting, so a process that dies before its turn only leaves a
+    /// gap. (Discord's identify budget: one IDENTIFY per bucket per 5 s.)
+    async fn take_turn(&self, queue: &str, spacing: std::time::Duration) -> Result<std::time::Duration, StoreError>;
+
     /// Answers when the database is reachable (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())

@@ -47,6 +47,7 @@ const TIMESTAMP: &str = r#"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "records", include_str!("migrations/1_records.sql")),
     (2, "deployments", include_str!("migrations/2_deployments.sql")),
+    (3, "turns", include_str!("migrations/3_turns.sql")),
 ];
 /// The announcement of a deployment or rollback (scopes never start so).
 const COMMANDS: &str = "!commands";
@@ -723,6 +724,22 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(deployment_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn take_turn(&self, queue: &str, spacing: Duration) -> Result<Duration, StoreError> {
+        // The database's clock, so machines whose clocks differ agree; one
+        // statement, so no lock is held while the caller waits.
+        let wait: f64 = sqlx::query_scalar(
+            "INSERT INTO turns (queue, next_at) VALUES ($1, clock_timestamp() + make_interval(secs => $2))
+             ON CONFLICT (queue) DO UPDATE
+                 SET next_at = greatest(turns.next_at, clock_timestamp()) + make_interval(secs => $2)
+             RETURNING extract(epoch FROM next_at - make_interval(secs => $2) - clock_timestamp())::float8",
+        )
+        .bind(queue)
+        .bind(spacing.as_secs_f64())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Duration::try_from_secs_f64(wait).unwrap_or(Duration::ZERO))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -84,6 +84,12 @@ CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+-- Turns processes on this machine take one after another
+-- (`Store::take_turn`): the earliest next one, in Unix milliseconds.
+CREATE TABLE IF NOT EXISTS turns (
+    queue   TEXT PRIMARY KEY,
+    next_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS feedback (
     id          INTEGER PRIMARY KEY,
     created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
@@ -188,6 +194,26 @@ impl Store for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![f.from.author_id, f.from.author_name, f.from.channel, f.from.guild, f.from.message_id, f.text],
             )
+        })
+        .await
+    }
+
+    async fn take_turn(&self, queue: &str, spacing: Duration) -> Result<Duration, StoreError> {
+        let queue = queue.to_string();
+        self.with(move |conn| {
+            // Every process sharing a SQLite file shares this machine's clock.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_millis() as i64);
+            let spacing = spacing.as_millis() as i64;
+            let turn: i64 = conn.query_row(
+                "INSERT INTO turns (queue, next_at) VALUES (?1, ?2 + ?3)
+                 ON CONFLICT (queue) DO UPDATE SET next_at = max(next_at, ?2) + ?3
+                 RETURNING next_at - ?3",
+                params![queue, now, spacing],
+                |row| row.get(0),
+            )?;
+            Ok(Duration::from_millis(turn.saturating_sub(now).max(0) as u64))
         })
         .await
     }

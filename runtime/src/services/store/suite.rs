@@ -27,6 +27,22 @@ pub async fn run(store: &dyn Store) {
     jobs(store).await;
     vectors(store).await;
     datasets(store).await;
+    turns(store).await;
+}
+
+/// Turns are booked one spacing apart, in the order asked; queues are
+/// independent.
+async fn turns(store: &dyn Store) {
+    let spacing = std::time::Duration::from_secs(60);
+    let first = store.take_turn("bucket/0", spacing).await.unwrap();
+    let second = store.take_turn("bucket/0", spacing).await.unwrap();
+    let third = store.take_turn("bucket/0", spacing).await.unwrap();
+    let other = store.take_turn("bucket/1", spacing).await.unwrap();
+    assert_eq!(first, std::time::Duration::ZERO);
+    // Bounds, not timings: each turn is a whole spacing after the one before.
+    assert!(second > spacing / 2 && second <= spacing, "{second:?}");
+    assert!(third > spacing * 3 / 2 && third <= spacing * 2, "{third:?}");
+    assert_eq!(other, std::time::Duration::ZERO);
 }
 
 async fn corrections_and_feedback(store: &dyn Store) {
