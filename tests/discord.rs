@@ -256,6 +256,12 @@ fn runs_the_shards_it_is_given() {
     assert_eq!(shards, vec![json!([2, 4]), json!([3, 4])]);
     fake.say(message("5", "!hi"));
     assert_eq!(fake.wait_posts(1)[0].content, "HI, user5!");
+
+    // `auto`: as many as Discord recommends (the fake says one).
+    let setup = Setup::new("");
+    let fake = FakeDiscord::start();
+    let _bot = Bot::start_with(&setup, &fake, &["--shards", "auto"]);
+    assert_eq!(fake.wait_identified(1)["shard"], json!([0, 1]));
 }
 
 #[test]

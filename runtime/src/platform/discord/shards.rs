@@ -59,15 +59,20 @@ impl Shards {
     pub async fn run(self, store: Arc<dyn Store>) -> Result<(), serenity::Error> {
         let Shards { clients, total, max_concurrency } = self;
         let mut running = JoinSet::new();
+        // Booked in id order, then waited for side by side.
         for (id, mut client) in clients {
-            let store = store.clone();
             let bucket = id % max_concurrency;
+            let span = tracing::info_span!("shard", id, bucket);
+            let wait = book_turn(store.as_ref(), bucket).instrument(span.clone()).await;
             let shard = async move {
-                wait_for_turn(store.as_ref(), bucket).await;
+                if !wait.is_zero() {
+                    tracing::info!(wait_ms = wait.as_millis() as u64, "waiting for the bucket's turn to identify");
+                    tokio::time::sleep(wait).await;
+                }
                 tracing::info!("identifying");
                 client.start_shard(id, total).await
             };
-            running.spawn(shard.instrument(tracing::info_span!("shard", id, bucket)));
+            running.spawn(shard.instrument(span));
         }
         while let Some(done) = running.join_next().await {
             match done {
@@ -80,19 +85,16 @@ impl Shards {
     }
 }
 
-/// Waits until `bucket` may identify. Without the store, waits one
-/// spacing: a collision costs an INVALID_SESSION and a retry, not the bot.
-async fn wait_for_turn(store: &dyn Store, bucket: u32) {
-    let wait = match store.take_turn(&format!("discord-identify/{bucket}"), IDENTIFY_SPACING).await {
+/// Books `bucket`'s next turn to identify; returns how long until it
+/// comes. Without the store, one spacing: a collision costs an
+/// INVALID_SESSION and a retry, not the bot.
+async fn book_turn(store: &dyn Store, bucket: u32) -> Duration {
+    match store.take_turn(&format!("discord-identify/{bucket}"), IDENTIFY_SPACING).await {
         Ok(wait) => wait,
         Err(error) => {
             tracing::warn!(%error, "the identify queue cannot be reached: identifying without a turn");
             IDENTIFY_SPACING
         }
-    };
-    if !wait.is_zero() {
-        tracing::info!(wait_ms = wait.as_millis() as u64, "waiting for the bucket's turn to identify");
-        tokio::time::sleep(wait).await;
     }
 }
 
