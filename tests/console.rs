@@ -4,7 +4,7 @@
 mod support;
 
 use serde_json::json;
-use support::{replies, reply, say, Setup};
+use support::{http_get, replies, reply, say, Setup};
 
 #[test]
 fn every_input_line_ends_with_done_in_order() {
@@ -343,4 +343,48 @@ fn join_and_leave_follow_the_author() {
     assert!(out.iter().any(|v| v["type"] == "voice_leave" && v["input"] == 3));
     assert_eq!(reply(&out, 4), "I am not in a voice channel.");
     assert_eq!(reply(&out, 5), "I cannot join: voice channels exist only in servers.");
+}
+
+/// Issue 17: `/metrics` is Prometheus's text format, and its counts move
+/// with what the bot was sent.
+#[test]
+fn metrics_count_invocations_failures_and_refusals() {
+    use prometheus_parse::{Scrape, Value};
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let setup = Setup::new(&format!("[health]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let mut bot = setup.spawn();
+    let inputs = ["!hi", "!HI", "!frobnicate", "!correct 999999 nothing here"];
+    for (n, text) in inputs.iter().enumerate() {
+        bot.send(&say(text));
+        bot.read_until_done(n as u64);
+    }
+    let (status, text) = http_get(port, "/metrics");
+    assert_eq!(status, 200);
+    let scrape = Scrape::parse(text.lines().map(|line| Ok(line.to_string()))).expect("Prometheus text");
+    let value = |metric: &str, labels: &[(&str, &str)]| -> Option<f64> {
+        let sample = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))?;
+        match &sample.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some(*v),
+            Value::Histogram(buckets) => buckets.iter().map(|b| b.count).reduce(f64::max),
+            Value::Summary(_) => None,
+        }
+    };
+    let handled = [("command", "hi"), ("outcome", "handled")];
+    assert_eq!(value("sandbot_invocations_total", &handled), Some(2.0), "{text}");
+    assert_eq!(value("sandbot_invocation_seconds", &[("command", "hi")]), Some(2.0), "{text}");
+    assert_eq!(value("sandbot_refusals_total", &[("reason", "unknown")]), Some(1.0), "{text}");
+    let failed = [("command", "correct"), ("cause", "error_reply")];
+    assert_eq!(value("sandbot_failures_total", &failed), Some(1.0), "{text}");
+    assert_eq!(value("sandbot_pool_slots_in_use", &[]), Some(0.0), "{text}");
+    // A name a user typed never becomes a label.
+    assert!(!text.contains("frobnicate"), "{text}");
+
+    bot.send(&say("!hi"));
+    bot.read_until_done(4);
+    let (_, text) = http_get(port, "/metrics");
+    assert!(text.contains(r#"sandbot_invocations_total{command="hi",outcome="handled"} 3"#), "{text}");
+    bot.finish();
 }

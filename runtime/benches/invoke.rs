@@ -2,7 +2,8 @@
 //! instance → `handle` → `send-message` → the console's JSON-lines sink.
 //!
 //! `cargo bench -p sandbot --bench invoke` (after `make build`, which
-//! builds the guests). Figures go in BENCHMARKS.md.
+//! builds the guests). Figures go in BENCHMARKS.md. Each is run without,
+//! then with, the Prometheus recorder (`_with_metrics`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -26,39 +27,48 @@ fn setup(rt: &tokio::runtime::Runtime, data: &Path) -> (Arc<Dispatcher>, Arc<Con
 }
 
 fn hi(c: &mut Criterion) {
-    let data = tempfile::tempdir().expect("temp dir");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    let (dispatcher, console) = setup(&rt, data.path());
 
-    // One message at a time, on one thread: the cost of an invocation
-    // itself, without cross-thread wake-ups.
-    let single = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let mut group = c.benchmark_group("invoke");
-    group.throughput(Throughput::Elements(1));
-    group.bench_function("hi", |b| {
-        b.to_async(&single).iter(|| async {
-            let event = console.event(0, InputLine::text("!hi")).expect("event");
-            assert_eq!(dispatcher.dispatch(event).await, Outcome::Handled);
-        })
-    });
+    // Without metrics first: the recorder, once installed, stays.
+    for metrics in ["", "_with_metrics"] {
+        if !metrics.is_empty() {
+            // Before the commands load, as the bot does: each registers
+            // its series then.
+            let _runtime = rt.enter();
+            sandbot::telemetry::install();
+        }
+        let data = tempfile::tempdir().expect("temp dir");
+        let (dispatcher, console) = setup(&rt, data.path());
+        // One message at a time, on one thread: the cost of an invocation
+        // itself, without cross-thread wake-ups.
+        let single = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(format!("hi{metrics}"), |b| {
+            b.to_async(&single).iter(|| async {
+                let event = console.event(0, InputLine::text("!hi")).expect("event");
+                assert_eq!(dispatcher.dispatch(event).await, Outcome::Handled);
+            })
+        });
 
-    // Many at once on the multi-threaded runtime the bot runs on.
-    const CONCURRENT: u64 = 64;
-    group.throughput(Throughput::Elements(CONCURRENT));
-    group.bench_function("hi_x64_concurrent", |b| {
-        b.to_async(&rt).iter(|| async {
-            let tasks: Vec<_> = (0..CONCURRENT)
-                .map(|n| {
-                    let dispatcher = dispatcher.clone();
-                    let event = console.event(n, InputLine::text("!hi")).expect("event");
-                    tokio::spawn(async move { dispatcher.dispatch(event).await })
-                })
-                .collect();
-            for task in tasks {
-                assert_eq!(task.await.expect("task"), Outcome::Handled);
-            }
-        })
-    });
+        // Many at once on the multi-threaded runtime the bot runs on.
+        const CONCURRENT: u64 = 64;
+        group.throughput(Throughput::Elements(CONCURRENT));
+        group.bench_function(format!("hi_x64_concurrent{metrics}"), |b| {
+            b.to_async(&rt).iter(|| async {
+                let tasks: Vec<_> = (0..CONCURRENT)
+                    .map(|n| {
+                        let dispatcher = dispatcher.clone();
+                        let event = console.event(n, InputLine::text("!hi")).expect("event");
+                        tokio::spawn(async move { dispatcher.dispatch(event).await })
+                    })
+                    .collect();
+                for task in tasks {
+                    assert_eq!(task.await.expect("task"), Outcome::Handled);
+                }
+            })
+        });
+    }
     group.finish();
 }
 

@@ -37,6 +37,7 @@ use crate::services::speech;
 use crate::services::store::{self, Store};
 use crate::services::Services;
 use crate::shares::{Holder, Shares};
+use crate::telemetry;
 
 /// How often a running training job is polled for the channel's sake.
 const JOB_POLL: std::time::Duration = std::time::Duration::from_secs(30);
@@ -184,6 +185,11 @@ impl Dispatcher {
         self.deployments.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
+    /// The sandbox's slots running a message now.
+    pub fn slots_in_use(&self) -> usize {
+        self.sandbox.slots_in_use()
+    }
+
     /// Where the bot's records are (and, on PostgreSQL, its deployments).
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.services.store
@@ -224,6 +230,7 @@ impl Dispatcher {
         if let (Some(limiter), false) = (&self.rate_limiter, is_operator) {
             if let Verdict::Deny { warn } = limiter.check(&author.id) {
                 tracing::info!(command = %name, "refused: rate limited");
+                telemetry::refused("rate_limited");
                 // A slash command must be answered, and privately, so it
                 // cannot flood the channel: always told.
                 if warn || event.slash.is_some() {
@@ -235,11 +242,13 @@ impl Dispatcher {
         }
         let Some(command) = self.registry.get(&name) else {
             tracing::info!(command = %name, "unknown command");
+            telemetry::refused("unknown");
             self.reply(event, format!("Unknown command `{shown}`. Try `{prefix}help`.")).await;
             return Outcome::Unknown;
         };
         if command.config.operators_only && !is_operator {
             tracing::info!(command = %name, "refused: operators only");
+            telemetry::refused("operators_only");
             self.reply(event, format!("Sorry, `{shown}` is for operators only.")).await;
             return Outcome::Refused;
         }
@@ -261,6 +270,7 @@ impl Dispatcher {
                 Ok(given) => (types::Source::Slash, options::args_text(declared, &given), given),
                 Err(why) => {
                     tracing::info!(command = name, reason = %why, "refused: options do not fit");
+                    telemetry::refused("bad_options");
                     self.reply(event, format!("`/{name}`: {why}.")).await;
                     return Outcome::BadOptions;
                 }
@@ -295,6 +305,7 @@ impl Dispatcher {
                     Holder::Server(_) => ("server", "I am busy in this server; try again in a moment.".into()),
                 };
                 tracing::info!(command = name, share = who, "refused: share in use");
+                telemetry::refused("busy");
                 self.reply(event, reply).await;
                 return Outcome::Busy;
             }
@@ -308,7 +319,9 @@ impl Dispatcher {
         );
         let started = Instant::now();
         let (guest, result) = self.sandbox.handle(&command.pre, &command.spare, guest, &invocation).await;
-        let micros = started.elapsed().as_micros() as u64;
+        let elapsed = started.elapsed();
+        let micros = elapsed.as_micros() as u64;
+        command.metrics.invocation(elapsed, result.as_ref().err());
         let user = event.message.author.id.as_str();
         for job in guest.started_jobs {
             self.report_job(event, job).await;
@@ -362,8 +375,12 @@ impl Dispatcher {
             format!("Training job `{}` {}{detail}.", job.id, job.status)
         };
         match model.job(&id).await {
-            Ok(job) if job.is_finished() => self.reply(event, status(&job)).await,
+            Ok(job) if job.is_finished() => {
+                telemetry::training_job(&job.status);
+                self.reply(event, status(&job)).await
+            }
             Ok(first) => {
+                telemetry::training_job(&first.status);
                 let event = event.clone();
                 tokio::spawn(async move {
                     let mut last = first.status.clone();
@@ -380,6 +397,7 @@ impl Dispatcher {
                             }
                         }
                         if job.is_finished() {
+                            telemetry::training_job(&job.status);
                             break;
                         }
                     }

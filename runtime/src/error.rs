@@ -57,6 +57,20 @@ impl InvokeError {
         }
     }
 
+    /// The cause as one word, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            InvokeError::Guest(_) => "error_reply",
+            InvokeError::Deadline(_) => "deadline",
+            InvokeError::OutOfMemory { .. } => "out_of_memory",
+            InvokeError::StackOverflow => "stack_overflow",
+            InvokeError::Panic(_) => "panic",
+            InvokeError::TooMuchData { .. } => "too_much_data",
+            InvokeError::Crashed(_) => "crashed",
+            InvokeError::Unavailable(_) => "unavailable",
+        }
+    }
+
     /// The cause for the log: one line, bounded.
     pub fn cause(&self) -> String {
         let text = match self {

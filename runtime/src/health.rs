@@ -1,5 +1,6 @@
 //! `/healthz` and `/readyz`, for orchestrators (systemd watchdogs,
-//! Kubernetes probes, load balancers): off unless `[health] listen` is set.
+//! Kubernetes probes, load balancers), and `/metrics` for Prometheus: off
+//! unless `[health] listen` is set.
 //!
 //! `/healthz` answers while the process runs. `/readyz` answers 200 only
 //! when this process can serve: every shard it runs is connected to the
@@ -88,24 +89,36 @@ pub async fn serve(listen: SocketAddr, dispatcher: Arc<Dispatcher>) -> anyhow::R
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (`health.listen`)"))?;
-    tracing::info!(address = %listen, "health checks at /healthz and /readyz");
-    let app = axum::Router::new().route("/healthz", get(|| async { "ok\n" })).route(
-        "/readyz",
-        get(move || async move {
-            let reasons = not_ready(&dispatcher).await;
-            if reasons.is_empty() {
-                (StatusCode::OK, "ready\n".to_string())
-            } else {
-                (StatusCode::SERVICE_UNAVAILABLE, reasons.join("\n") + "\n")
-            }
-        }),
-    );
+    tracing::info!(address = %listen, "health checks at /healthz and /readyz, metrics at /metrics");
+    crate::telemetry::install();
+    let scraped = dispatcher.clone();
+    let app = axum::Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(move || async move { metrics(&scraped) }))
+        .route(
+            "/readyz",
+            get(move || async move {
+                let reasons = not_ready(&dispatcher).await;
+                if reasons.is_empty() {
+                    (StatusCode::OK, "ready\n".to_string())
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, reasons.join("\n") + "\n")
+                }
+            }),
+        );
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "the health endpoint stopped");
         }
     });
     Ok(())
+}
+
+/// `/metrics`: Prometheus's text format.
+fn metrics(dispatcher: &Dispatcher) -> impl axum::response::IntoResponse {
+    crate::telemetry::pool_in_use(dispatcher.slots_in_use());
+    let text = crate::telemetry::render().unwrap_or_default();
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ pub mod sandbox;
 pub mod scaffold;
 pub mod services;
 pub mod shares;
+pub mod telemetry;
 pub mod text;
 
 pub use config::Config;

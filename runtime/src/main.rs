@@ -195,6 +195,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 settings.shards = shards;
             }
             let health = config.health_listen;
+            if health.is_some() {
+                // Before the commands load: each registers its series then.
+                sandbot::telemetry::install();
+            }
             let dispatcher = Arc::new(Dispatcher::start(config).await?);
             let _reloader = reload::start(dispatcher.clone())?;
             if let Some(listen) = health {
@@ -351,6 +355,9 @@ async fn console(config: Config, jsonl: bool, out: Option<PathBuf>) -> anyhow::R
     let out_dir = out.unwrap_or_else(|| config.data_dir.join("console"));
     let prefix = config.prefix.clone();
     let health = config.health_listen;
+    if health.is_some() {
+        sandbot::telemetry::install();
+    }
     let dispatcher = Arc::new(Dispatcher::start(config).await?);
     let _reloader = reload::start(dispatcher.clone())?;
     if let Some(listen) = health {

@@ -19,6 +19,7 @@ use crate::host::GuestCtx;
 use crate::platform;
 use crate::sandbox::{GuestPre, Sandbox, SpareSlot};
 use crate::services::Services;
+use crate::telemetry::CommandMetrics;
 
 /// One command, ready to instantiate.
 pub struct LoadedCommand {
@@ -36,6 +37,7 @@ pub struct LoadedCommand {
     pub reads_command_list: bool,
     /// The instance its next message will get (see [`SpareSlot`]).
     pub spare: SpareSlot,
+    pub metrics: Arc<CommandMetrics>,
 }
 
 impl LoadedCommand {
@@ -55,6 +57,7 @@ impl LoadedCommand {
             cached: self.cached,
             reads_command_list: self.reads_command_list,
             spare: SpareSlot::default(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -202,6 +205,7 @@ impl Registry {
             };
             match outcome {
                 Ok(loaded) => {
+                    crate::telemetry::component_swap("loaded");
                     report.loaded.push(name.clone());
                     next.insert(name, Arc::new(loaded));
                 }
@@ -211,6 +215,7 @@ impl Registry {
                         other => other.to_string(),
                     };
                     tracing::warn!(command = %name, error = %why, kept_old = previous.is_some(), "refused a command");
+                    crate::telemetry::component_swap("refused");
                     report.refused.push((name.clone(), why));
                     if let Some(previous) = previous {
                         warn_of_missing_grants(command, &previous.info);
@@ -333,6 +338,7 @@ async fn load(
         cached: prepared.cached,
         reads_command_list,
         spare: SpareSlot::default(),
+        metrics: Arc::new(CommandMetrics::new(&command.name)),
     })
 }
 

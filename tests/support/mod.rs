@@ -332,3 +332,16 @@ pub fn reply(out: &[Value], n: u64) -> String {
     assert_eq!(all.len(), 1, "expected one reply to input {n}, got {all:?}\nall output: {out:#?}");
     all.into_iter().next().unwrap()
 }
+
+/// `GET path` on 127.0.0.1:`port` (the bot's health and metrics port):
+/// status and body.
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the health port");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body).to_string();
+    (status, body)
+}

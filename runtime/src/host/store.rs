@@ -43,20 +43,21 @@ fn checked(field: &str, text: &str) -> Result<(), HostError> {
     Ok(())
 }
 
-/// How often, and how far apart, a correction looks again for the question
-/// a bot message answered: the answer is recorded just after it is posted
-/// (it needs the message's id), maybe by another process.
-const ANSWER_LOOKUPS: u32 = 4;
-const ANSWER_LOOKUP_GAP: std::time::Duration = std::time::Duration::from_millis(150);
+/// How long a correction waits, at most, for the question a bot message
+/// answered: the answer is recorded just after it is posted (it needs the
+/// message's id), maybe by another process. Looked up again after 50, 100,
+/// 200 and 400 ms; a message that was no model answer costs that wait.
+const ANSWER_LOOKUP_GAPS_MS: [u64; 4] = [50, 100, 200, 400];
 
 /// The question `message_id` answered, if it was a model answer.
 async fn answered_question(store: &dyn Store, channel: &str, message_id: &str) -> Result<Option<String>, HostError> {
-    for lookup in 1..=ANSWER_LOOKUPS {
+    for gap in ANSWER_LOOKUP_GAPS_MS.into_iter().map(Some).chain([None]) {
         if let Some(question) = store.question_for(channel, message_id).await? {
             return Ok(Some(question));
         }
-        if lookup < ANSWER_LOOKUPS {
-            tokio::time::sleep(ANSWER_LOOKUP_GAP).await;
+        match gap {
+            Some(ms) => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
+            None => break,
         }
     }
     Ok(None)

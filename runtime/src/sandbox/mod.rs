@@ -30,6 +30,7 @@ use crate::bindings::{types, v0_1, Command, CommandPre};
 use crate::config::Limits;
 use crate::error::InvokeError;
 use crate::host::{self, GuestCtx};
+use crate::telemetry;
 use crate::text::printable;
 use cache::CompileCache;
 pub use engine::{EngineSettings, SPARES};
@@ -106,8 +107,9 @@ fn slow_lane_turns() -> usize {
 pub struct Sandbox {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
-    /// Slots of the pool for messages.
+    /// Slots of the pool for messages, `slots` in all.
     permits: Semaphore,
+    slots: usize,
     /// Turns for invocations past their first ticks (see [`SLOW_AFTER`]).
     slow_lane: Arc<Semaphore>,
     /// The pool's one extra slot, for `describe()` (see [`engine::build`]).
@@ -243,12 +245,18 @@ impl Sandbox {
             engine,
             linker: Arc::new(linker),
             permits: Semaphore::new(settings.max_concurrency as usize),
+            slots: settings.max_concurrency as usize,
             slow_lane: Arc::new(Semaphore::new(slow_lane_turns())),
             describing: Semaphore::new(1),
             spares: Arc::default(),
             cache: None,
             _ticker: ticker,
         })
+    }
+
+    /// The pool's slots running a message now.
+    pub fn slots_in_use(&self) -> usize {
+        self.slots.saturating_sub(self.permits.available_permits())
     }
 
     /// Keeps compiled components in `dir` (see [`cache`]); on an error the
@@ -340,7 +348,14 @@ impl Sandbox {
         invocation: &types::Invocation,
     ) -> (GuestCtx, Result<(), InvokeError>) {
         let limits = guest.command.limits.clone();
-        let Ok(_permit) = self.permits.acquire().await else {
+        let permit = match self.permits.try_acquire() {
+            Ok(permit) => Ok(permit),
+            Err(_) => {
+                let _waiting = telemetry::Waiting::start();
+                self.permits.acquire().await
+            }
+        };
+        let Ok(_permit) = permit else {
             return (guest, Err(InvokeError::Unavailable("shutting down".into())));
         };
         let (mut store, made) = match spare.take() {

@@ -279,6 +279,7 @@ pub(super) fn refusal(error: serenity::Error) -> PlatformError {
     match error {
         serenity::Error::Http(HttpError::UnsuccessfulRequest(response)) => {
             let status = response.status_code.as_u16();
+            crate::telemetry::rest_error(status);
             let why = &response.error.message;
             match status {
                 404 => PlatformError::NotFound(format!("Discord: {why}")),

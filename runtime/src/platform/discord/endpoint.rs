@@ -20,13 +20,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use ed25519_dalek::{Signature, VerifyingKey};
-use serenity::all::{CreateInteractionResponse, Http, Interaction};
+use serenity::all::{CreateInteractionResponse, Interaction};
 use tokio::sync::oneshot;
 
 use super::conversation::Shared;
 use super::events::answer_slash;
 use super::interaction::Acknowledgement;
-use super::shards::ShardCaches;
+use super::shards::ShardClients;
 use crate::dispatch::Dispatcher;
 
 /// How far a request's timestamp may be from this machine's clock, either
@@ -40,10 +40,9 @@ const SEEN_SWEEP_AT: usize = 4096;
 pub struct Endpoint {
     pub dispatcher: Arc<Dispatcher>,
     pub shared: Arc<Shared>,
-    pub http: Arc<Http>,
-    /// The gateway's caches when this process also runs the gateway (role
-    /// names, voice states); empty otherwise.
-    pub caches: ShardCaches,
+    /// Each shard's REST client and cache (role names, voice states) when
+    /// this process also runs the gateway; else one client, no cache.
+    pub clients: ShardClients,
     pub guard: Guard,
 }
 
@@ -127,14 +126,18 @@ async fn receive(State(endpoint): State<Arc<Endpoint>>, headers: HeaderMap, body
         tracing::warn!(interaction = %command.id, "refused an interaction sent twice");
         return (StatusCode::UNAUTHORIZED, "interaction already answered").into_response();
     }
+    let Some((_, http)) = endpoint.clients.of(command.guild_id) else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
     // Follow-ups and edits go to the application's webhooks.
-    endpoint.http.set_application_id(command.application_id);
+    http.set_application_id(command.application_id);
     let (acknowledgement, first_response) = Acknowledgement::body();
     let answering = endpoint.clone();
     tokio::spawn(async move {
-        let Endpoint { dispatcher, shared, http, caches, .. } = answering.as_ref();
-        let cache = caches.of(command.guild_id);
-        answer_slash(dispatcher, shared, http.clone(), cache, command, acknowledgement).await;
+        let Endpoint { dispatcher, shared, clients, .. } = answering.as_ref();
+        if let Some((cache, http)) = clients.of(command.guild_id) {
+            answer_slash(dispatcher, shared, http.clone(), cache, command, acknowledgement).await;
+        }
     });
     match first_response.await {
         Ok((response, written)) => respond(&response, Some(written)),

@@ -16,6 +16,7 @@ use super::conversation::{DiscordConversation, Download, Shared};
 use super::interaction::{Acknowledgement, InteractionConversation, DEFER_AFTER};
 use crate::dispatch::Dispatcher;
 use crate::platform::{Attachment, Author, Event, Message, OptionInput, SlashCommand};
+use crate::telemetry;
 
 pub struct Handler {
     pub dispatcher: Arc<Dispatcher>,
@@ -54,12 +55,16 @@ impl EventHandler for Handler {
     async fn shard_stage_update(&self, _ctx: Context, event: ShardStageUpdateEvent) {
         let up = event.new == serenity::gateway::ConnectionStage::Connected;
         self.dispatcher.health().shard_connected(event.shard_id.0, up);
+        if up {
+            telemetry::gateway_connected(event.shard_id.0);
+        }
         tracing::info!(shard = event.shard_id.0, from = %event.old, to = %event.new, "gateway connection");
     }
 
     /// Serenity runs each event in a task of its own, so a slow command
     /// holds up nobody else, and a panic ends only that task.
     async fn message(&self, ctx: Context, msg: serenity::all::Message) {
+        telemetry::gateway_event("message");
         // The bot's own messages come back through the gateway: never answer them.
         if msg.author.id == ctx.cache.current_user().id {
             tracing::debug!(id = %msg.id, "ignored: the bot's own message");
@@ -99,6 +104,7 @@ impl EventHandler for Handler {
     /// A slash command: the same dispatcher path as a message, answered
     /// through the interaction.
     async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
+        telemetry::gateway_event("interaction");
         let Interaction::Command(command) = interaction else {
             tracing::debug!("ignored: an interaction that is not a slash command");
             return;

@@ -34,13 +34,14 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use serenity::all::{ClientBuilder, CreateAllowedMentions, GatewayError, GatewayIntents, Http, HttpBuilder};
+use serenity::http::HttpError;
 use songbird::SerenityInit;
 
 use crate::config::{DiscordConfig, ShardRange};
 use crate::dispatch::Dispatcher;
 use conversation::Shared;
 use download::Downloader;
-use shards::ShardCaches;
+use shards::ShardClients;
 
 /// How long one REST call to Discord may take.
 const REST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -113,7 +114,7 @@ pub async fn run(dispatcher: Arc<Dispatcher>, settings: &DiscordConfig) -> anyho
         ));
         let (listener, public_key) = endpoint.context("no gateway and no interactions endpoint")?;
         tokio::select! {
-            result = serve_interactions(listener, dispatcher, shared, http, ShardCaches::empty(), public_key) => result?,
+            result = serve_interactions(listener, dispatcher, shared, ShardClients::without_gateway(http), public_key) => result?,
             _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: closing the interactions endpoint"),
         }
         return Ok(());
@@ -142,18 +143,15 @@ pub async fn run(dispatcher: Arc<Dispatcher>, settings: &DiscordConfig) -> anyho
             .context("cannot set up the Discord client")?;
         clients.push((id, client));
     }
-    let first_http = clients.first().map(|(_, client)| client.http.clone()).context("no shard to run")?;
     let shards = shards::Shards::new(clients, range.total, max_concurrency);
     dispatcher.health().expect_shards(range.first..=range.last);
     tracing::info!(shards = %range, identify_per_5s = max_concurrency, "connecting to Discord");
     let managers = shards.managers();
-    let caches = shards.caches();
+    let clients = shards.clients();
     let store = dispatcher.store().clone();
     let interactions = async move {
         match endpoint {
-            Some((listener, public_key)) => {
-                serve_interactions(listener, dispatcher, shared, first_http, caches, public_key).await
-            }
+            Some((listener, public_key)) => serve_interactions(listener, dispatcher, shared, clients, public_key).await,
             None => std::future::pending().await,
         }
     };
@@ -182,6 +180,12 @@ async fn shard_plan(http: &Http, configured: ShardRange) -> anyhow::Result<(Shar
                 sessions_left = limit.remaining,
                 "Discord recommends this many shards"
             );
+            if limit.remaining == 0 {
+                tracing::warn!(
+                    reset_after_ms = limit.reset_after,
+                    "no gateway sessions left today: shards will not connect until Discord resets the count"
+                );
+            }
             let shards = if configured.is_auto() {
                 let total = gateway.shards.max(1);
                 ShardRange { first: 0, last: total - 1, total }
@@ -189,6 +193,11 @@ async fn shard_plan(http: &Http, configured: ShardRange) -> anyhow::Result<(Shar
                 configured
             };
             Ok((shards, gateway.session_start_limit.max_concurrency.max(1) as u32))
+        }
+        Err(serenity::Error::Http(HttpError::UnsuccessfulRequest(response)))
+            if response.status_code.as_u16() == 401 =>
+        {
+            anyhow::bail!("Discord refused the token: check DISCORD_TOKEN (or `discord.token`)")
         }
         Err(error) if !configured.is_auto() => {
             tracing::warn!(%error, "Discord did not say how many shards may identify together: one at a time");
@@ -204,14 +213,13 @@ async fn serve_interactions(
     listener: tokio::net::TcpListener,
     dispatcher: Arc<Dispatcher>,
     shared: Arc<Shared>,
-    http: Arc<Http>,
-    caches: ShardCaches,
+    clients: ShardClients,
     public_key: ed25519_dalek::VerifyingKey,
 ) -> anyhow::Result<()> {
     let address = listener.local_addr().context("the interactions listener has no address")?;
     tracing::info!(%address, "answering slash commands by HTTP");
     let endpoint =
-        Arc::new(endpoint::Endpoint { dispatcher, shared, http, caches, guard: endpoint::Guard::new(public_key) });
+        Arc::new(endpoint::Endpoint { dispatcher, shared, clients, guard: endpoint::Guard::new(public_key) });
     endpoint::serve(listener, endpoint).await.context("the interactions endpoint stopped")
 }
 

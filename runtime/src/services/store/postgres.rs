@@ -728,11 +728,15 @@ impl Store for PgStore {
 
     async fn take_turn(&self, queue: &str, spacing: Duration) -> Result<Duration, StoreError> {
         // The database's clock, so machines whose clocks differ agree; one
-        // statement, so no lock is held while the caller waits.
+        // statement, so no lock is held while the caller waits. A turn over
+        // an hour ahead is a clock that jumped back: it starts again now.
         let wait: f64 = sqlx::query_scalar(
             "INSERT INTO turns (queue, next_at) VALUES ($1, clock_timestamp() + make_interval(secs => $2))
              ON CONFLICT (queue) DO UPDATE
-                 SET next_at = greatest(turns.next_at, clock_timestamp()) + make_interval(secs => $2)
+                 SET next_at = CASE WHEN turns.next_at > clock_timestamp() + interval '1 hour'
+                                    THEN clock_timestamp()
+                                    ELSE greatest(turns.next_at, clock_timestamp()) END
+                               + make_interval(secs => $2)
              RETURNING extract(epoch FROM next_at - make_interval(secs => $2) - clock_timestamp())::float8",
         )
         .bind(queue)

@@ -201,14 +201,16 @@ impl Store for SqliteStore {
     async fn take_turn(&self, queue: &str, spacing: Duration) -> Result<Duration, StoreError> {
         let queue = queue.to_string();
         self.with(move |conn| {
-            // Every process sharing a SQLite file shares this machine's clock.
+            // Every process sharing a SQLite file shares this machine's
+            // clock. A turn over an hour ahead is a clock that jumped back.
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |since| since.as_millis() as i64);
             let spacing = spacing.as_millis() as i64;
             let turn: i64 = conn.query_row(
                 "INSERT INTO turns (queue, next_at) VALUES (?1, ?2 + ?3)
-                 ON CONFLICT (queue) DO UPDATE SET next_at = max(next_at, ?2) + ?3
+                 ON CONFLICT (queue) DO UPDATE
+                     SET next_at = CASE WHEN next_at > ?2 + 3600000 THEN ?2 ELSE max(next_at, ?2) END + ?3
                  RETURNING next_at - ?3",
                 params![queue, now, spacing],
                 |row| row.get(0),
