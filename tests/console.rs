@@ -379,6 +379,13 @@ fn metrics_count_invocations_failures_and_refusals() {
     let failed = [("command", "correct"), ("cause", "error_reply")];
     assert_eq!(value("sandbot_failures_total", &failed), Some(1.0), "{text}");
     assert_eq!(value("sandbot_pool_slots_in_use", &[]), Some(0.0), "{text}");
+    // Seconds, not milliseconds: two `!hi` take well under one.
+    let sum: f64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix(r#"sandbot_invocation_seconds_sum{command="hi"} "#))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no sum for hi: {text}"));
+    assert!(sum > 0.0 && sum < 1.0, "{sum}");
     // A name a user typed never becomes a label.
     assert!(!text.contains("frobnicate"), "{text}");
 

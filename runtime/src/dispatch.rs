@@ -390,6 +390,9 @@ impl Dispatcher {
                         tokio::time::sleep(JOB_POLL).await;
                         let Ok(job) = model.job(&id).await else { continue };
                         if job.status != last || job.is_finished() {
+                            if job.status != last {
+                                telemetry::training_job(&job.status);
+                            }
                             last = job.status.clone();
                             let report = Outgoing { content: status(&job), files: Vec::new() };
                             if let Err(e) = event.conversation.send(report).await {
@@ -397,7 +400,6 @@ impl Dispatcher {
                             }
                         }
                         if job.is_finished() {
-                            telemetry::training_job(&job.status);
                             break;
                         }
                     }

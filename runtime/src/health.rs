@@ -90,7 +90,6 @@ pub async fn serve(listen: SocketAddr, dispatcher: Arc<Dispatcher>) -> anyhow::R
         .await
         .with_context(|| format!("cannot listen on {listen} (`health.listen`)"))?;
     tracing::info!(address = %listen, "health checks at /healthz and /readyz, metrics at /metrics");
-    crate::telemetry::install();
     let scraped = dispatcher.clone();
     let app = axum::Router::new()
         .route("/healthz", get(|| async { "ok\n" }))

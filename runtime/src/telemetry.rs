@@ -22,32 +22,45 @@ const BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
-/// Starts recording, once per process (later calls change nothing).
+/// Starts recording, once per process (later calls change nothing). Call
+/// it before the commands load: each registers its series then, and one
+/// made before records nothing.
 pub fn install() {
     HANDLE.get_or_init(|| {
-        let recorder = match PrometheusBuilder::new().set_buckets(BUCKETS) {
-            Ok(builder) => builder.build_recorder(),
-            // Only for an empty bucket list, which BUCKETS is not.
-            Err(_) => PrometheusBuilder::new().build_recorder(),
-        };
+        let builder = PrometheusBuilder::new().set_buckets(BUCKETS).expect("BUCKETS is not empty");
+        let recorder = builder.build_recorder();
         let handle = recorder.handle();
+        // Histograms keep what they record in buffers until a scrape or
+        // this upkeep drains them; without scrapes they would grow.
+        let upkeep = handle.clone();
+        let keep_up = move || upkeep.run_upkeep();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    let mut every = tokio::time::interval(UPKEEP);
+                    loop {
+                        every.tick().await;
+                        keep_up();
+                    }
+                });
+            }
+            Err(_) => {
+                std::thread::spawn(move || loop {
+                    std::thread::sleep(UPKEEP);
+                    keep_up();
+                });
+            }
+        }
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("another metrics recorder was installed first: /metrics stays empty");
         }
         describe();
-        // Histograms are kept in buffers drained here; without scrapes
-        // they would grow.
-        let upkeep = handle.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(5));
-            loop {
-                every.tick().await;
-                upkeep.run_upkeep();
-            }
-        });
         handle
     });
 }
+
+/// How often histogram buffers are drained between scrapes.
+const UPKEEP: Duration = Duration::from_secs(5);
 
 /// The metrics in Prometheus's text format; `None` before [`install`].
 pub fn render() -> Option<String> {
@@ -58,11 +71,15 @@ fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!("sandbot_invocations_total", "Command invocations, by command and outcome (handled, failed)");
     describe_counter!("sandbot_failures_total", "Failed invocations, by command and cause");
-    describe_histogram!("sandbot_invocation_seconds", Unit::Seconds, "Time in the sandbox per invocation");
+    describe_histogram!(
+        "sandbot_invocation_seconds",
+        Unit::Seconds,
+        "Time per invocation, from asking for a sandbox slot to the end"
+    );
     describe_counter!("sandbot_refusals_total", "Messages refused before a command ran, by reason");
     describe_gauge!("sandbot_pool_slots_in_use", "Sandbox slots running a command now");
     describe_gauge!("sandbot_pool_waiting", "Invocations waiting for a sandbox slot");
-    describe_counter!("sandbot_gateway_events_total", "Gateway events handled, by kind");
+    describe_counter!("sandbot_gateway_events_total", "Gateway events received, by kind");
     describe_counter!(
         "sandbot_gateway_connections_total",
         "Gateway connections made (reconnects: beyond one per shard)"
@@ -72,14 +89,14 @@ fn describe() {
     describe_histogram!("sandbot_speech_seconds", Unit::Seconds, "Speech calls, by operation");
     describe_counter!(
         "sandbot_training_jobs_total",
-        "Training jobs reaching a state (queued, running, succeeded, failed)"
+        "Training jobs this process started, each time one is seen in a new state"
     );
-    describe_counter!("sandbot_component_swaps_total", "Components swapped in or refused on a reload");
+    describe_counter!("sandbot_component_swaps_total", "Components loaded or refused by a reload");
 }
 
 /// One command's series, registered when it loads: an invocation then
-/// costs two atomic adds and no lookup. Made before [`install`], they
-/// record nothing.
+/// costs a histogram record and a counter add, and no lookup. Made before
+/// [`install`], they record nothing.
 pub struct CommandMetrics {
     command: String,
     handled: Counter,
@@ -141,7 +158,7 @@ pub fn pool_in_use(slots: usize) {
     gauge!("sandbot_pool_slots_in_use").set(slots as f64);
 }
 
-/// A gateway event was handled (`message`, `interaction`).
+/// A gateway event was received (`message`, `interaction`).
 pub fn gateway_event(kind: &'static str) {
     counter!("sandbot_gateway_events_total", "kind" => kind).increment(1);
 }
@@ -156,7 +173,7 @@ pub fn rest_error(status: u16) {
     counter!("sandbot_discord_rest_errors_total", "status" => status.to_string()).increment(1);
 }
 
-/// A model call (`answer`, `train`, …) took `elapsed`.
+/// A model call (`answer`, `predict`) took `elapsed`.
 pub fn model_call(operation: &'static str, elapsed: Duration) {
     histogram!("sandbot_model_seconds", "operation" => operation).record(elapsed);
 }
@@ -175,8 +192,8 @@ pub fn training_job(state: &str) {
     counter!("sandbot_training_jobs_total", "state" => state).increment(1);
 }
 
-/// A reload swapped a component in (`loaded`) or kept the old one
-/// (`refused`).
+/// A reload loaded a component, new or changed (`loaded`), or refused
+/// one (`refused`, the old version serving on).
 pub fn component_swap(result: &'static str) {
     counter!("sandbot_component_swaps_total", "result" => result).increment(1);
 }
