@@ -14,8 +14,9 @@
 //! client per shard, identifying in turns booked in the store (`shards`).
 //! What several processes share is the store (PostgreSQL for a fleet, or
 //! one SQLite file on one machine); rate limits and the model's in-memory
-//! state are per process. Slash commands by HTTP need no gateway at all: replicas with
-//! `gateway = false` behind a load balancer each answer what they get.
+//! state are per process. Slash commands by HTTP need no gateway at all:
+//! replicas with `gateway = false` behind a load balancer each answer what
+//! they get.
 
 mod commands;
 mod conversation;
