@@ -6,6 +6,7 @@
 //! nothing. Labels are bounded sets (command names come from the config or
 //! deployments, never from what a user typed).
 
+use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -173,14 +174,21 @@ pub fn rest_error(status: u16) {
     counter!("sandbot_discord_rest_errors_total", "status" => status.to_string()).increment(1);
 }
 
-/// A model call (`answer`, `predict`) took `elapsed`.
-pub fn model_call(operation: &'static str, elapsed: Duration) {
-    histogram!("sandbot_model_seconds", "operation" => operation).record(elapsed);
+/// Runs a model call (`answer`, `predict`), timing it.
+pub async fn model_call<T>(operation: &'static str, call: impl Future<Output = T>) -> T {
+    timed("sandbot_model_seconds", operation, call).await
 }
 
-/// A speech call (`transcribe`, `synthesize`) took `elapsed`.
-pub fn speech_call(operation: &'static str, elapsed: Duration) {
-    histogram!("sandbot_speech_seconds", "operation" => operation).record(elapsed);
+/// Runs a speech call (`transcribe`, `synthesize`), timing it.
+pub async fn speech_call<T>(operation: &'static str, call: impl Future<Output = T>) -> T {
+    timed("sandbot_speech_seconds", operation, call).await
+}
+
+async fn timed<T>(metric: &'static str, operation: &'static str, call: impl Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let out = call.await;
+    histogram!(metric, "operation" => operation).record(started.elapsed());
+    out
 }
 
 /// A training job reached `state`.

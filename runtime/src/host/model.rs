@@ -149,10 +149,8 @@ impl model::Host for GuestCtx {
         let (progress, written) = watch::channel(String::new());
         let (scope, channel, question) = (self.scope(), self.message.channel.clone(), prompt.clone());
         let task = tokio::spawn(async move {
-            let started = std::time::Instant::now();
-            let answer = model.answer_streamed(Asked { scope: &scope, channel: &channel }, &question, progress).await;
-            crate::telemetry::model_call("answer", started.elapsed());
-            answer
+            let asked = Asked { scope: &scope, channel: &channel };
+            crate::telemetry::model_call("answer", model.answer_streamed(asked, &question, progress)).await
         });
         self.pending_answer = Some(prompt);
         let stream = AnswerStream { progress: written, task: Some(task), given: None };
@@ -166,10 +164,7 @@ impl model::Host for GuestCtx {
         prompt_fits(&prompt)?;
         let scope = self.scope();
         let asked = Asked { scope: &scope, channel: &self.message.channel };
-        let started = std::time::Instant::now();
-        let answer = self.model()?.answer(asked, &prompt).await;
-        crate::telemetry::model_call("answer", started.elapsed());
-        let answer = answer?;
+        let answer = crate::telemetry::model_call("answer", self.model()?.answer(asked, &prompt)).await?;
         // Remembered so that the message carrying the answer can later be
         // corrected against this question.
         self.pending_answer = Some(prompt);
@@ -195,10 +190,8 @@ impl model::Host for GuestCtx {
         if input.chars().count() > MAX_PROMPT_CHARS {
             return Err(HostError::TooLarge(format!("an input is over {MAX_PROMPT_CHARS} characters")));
         }
-        let started = std::time::Instant::now();
-        let predicted = self.model()?.predict(&self.scope(), &input).await;
-        crate::telemetry::model_call("predict", started.elapsed());
-        Ok(predicted?)
+        let scope = self.scope();
+        Ok(crate::telemetry::model_call("predict", self.model()?.predict(&scope, &input)).await?)
     }
 
     async fn save_dataset(&mut self, name: String, list: Vec<model::Example>) -> Result<u32, HostError> {

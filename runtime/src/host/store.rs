@@ -51,16 +51,14 @@ const ANSWER_LOOKUP_GAPS_MS: [u64; 4] = [50, 100, 200, 400];
 
 /// The question `message_id` answered, if it was a model answer.
 async fn answered_question(store: &dyn Store, channel: &str, message_id: &str) -> Result<Option<String>, HostError> {
-    for gap in ANSWER_LOOKUP_GAPS_MS.into_iter().map(Some).chain([None]) {
+    let mut gaps = ANSWER_LOOKUP_GAPS_MS.into_iter();
+    loop {
         if let Some(question) = store.question_for(channel, message_id).await? {
             return Ok(Some(question));
         }
-        match gap {
-            Some(ms) => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
-            None => break,
-        }
+        let Some(ms) = gaps.next() else { return Ok(None) };
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
-    Ok(None)
 }
 
 impl store::Host for GuestCtx {

@@ -45,10 +45,7 @@ impl voice::Host for GuestCtx {
         let tts = self.services.tts.clone().ok_or_else(|| HostError::Unavailable("speech is turned off".into()))?;
         // A failure to speak is `unavailable`, so the guest can write the
         // text instead of losing it.
-        let started = std::time::Instant::now();
-        let audio = tts.synthesize(&text).await;
-        crate::telemetry::speech_call("synthesize", started.elapsed());
-        let audio = audio.map_err(|e| match e {
+        let audio = crate::telemetry::speech_call("synthesize", tts.synthesize(&text)).await.map_err(|e| match e {
             SpeechError::Failed(why) => {
                 tracing::warn!(error = %why, "speech synthesis failed");
                 HostError::Unavailable("speaking is not possible right now".into())
@@ -71,9 +68,6 @@ impl voice::Host for GuestCtx {
             .speech
             .clone()
             .ok_or_else(|| HostError::Unavailable("speech recognition is turned off".into()))?;
-        let started = std::time::Instant::now();
-        let text = speech.transcribe(audio).await;
-        crate::telemetry::speech_call("transcribe", started.elapsed());
-        Ok(text?)
+        Ok(crate::telemetry::speech_call("transcribe", speech.transcribe(audio)).await?)
     }
 }
