@@ -1,8 +1,10 @@
-//! Commands deployed to a whole fleet through the shared store:
-//! `sandbot deploy`, `rollback` and `versions`.
+//! Commands deployed through the store: `sandbot deploy`, `rollback` and
+//! `versions`, and the dashboard's upload.
 //!
 //! A deployment is a component and its `[commands.<name>]` entry, kept in
-//! PostgreSQL. Every process copies the component to
+//! the store: PostgreSQL tells a whole fleet at once, SQLite only the
+//! process that reloads (the dashboard's, or at the next `!reload` or
+//! start). Every process copies the component to
 //! `data_dir/deployed/<sha256>.wasm` and loads it as it loads a file from
 //! the guests folder: through its own compile cache, checked, and swapped
 //! in only if it fits (else the version running keeps serving). A

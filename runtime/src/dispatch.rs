@@ -321,8 +321,8 @@ impl Dispatcher {
         let (guest, result) = self.sandbox.handle(&command.pre, &command.spare, guest, &invocation).await;
         let elapsed = started.elapsed();
         let micros = elapsed.as_micros() as u64;
-        command.metrics.invocation(elapsed, result.as_ref().err());
         let user = event.message.author.id.as_str();
+        command.metrics.invocation(elapsed, result.as_ref().err(), user);
         for job in guest.started_jobs {
             self.report_job(event, job).await;
         }

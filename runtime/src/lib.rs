@@ -15,7 +15,9 @@
 //! | [`sandbox`]  | one wasmtime engine; a fresh, limited instance per message           |
 //! | [`host`]     | the WIT host interfaces, one file each, checked against grants       |
 //! | [`services`] | what host functions reach: the database, the granted folders         |
-//! | [`health`]   | `/healthz` and `/readyz` for orchestrators                           |
+//! | [`health`]   | `/healthz`, `/readyz` and `/metrics` for orchestrators               |
+//! | [`telemetry`]| what the bot counts: Prometheus metrics, recent failures, latencies   |
+//! | [`dashboard`]| the operator's web page: commands, failures, jobs, deploys           |
 //! | [`error`]    | the one place that turns failures into user replies and log causes   |
 //! | [`config`]   | `sandbot.toml`: raw form, then resolved and validated                |
 //!
@@ -25,6 +27,7 @@ pub mod bindings;
 pub mod calibrate;
 pub mod check;
 pub mod config;
+pub mod dashboard;
 pub mod deploy;
 pub mod dispatch;
 pub mod error;

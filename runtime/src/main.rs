@@ -207,6 +207,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 sandbot::health::serve(listen, dispatcher.clone()).await?;
             }
+            start_dashboard(&dispatcher).await?;
             discord::run(dispatcher, &settings).await
         }
         Command::Console { jsonl, out } => console(config()?, jsonl, out).await,
@@ -309,11 +310,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (deployment, report) =
                 deploy::deploy(&config, &*store, &name, &wasm, &entry, &deploy::operator()).await?;
             println!("{report}");
-            println!(
-                "deployed {name} as #{} (sha256 {}); every process loads it within a second",
-                deployment.id,
-                &deployment.sha256[..12]
-            );
+            let reach = if config.store_url().is_some() {
+                "every process loads it within a second"
+            } else {
+                "a running bot on this SQLite store loads it at its next `!reload` or start"
+            };
+            println!("deployed {name} as #{} (sha256 {}); {reach}", deployment.id, &deployment.sha256[..12]);
             Ok(())
         }
         Command::Rollback { name } => {
@@ -363,6 +365,7 @@ async fn console(config: Config, jsonl: bool, out: Option<PathBuf>) -> anyhow::R
     if let Some(listen) = health {
         sandbot::health::serve(listen, dispatcher.clone()).await?;
     }
+    start_dashboard(&dispatcher).await?;
     let mode = if jsonl { Mode::JsonLines } else { Mode::Interactive };
     let console = Console::new(Box::new(std::io::stdout()), mode, &out_dir)
         .with_context(|| format!("cannot create the output folder {}", out_dir.display()))?;
@@ -379,5 +382,19 @@ async fn console(config: Config, jsonl: bool, out: Option<PathBuf>) -> anyhow::R
         result = session => result??,
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
     }
+    Ok(())
+}
+
+/// Starts the dashboard when the config has one, and says where it is
+/// (with the token it made up, when the config gave none).
+async fn start_dashboard(dispatcher: &Arc<Dispatcher>) -> anyhow::Result<()> {
+    let Some(settings) = dispatcher.config().dashboard.clone() else { return Ok(()) };
+    let started = sandbot::dashboard::serve(&settings, dispatcher.clone()).await?;
+    let url = format!("http://{}/", started.address);
+    match started.made_up_token {
+        Some(token) => eprintln!("dashboard: {url}  (token for this run: {token})"),
+        None => eprintln!("dashboard: {url}  (log in with [dashboard] token or SANDBOT_DASHBOARD_TOKEN)"),
+    }
+    tracing::info!(address = %url, "the dashboard is listening");
     Ok(())
 }

@@ -136,6 +136,11 @@ impl Grants {
         self.0 & f.bit() != 0
     }
 
+    /// The functions granted, as `interface.function`.
+    pub fn names(self) -> Vec<String> {
+        HostFn::ALL.iter().filter(|f| self.allows(**f)).map(HostFn::to_string).collect()
+    }
+
     /// The needs (as a guest declares them) that these grants do not cover.
     pub fn missing(self, needs: &[String]) -> Vec<&str> {
         needs

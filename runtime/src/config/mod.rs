@@ -18,7 +18,7 @@ use std::time::Duration;
 
 pub use discord::{DiscordConfig, ShardRange, ShardRangeError, Token, API_BASE_ENV, TOKEN_ENV};
 pub use grants::{Grants, HostFn, UnknownGrant};
-use raw::{RawConfig, RawLimits, RawSpeech};
+use raw::{RawConfig, RawDashboard, RawLimits, RawSpeech};
 pub use raw::{RawEntry, Secret};
 
 use crate::platform::Author;
@@ -89,6 +89,15 @@ pub struct CommandConfig {
     pub read: Vec<String>,
     pub operators_only: bool,
     pub limits: Limits,
+}
+
+/// `[dashboard]`: where the operator's web page listens, and its token.
+#[derive(Debug, Clone)]
+pub struct DashboardSettings {
+    pub listen: std::net::SocketAddr,
+    /// `None` only on loopback: the dashboard makes one up at start and
+    /// prints it.
+    pub token: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -202,6 +211,8 @@ pub struct Config {
     /// Where `/healthz` and `/readyz` answer (`[health] listen`); off when
     /// `None`.
     pub health_listen: Option<std::net::SocketAddr>,
+    /// The operator's dashboard (`[dashboard]`); off when `None`.
+    pub dashboard: Option<DashboardSettings>,
     /// `[limits]`: what a command's own `limits` start from.
     pub default_limits: Limits,
 }
@@ -488,6 +499,7 @@ impl Resolver<'_> {
                 self.invalid("health.listen", format!("`{text}` is not an address; write one like `127.0.0.1:8092`"))
             })?),
         };
+        let dashboard = self.dashboard(raw.dashboard, std::env::var("SANDBOT_DASHBOARD_TOKEN").ok())?;
         let store_url = raw.store.url.or_else(|| std::env::var("SANDBOT_DATABASE_URL").ok()).filter(|u| !u.is_empty());
         if store_url.as_deref().is_some_and(|url| !crate::services::store::is_postgres(url)) {
             return Err(self.invalid(
@@ -538,7 +550,39 @@ impl Resolver<'_> {
             store_url: store_url.map(Secret),
             default_limits,
             health_listen,
+            dashboard,
         })
+    }
+
+    /// The `[dashboard]` table; `env_token` is `SANDBOT_DASHBOARD_TOKEN`,
+    /// which wins over the file's.
+    fn dashboard(
+        &self,
+        raw: RawDashboard,
+        env_token: Option<String>,
+    ) -> Result<Option<DashboardSettings>, ConfigError> {
+        let listen: std::net::SocketAddr = match raw.listen.as_deref() {
+            None | Some("") => return Ok(None),
+            Some(text) => text.parse().map_err(|_| {
+                self.invalid("dashboard.listen", format!("`{text}` is not an address; write one like `127.0.0.1:8091`"))
+            })?,
+        };
+        let token = env_token.or(raw.token.map(|t| t.0)).filter(|t| !t.is_empty());
+        if let Some(token) = &token {
+            if token.len() < 16 {
+                return Err(self.invalid("dashboard.token", "must be at least 16 characters (`openssl rand -hex 16`)"));
+            }
+        }
+        if token.is_none() && !listen.ip().is_loopback() {
+            return Err(self.invalid(
+                "dashboard.listen",
+                format!(
+                    "{listen} is reachable from other machines: set `[dashboard] token` (or SANDBOT_DASHBOARD_TOKEN), \
+                     or listen on 127.0.0.1"
+                ),
+            ));
+        }
+        Ok(Some(DashboardSettings { listen, token: token.map(Secret) }))
     }
 
     /// The `[speech]` table: which engines hear and speak, and their limits.

@@ -33,6 +33,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub health: RawHealth,
     #[serde(default)]
+    pub dashboard: RawDashboard,
+    #[serde(default)]
     pub roots: BTreeMap<String, PathBuf>,
     #[serde(default)]
     pub commands: BTreeMap<String, RawCommand>,
@@ -73,6 +75,13 @@ pub struct RawRateLimit {
 #[serde(deny_unknown_fields)]
 pub struct RawHealth {
     pub listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDashboard {
+    pub listen: Option<String>,
+    pub token: Option<Secret>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -168,6 +168,7 @@ impl GuestCtx {
             return Ok(());
         }
         tracing::warn!(command = %self.command.name, function = %f, "denied: not granted");
+        crate::telemetry::denied_call(&self.command.name, &f.to_string(), &self.message.author.id);
         Err(HostError::Denied(format!("`{f}` is not granted to `{}`", self.command.name)))
     }
 }

@@ -259,6 +259,18 @@ pub trait Store: Send + Sync {
     /// fields from every backend; `created_at` in UTC, to the millisecond).
     async fn export(&self, table: Table) -> Result<Vec<serde_json::Value>, StoreError>;
 
+    /// A page of `table`, newest first: up to `limit` rows whose ids are
+    /// below `before` (from the newest when `None`); fields as `export`.
+    async fn export_page(
+        &self,
+        table: Table,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<serde_json::Value>, StoreError>;
+
+    /// The newest `limit` training jobs, newest first.
+    async fn recent_jobs(&self, limit: u32) -> Result<Vec<JobRecord>, StoreError>;
+
     /// Remembers which question a model answer (a bot message) answered.
     async fn record_answer(
         &self,
@@ -299,35 +311,24 @@ pub trait Store: Send + Sync {
     async fn dataset(&self, scope: &Scope, name: &str) -> Result<Option<Vec<Example>>, StoreError>;
 
     /// The deployment each deployed command runs now (its newest not
-    /// rolled back), by name. A store that cannot be shared has none.
-    async fn current_deployments(&self) -> Result<Vec<Deployment>, StoreError> {
-        Ok(Vec::new())
-    }
+    /// rolled back), by name.
+    async fn current_deployments(&self) -> Result<Vec<Deployment>, StoreError>;
 
     /// The component of deployment `id`.
-    async fn deployed_wasm(&self, id: i64) -> Result<Vec<u8>, StoreError> {
-        Err(StoreError::Unsupported(format!("no deployment {id}: only a PostgreSQL store holds deployments")))
-    }
+    async fn deployed_wasm(&self, id: i64) -> Result<Vec<u8>, StoreError>;
 
     /// Stores a new version of `name`, current from now on, and tells
-    /// every process.
-    async fn deploy(&self, name: &str, wasm: &[u8], entry: &str, by: &str) -> Result<Deployment, StoreError> {
-        let _ = (name, wasm, entry, by);
-        Err(StoreError::Unsupported("deploying to a fleet needs a PostgreSQL store (`[store] url`)".into()))
-    }
+    /// every process that hears the store's changes (PostgreSQL's do; a
+    /// SQLite store's process reloads itself).
+    async fn deploy(&self, name: &str, wasm: &[u8], entry: &str, by: &str) -> Result<Deployment, StoreError>;
 
     /// Rolls `name`'s current deployment back, and tells every process;
     /// returns the one now current (`None`: the config's entry, if any,
     /// serves again). Err when `name` has no deployment to roll back.
-    async fn rollback(&self, name: &str) -> Result<Option<Deployment>, StoreError> {
-        let _ = name;
-        Err(StoreError::Unsupported("rolling back needs a PostgreSQL store (`[store] url`)".into()))
-    }
+    async fn rollback(&self, name: &str) -> Result<Option<Deployment>, StoreError>;
 
     /// Every deployment, oldest first.
-    async fn deployments(&self) -> Result<Vec<Deployment>, StoreError> {
-        Ok(Vec::new())
-    }
+    async fn deployments(&self) -> Result<Vec<Deployment>, StoreError>;
 
     /// Books the next turn of `queue`, whose turns are at least `spacing`
     /// apart for every process sharing this store; returns how long to wait

@@ -114,6 +114,56 @@ impl std::fmt::Display for Imported {
 }
 
 impl PgStore {
+    /// `table`'s rows as JSON objects; `tail` filters (`$1`: the id below
+    /// which, NULL for all) and orders, followed by `LIMIT $2` (NULL: all).
+    async fn export_rows(
+        &self,
+        table: Table,
+        tail: &str,
+        before: Option<i64>,
+        limit: Option<u32>,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        let columns = match table {
+            Table::Corrections => format!(
+                "SELECT id, {TIMESTAMP} AS created_at, author_id, author_name, channel, guild, message_id,
+                        corrected_message_id, original, correction, question, scope FROM corrections"
+            ),
+            Table::Feedback => format!(
+                "SELECT id, {TIMESTAMP} AS created_at, author_id, author_name, channel, guild, message_id, text
+                 FROM feedback"
+            ),
+        };
+        let rows = sqlx::query(&format!("{columns} {tail} LIMIT $2"))
+            .bind(before)
+            .bind(limit.map(i64::from))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut line = json!({
+                "id": row.try_get::<i64, _>("id")?,
+                "created_at": row.try_get::<String, _>("created_at")?,
+                "author_id": row.try_get::<String, _>("author_id")?,
+                "author_name": row.try_get::<String, _>("author_name")?,
+                "channel": row.try_get::<String, _>("channel")?,
+                "guild": row.try_get::<Option<String>, _>("guild")?,
+                "message_id": row.try_get::<String, _>("message_id")?,
+            });
+            let texts: &[&str] = match table {
+                Table::Corrections => &["corrected_message_id", "original", "correction", "scope"],
+                Table::Feedback => &["text"],
+            };
+            for name in texts {
+                line[*name] = json!(row.try_get::<String, _>(*name)?);
+            }
+            if table == Table::Corrections {
+                line["question"] = json!(row.try_get::<Option<String>, _>("question")?);
+            }
+            out.push(line);
+        }
+        Ok(out)
+    }
+
     /// Connects, brings the schema up to date, and starts hearing the
     /// other processes' changes.
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
@@ -440,41 +490,24 @@ impl Store for PgStore {
     }
 
     async fn export(&self, table: Table) -> Result<Vec<serde_json::Value>, StoreError> {
-        let sql = match table {
-            Table::Corrections => format!(
-                "SELECT id, {TIMESTAMP} AS created_at, author_id, author_name, channel, guild, message_id,
-                        corrected_message_id, original, correction, question, scope FROM corrections ORDER BY id"
-            ),
-            Table::Feedback => format!(
-                "SELECT id, {TIMESTAMP} AS created_at, author_id, author_name, channel, guild, message_id, text
-                 FROM feedback ORDER BY id"
-            ),
-        };
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let mut line = json!({
-                "id": row.try_get::<i64, _>("id")?,
-                "created_at": row.try_get::<String, _>("created_at")?,
-                "author_id": row.try_get::<String, _>("author_id")?,
-                "author_name": row.try_get::<String, _>("author_name")?,
-                "channel": row.try_get::<String, _>("channel")?,
-                "guild": row.try_get::<Option<String>, _>("guild")?,
-                "message_id": row.try_get::<String, _>("message_id")?,
-            });
-            let texts: &[&str] = match table {
-                Table::Corrections => &["corrected_message_id", "original", "correction", "scope"],
-                Table::Feedback => &["text"],
-            };
-            for name in texts {
-                line[*name] = json!(row.try_get::<String, _>(*name)?);
-            }
-            if table == Table::Corrections {
-                line["question"] = json!(row.try_get::<Option<String>, _>("question")?);
-            }
-            out.push(line);
-        }
-        Ok(out)
+        self.export_rows(table, "WHERE $1::bigint IS NULL ORDER BY id", None, None).await
+    }
+
+    async fn export_page(
+        &self,
+        table: Table,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        self.export_rows(table, "WHERE $1::bigint IS NULL OR id < $1 ORDER BY id DESC", before, Some(limit)).await
+    }
+
+    async fn recent_jobs(&self, limit: u32) -> Result<Vec<JobRecord>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_at DESC, id DESC LIMIT $1"))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(job_from_row).collect::<Result<_, _>>()?)
     }
 
     async fn record_answer(

@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::json;
 
-use super::{CachedVector, Correction, Example, Feedback, JobRecord, Provenance, Scope, Store, StoreError, Table};
+use super::{
+    CachedVector, Correction, Deployment, Example, Feedback, JobRecord, Provenance, Scope, Store, StoreError, Table,
+};
 
 /// How long a write waits for another process's (a shard's) to end.
 const BUSY_WAIT: Duration = Duration::from_secs(5);
@@ -90,6 +92,20 @@ CREATE TABLE IF NOT EXISTS turns (
     queue   TEXT PRIMARY KEY,
     next_at INTEGER NOT NULL
 );
+-- Commands deployed through the store (`sandbot deploy`, the dashboard),
+-- as in PostgreSQL: a name's current version is its newest row not
+-- rolled back, and nothing is deleted.
+CREATE TABLE IF NOT EXISTS deployments (
+    id             INTEGER PRIMARY KEY,
+    name           TEXT NOT NULL,
+    sha256         TEXT NOT NULL,
+    wasm           BLOB NOT NULL,
+    entry          TEXT NOT NULL,
+    deployed_by    TEXT NOT NULL,
+    deployed_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+    rolled_back_at TEXT
+);
+CREATE INDEX IF NOT EXISTS deployments_by_name ON deployments (name, id);
 CREATE TABLE IF NOT EXISTS feedback (
     id          INTEGER PRIMARY KEY,
     created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
@@ -221,42 +237,105 @@ impl Store for SqliteStore {
     }
 
     async fn export(&self, table: Table) -> Result<Vec<serde_json::Value>, StoreError> {
+        self.with(move |conn| export_rows(conn, table, "WHERE ?1 IS NULL ORDER BY id", None, -1)).await
+    }
+
+    async fn export_page(
+        &self,
+        table: Table,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
         self.with(move |conn| {
-            let (sql, extra): (&str, &[&str]) = match table {
-                Table::Corrections => (
-                    "SELECT id, created_at, author_id, author_name, channel, guild, message_id,
-                            corrected_message_id, original, correction, question, scope FROM corrections ORDER BY id",
-                    &["corrected_message_id", "original", "correction"],
+            export_rows(conn, table, "WHERE ?1 IS NULL OR id < ?1 ORDER BY id DESC", before, i64::from(limit))
+        })
+        .await
+    }
+
+    async fn recent_jobs(&self, limit: u32) -> Result<Vec<JobRecord>, StoreError> {
+        self.with(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, provider, status, detail, examples FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([limit], job_from_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn current_deployments(&self) -> Result<Vec<Deployment>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE id IN (
+                     SELECT max(id) FROM deployments WHERE rolled_back_at IS NULL GROUP BY name)
+                 ORDER BY name"
+            ))?;
+            let rows = stmt.query_map([], deployment_from_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn deployed_wasm(&self, id: i64) -> Result<Vec<u8>, StoreError> {
+        let found = self
+            .with(move |conn| {
+                conn.query_row("SELECT wasm FROM deployments WHERE id = ?1", [id], |row| row.get(0)).optional()
+            })
+            .await?;
+        found.ok_or_else(|| StoreError::NotFound(format!("no deployment {id}")))
+    }
+
+    async fn deploy(&self, name: &str, wasm: &[u8], entry: &str, by: &str) -> Result<Deployment, StoreError> {
+        let sha256 = crate::sandbox::cache::sha256_hex(wasm);
+        let row = (name.to_string(), sha256, wasm.to_vec(), entry.to_string(), by.to_string());
+        self.with(move |conn| {
+            conn.query_row(
+                &format!(
+                    "INSERT INTO deployments (name, sha256, wasm, entry, deployed_by) VALUES (?1, ?2, ?3, ?4, ?5)
+                     RETURNING {DEPLOYMENT_COLUMNS}"
                 ),
-                Table::Feedback => (
-                    "SELECT id, created_at, author_id, author_name, channel, guild, message_id, text
-                     FROM feedback ORDER BY id",
-                    &["text"],
-                ),
-            };
-            let mut stmt = conn.prepare(sql)?;
-            let mut rows = stmt.query([])?;
-            let mut out = Vec::new();
-            while let Some(row) = rows.next()? {
-                let mut line = json!({
-                    "id": row.get::<_, i64>(0)?,
-                    "created_at": row.get::<_, String>(1)?,
-                    "author_id": row.get::<_, String>(2)?,
-                    "author_name": row.get::<_, String>(3)?,
-                    "channel": row.get::<_, String>(4)?,
-                    "guild": row.get::<_, Option<String>>(5)?,
-                    "message_id": row.get::<_, String>(6)?,
-                });
-                for (i, name) in extra.iter().enumerate() {
-                    line[*name] = json!(row.get::<_, String>(7 + i)?);
-                }
-                if table == Table::Corrections {
-                    line["question"] = json!(row.get::<_, Option<String>>(10)?);
-                    line["scope"] = json!(row.get::<_, String>(11)?);
-                }
-                out.push(line);
-            }
-            Ok(out)
+                params![row.0, row.1, row.2, row.3, row.4],
+                deployment_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn rollback(&self, name: &str) -> Result<Option<Deployment>, StoreError> {
+        let name = name.to_string();
+        let rolled = self
+            .with(move |conn| {
+                let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let rolled = tx.execute(
+                    "UPDATE deployments SET rolled_back_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = (
+                         SELECT max(id) FROM deployments WHERE name = ?1 AND rolled_back_at IS NULL)",
+                    [&name],
+                )?;
+                let now = tx
+                    .query_row(
+                        &format!(
+                            "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE name = ?1 AND rolled_back_at IS NULL
+                             ORDER BY id DESC LIMIT 1"
+                        ),
+                        [&name],
+                        deployment_from_row,
+                    )
+                    .optional()?;
+                tx.commit()?;
+                Ok((rolled, now, name))
+            })
+            .await?;
+        match rolled {
+            (0, _, name) => Err(StoreError::NotFound(format!("`{name}` has no deployment to roll back"))),
+            (_, now, _) => Ok(now),
+        }
+    }
+
+    async fn deployments(&self) -> Result<Vec<Deployment>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(&format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments ORDER BY id"))?;
+            let rows = stmt.query_map([], deployment_from_row)?;
+            rows.collect()
         })
         .await
     }
@@ -668,6 +747,21 @@ fn add_column_if_missing(conn: &Connection, table: &str, column: &str, kind: &st
     Ok(())
 }
 
+const DEPLOYMENT_COLUMNS: &str =
+    "id, name, sha256, entry, deployed_by, deployed_at, rolled_back_at IS NOT NULL AS rolled_back";
+
+fn deployment_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Deployment> {
+    Ok(Deployment {
+        id: row.get("id")?,
+        name: row.get("name")?,
+        sha256: row.get("sha256")?,
+        entry: row.get("entry")?,
+        deployed_by: row.get("deployed_by")?,
+        deployed_at: row.get("deployed_at")?,
+        rolled_back: row.get("rolled_back")?,
+    })
+}
+
 fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
     Ok(JobRecord {
         id: row.get(0)?,
@@ -680,6 +774,51 @@ fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
 
 fn example_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Example> {
     Ok(Example { input: row.get(0)?, output: row.get(1)?, label: row.get(2)? })
+}
+
+/// `table`'s rows as JSON objects; `tail` orders, filters (`?1`: the id
+/// below which, NULL for all) and is followed by `LIMIT ?2` (-1: all).
+fn export_rows(
+    conn: &Connection,
+    table: Table,
+    tail: &str,
+    before: Option<i64>,
+    limit: i64,
+) -> rusqlite::Result<Vec<serde_json::Value>> {
+    let (columns, extra): (&str, &[&str]) = match table {
+        Table::Corrections => (
+            "SELECT id, created_at, author_id, author_name, channel, guild, message_id,
+                    corrected_message_id, original, correction, question, scope FROM corrections",
+            &["corrected_message_id", "original", "correction"],
+        ),
+        Table::Feedback => {
+            ("SELECT id, created_at, author_id, author_name, channel, guild, message_id, text FROM feedback", &["text"])
+        }
+    };
+    let mut stmt = conn.prepare(&format!("{columns} {tail} LIMIT ?2"))?;
+    let mut rows = stmt.query(params![before, limit])?;
+
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let mut line = json!({
+            "id": row.get::<_, i64>(0)?,
+            "created_at": row.get::<_, String>(1)?,
+            "author_id": row.get::<_, String>(2)?,
+            "author_name": row.get::<_, String>(3)?,
+            "channel": row.get::<_, String>(4)?,
+            "guild": row.get::<_, Option<String>>(5)?,
+            "message_id": row.get::<_, String>(6)?,
+        });
+        for (i, name) in extra.iter().enumerate() {
+            line[*name] = json!(row.get::<_, String>(7 + i)?);
+        }
+        if table == Table::Corrections {
+            line["question"] = json!(row.get::<_, Option<String>>(10)?);
+            line["scope"] = json!(row.get::<_, String>(11)?);
+        }
+        out.push(line);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

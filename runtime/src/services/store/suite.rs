@@ -28,6 +28,32 @@ pub async fn run(store: &dyn Store) {
     vectors(store).await;
     datasets(store).await;
     turns(store).await;
+    deployments(store).await;
+}
+
+/// A name's newest deployment not rolled back is current; rolling back
+/// the last leaves none.
+async fn deployments(store: &dyn Store) {
+    assert!(store.current_deployments().await.unwrap().is_empty());
+    let first = store.deploy("hi", b"one", "grants = []", "ann@host").await.unwrap();
+    let second = store.deploy("hi", b"two", "grants = []", "ann@host").await.unwrap();
+    let other = store.deploy("other", b"three", "", "bob@host").await.unwrap();
+    assert!(second.id > first.id && other.id > second.id);
+    assert_eq!(second.sha256, crate::sandbox::cache::sha256_hex(b"two"));
+    assert_eq!((second.deployed_by.as_str(), second.rolled_back), ("ann@host", false));
+    let current = |list: Vec<Deployment>| list.into_iter().map(|d| (d.name, d.id)).collect::<Vec<_>>();
+    assert_eq!(
+        current(store.current_deployments().await.unwrap()),
+        [("hi".to_string(), second.id), ("other".to_string(), other.id)]
+    );
+    assert_eq!(store.deployed_wasm(second.id).await.unwrap(), b"two");
+    assert!(store.deployed_wasm(other.id + 100).await.is_err());
+    assert_eq!(store.rollback("hi").await.unwrap().map(|d| d.id), Some(first.id));
+    assert_eq!(store.rollback("hi").await.unwrap(), None);
+    assert!(store.rollback("hi").await.is_err(), "nothing left to roll back");
+    assert_eq!(current(store.current_deployments().await.unwrap()), [("other".to_string(), other.id)]);
+    let all: Vec<bool> = store.deployments().await.unwrap().iter().map(|d| d.rolled_back).collect();
+    assert_eq!(all, [true, true, false]);
 }
 
 /// Turns are booked one spacing apart, in the order asked; queues are
@@ -97,6 +123,13 @@ async fn corrections_and_feedback(store: &dyn Store) {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["text"], "nice");
     assert_eq!(rows[0]["message_id"], "102");
+    // Pages: newest first, then below the last id seen.
+    let page = store.export_page(Table::Corrections, None, 1).await.unwrap();
+    assert_eq!((page.len(), &page[0]["id"]), (1, &serde_json::json!(second)));
+    let next = store.export_page(Table::Corrections, Some(second as i64), 10).await.unwrap();
+    assert_eq!((next.len(), &next[0]["id"]), (1, &serde_json::json!(first)));
+    assert_eq!(next[0], store.export(Table::Corrections).await.unwrap()[0], "the same fields as export");
+    assert!(store.export_page(Table::Corrections, Some(first as i64), 10).await.unwrap().is_empty());
     let mut out = Vec::new();
     assert_eq!(write_lines(&rows, &mut out).unwrap(), 1);
     assert!(out.ends_with(b"}\n"));
@@ -141,6 +174,8 @@ async fn jobs(store: &dyn Store) {
     store.set_fine_tuned_model("j3", "ft:one").await.unwrap();
     assert_eq!(store.latest_fine_tuned_model(&one).await.unwrap().as_deref(), Some("ft:one"));
     assert_eq!(store.latest_fine_tuned_model(&Scope::server("2")).await.unwrap().as_deref(), Some("ft:global"));
+    let recent: Vec<String> = store.recent_jobs(2).await.unwrap().into_iter().map(|j| j.id).collect();
+    assert_eq!(recent, ["j3", "j2"]);
 }
 
 async fn vectors(store: &dyn Store) {

@@ -15,6 +15,10 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::error::InvokeError;
 
+pub mod recent;
+
+use recent::{recent, CommandWindow, Failure};
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Histogram buckets, in seconds: a command answers in about a
@@ -103,6 +107,8 @@ pub struct CommandMetrics {
     handled: Counter,
     failed: Counter,
     seconds: Histogram,
+    /// The dashboard's view of the same invocations.
+    pub window: std::sync::Arc<CommandWindow>,
 }
 
 impl CommandMetrics {
@@ -112,22 +118,44 @@ impl CommandMetrics {
             handled: counter!("sandbot_invocations_total", "command" => name.clone(), "outcome" => "handled"),
             failed: counter!("sandbot_invocations_total", "command" => name.clone(), "outcome" => "failed"),
             seconds: histogram!("sandbot_invocation_seconds", "command" => name.clone()),
+            window: recent().command(&name),
             command: name,
         }
     }
 
-    /// One invocation ended, after `elapsed` in the sandbox.
-    pub fn invocation(&self, elapsed: Duration, failure: Option<&InvokeError>) {
+    /// One invocation by `user` ended, after `elapsed` in the sandbox.
+    pub fn invocation(&self, elapsed: Duration, failure: Option<&InvokeError>, user: &str) {
         self.seconds.record(elapsed);
+        self.window.invocation(elapsed, failure.map(InvokeError::kind));
         match failure {
             None => self.handled.increment(1),
             Some(failure) => {
                 self.failed.increment(1);
                 let command = self.command.clone();
                 counter!("sandbot_failures_total", "command" => command, "cause" => failure.kind()).increment(1);
+                recent().failed(Failure {
+                    at: std::time::SystemTime::now(),
+                    command: self.command.clone(),
+                    user: user.to_string(),
+                    cause: failure.kind(),
+                    detail: failure.cause(),
+                });
             }
         }
     }
+}
+
+/// `command` called a host function it was not granted, for `user`.
+pub fn denied_call(command: &str, function: &str, user: &str) {
+    counter!("sandbot_failures_total", "command" => command.to_string(), "cause" => "denied_call").increment(1);
+    recent().command(command).cause("denied_call");
+    recent().failed(Failure {
+        at: std::time::SystemTime::now(),
+        command: command.to_string(),
+        user: user.to_string(),
+        cause: "denied_call",
+        detail: format!("called `{function}`, which it is not granted"),
+    });
 }
 
 /// A message refused before any command ran (`rate_limited`, `unknown`,
