@@ -3,7 +3,8 @@
 //!
 //! `cargo bench -p sandbot --bench invoke` (after `make build`, which
 //! builds the guests). Figures go in BENCHMARKS.md. Each is run without,
-//! then with, the Prometheus recorder (`_with_metrics`).
+//! then with, the Prometheus recorder (`_with_metrics`); `window_record`
+//! is the dashboard's per-invocation record on its own.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -72,5 +73,16 @@ fn hi(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, hi);
+/// What the dashboard's window adds to every invocation (it is always
+/// on, so `hi` above includes it): one record, on one thread.
+fn window(c: &mut Criterion) {
+    let mut group = c.benchmark_group("invoke");
+    let window = sandbot::telemetry::recent::recent().command("bench");
+    let elapsed = std::time::Duration::from_micros(50);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("window_record", |b| b.iter(|| window.invocation(elapsed, None)));
+    group.finish();
+}
+
+criterion_group!(benches, hi, window);
 criterion_main!(benches);

@@ -343,7 +343,12 @@ async fn deploy_upload(dashboard: &Dashboard, upload: &Upload) -> anyhow::Result
     let grants: Vec<String> =
         upload.grants.split([',', ' ', '\n']).map(str::trim).filter(|g| !g.is_empty()).map(String::from).collect();
     let entry = if grants.is_empty() {
-        crate::deploy::entry_from_config(config, &upload.name)?
+        crate::deploy::entry_from_config(config, &upload.name).map_err(|_| {
+            anyhow::anyhow!(
+                "the config has no [commands.{}] to take its grants from: give them in the form",
+                upload.name
+            )
+        })?
     } else {
         RawEntry { grants, ..RawEntry::default() }
     };
