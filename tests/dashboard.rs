@@ -115,6 +115,15 @@ fn without_the_token_every_page_and_change_is_refused() {
         assert_eq!(status, 403, "{body}: {answer}");
         assert!(answer.contains("CSRF"), "{answer}");
     }
+    let (status, _, answer) = http(port, "POST", "/logout", &with_cookie, "csrf=wrong");
+    assert_eq!(status, 403, "{answer}");
+    let upload = "--X\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\nwrong\r\n\
+                  --X\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nhi\r\n\
+                  --X\r\nContent-Disposition: form-data; name=\"wasm\"; filename=\"a.wasm\"\r\n\r\n\0asm\r\n--X--\r\n";
+    let multipart = [("Content-Type", "multipart/form-data; boundary=X"), ("Cookie", cookie.as_str())];
+    let (status, _, answer) = http(port, "POST", "/deploy", &multipart, upload);
+    assert_eq!(status, 403, "{answer}");
+    assert!(answer.contains("CSRF"), "{answer}");
     let cross_site = [FORM, ("Cookie", cookie.as_str()), ("Origin", "http://evil.example")];
     let (status, _, _) = http(port, "POST", "/rollback", &cross_site, &format!("name=hi&csrf={csrf}"));
     assert_eq!(status, 403);
@@ -126,13 +135,18 @@ fn without_the_token_every_page_and_change_is_refused() {
     // Feedback, paged and downloaded; what a user typed stays text.
     bot.send(&say("!feedback <b>bold</b> =1+2 and, a comma"));
     bot.read_until_done(0);
+    bot.send(&say("!feedback =cmd|' /C calc'!A0"));
+    bot.read_until_done(1);
     let (_, _, page) = http(port, "GET", "/feedback", &[("Cookie", &cookie)], "");
     assert!(page.contains("&lt;b&gt;bold&lt;/b&gt;"), "{page}");
     let (status, head, csv) = http(port, "GET", "/download/feedback.csv", &[("Cookie", &cookie)], "");
     assert_eq!(status, 200);
     assert!(head.contains("content-type: text/csv"), "{head}");
-    assert!(csv.starts_with("id,") || csv.contains(",text"), "{csv}");
+    assert!(csv.lines().next().unwrap().split(',').any(|column| column == "text"), "{csv}");
     assert!(csv.contains("\"<b>bold</b> =1+2 and, a comma\""), "quoted, as one cell: {csv}");
+    // A cell a spreadsheet would run as a formula is text.
+    assert!(csv.contains(",\"'=cmd|' /C calc'!A0\"") || csv.contains(",'=cmd|' /C calc'!A0"), "{csv}");
+    assert!(!csv.contains(",=cmd"), "{csv}");
     let (_, _, jsonl) = http(port, "GET", "/download/feedback.jsonl", &[("Cookie", &cookie)], "");
     let row: serde_json::Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
     assert_eq!(row["text"], "<b>bold</b> =1+2 and, a comma");
@@ -247,7 +261,8 @@ async fn in_a_browser() {
     let port = free_port();
     let setup = dashboard_setup(
         port,
-        "[commands.loop]\nwasm = \"hostile.wasm\"\ngrants = [\"chat.send-message\"]\nlimits = { deadline_ms = 300 }\n",
+        "[commands.loop]\nwasm = \"hostile.wasm\"\ngrants = [\"chat.send-message\"]\nlimits = { deadline_ms = 300 }\n\
+         [commands.sneak]\nwasm = \"hostile.wasm\"\ngrants = [\"chat.send-message\"]\n",
     );
     let mut bot = setup.spawn();
     let mut n = 0;
@@ -296,14 +311,19 @@ async fn in_a_browser() {
     assert_eq!(hi_version(&browser, &base).await, sha256(&hi_wasm)[..12]);
     shot("02-commands.png").await;
 
-    // A hostile invocation's failure appears with its cause.
-    bot.send(&say("!loop"));
-    bot.read_until_done(n);
-    n += 1;
+    // A hostile invocation's failure appears with its cause, and so does
+    // a call it was not granted.
+    for hostile in ["!sneak", "!loop"] {
+        bot.send(&say(hostile));
+        bot.read_until_done(n);
+        n += 1;
+    }
     browser.goto(&format!("{base}/failures")).await.unwrap();
     let failures = browser.find(Locator::Css("#failures tbody")).await.unwrap().text().await.unwrap();
     let row = failures.lines().find(|l| l.contains("loop")).unwrap_or_else(|| panic!("no failure of loop: {failures}"));
     assert!(row.contains("deadline"), "{row}");
+    let denied = |l: &&str| l.contains("sneak") && l.contains("denied_call") && l.contains("files.read-file");
+    assert!(failures.lines().any(|l| denied(&l)), "no denial: {failures}");
     shot("03-failures.png").await;
     browser.goto(&format!("{base}/")).await.unwrap();
     let loop_row = browser.find(Locator::Css("#command-loop .failures")).await.unwrap().text().await.unwrap();

@@ -81,9 +81,10 @@ pub fn random_hex() -> String {
 }
 
 /// Compares in constant time, so the answer's timing tells nothing of how
-/// much of a guess was right.
+/// much of a guess was right, nor (both hashed first) of the length.
 pub fn same(given: &str, expected: &str) -> bool {
-    given.as_bytes().ct_eq(expected.as_bytes()).into()
+    use sha2::{Digest, Sha256};
+    Sha256::digest(given.as_bytes()).ct_eq(&Sha256::digest(expected.as_bytes())).into()
 }
 
 /// The session cookie's value, if the request carries one.

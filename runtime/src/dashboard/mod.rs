@@ -38,6 +38,9 @@ pub struct Dashboard {
     pub dispatcher: Arc<Dispatcher>,
     token: String,
     sessions: auth::Sessions,
+    /// Login attempts, right or wrong, for everyone together: guessing
+    /// even a short token takes lifetimes.
+    logins: governor::DefaultDirectRateLimiter,
 }
 
 /// A started dashboard: where, and the token made up for it when the
@@ -66,7 +69,10 @@ pub async fn serve(settings: &DashboardSettings, dispatcher: Arc<Dispatcher>) ->
         .await
         .with_context(|| format!("cannot listen on {} (`dashboard.listen`)", settings.listen))?;
     let address = listener.local_addr()?;
-    let dashboard = Arc::new(Dashboard { dispatcher, token, sessions: auth::Sessions::default() });
+    // Ten at once, then one every six seconds.
+    let logins =
+        governor::RateLimiter::direct(governor::Quota::per_minute(std::num::NonZeroU32::MIN.saturating_add(9)));
+    let dashboard = Arc::new(Dashboard { dispatcher, token, sessions: auth::Sessions::default(), logins });
     let app = router(dashboard);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -135,6 +141,10 @@ async fn login_form(Query(query): Query<NextQuery>) -> Response {
 }
 
 async fn login(State(dashboard): State<Arc<Dashboard>>, Form(form): Form<LoginForm>) -> Response {
+    if dashboard.logins.check().is_err() {
+        tracing::warn!("dashboard: login attempts over their rate; refused");
+        return (StatusCode::TOO_MANY_REQUESTS, "too many login attempts; wait a minute\n").into_response();
+    }
     if !auth::same(form.token.trim(), &dashboard.token) {
         tracing::warn!("dashboard: a login with a wrong token");
         return (StatusCode::UNAUTHORIZED, pages::login(&form.next, Some("That is not the operator token.")))
@@ -142,9 +152,23 @@ async fn login(State(dashboard): State<Arc<Dashboard>>, Form(form): Form<LoginFo
     }
     let id = dashboard.sessions.open();
     tracing::info!("dashboard: an operator logged in");
-    // Only a path of this site, never `//elsewhere`.
-    let next = if form.next.starts_with('/') && !form.next.starts_with("//") { form.next.as_str() } else { "/" };
-    ([(header::SET_COOKIE, auth::login_cookie(&id))], Redirect::to(next)).into_response()
+    ([(header::SET_COOKIE, auth::login_cookie(&id))], Redirect::to(local_path(&form.next))).into_response()
+}
+
+/// `next` if it is a path of this site, else `/`: never `//elsewhere`
+/// or `/\\elsewhere` (which browsers read as `//`), nor anything with
+/// control characters (which a browser drops, or a header cannot carry).
+fn local_path(next: &str) -> &str {
+    let mut chars = next.chars();
+    let local = chars.next() == Some('/')
+        && !matches!(chars.next(), Some('/' | '\\'))
+        && !next.contains('\\')
+        && !next.chars().any(char::is_control);
+    if local {
+        next
+    } else {
+        "/"
+    }
 }
 
 #[derive(Deserialize)]
@@ -342,15 +366,15 @@ async fn deploy_upload(dashboard: &Dashboard, upload: &Upload) -> anyhow::Result
     let config = dashboard.dispatcher.config();
     let grants: Vec<String> =
         upload.grants.split([',', ' ', '\n']).map(str::trim).filter(|g| !g.is_empty()).map(String::from).collect();
-    let entry = if grants.is_empty() {
-        crate::deploy::entry_from_config(config, &upload.name).map_err(|_| {
-            anyhow::anyhow!(
-                "the config has no [commands.{}] to take its grants from: give them in the form",
-                upload.name
-            )
-        })?
-    } else {
-        RawEntry { grants, ..RawEntry::default() }
+    // The config's entry (limits, `read`, `operators_only`), with the
+    // form's grants over its own when it gives some.
+    let entry = match crate::deploy::entry_from_config(config, &upload.name) {
+        Ok(entry) if grants.is_empty() => entry,
+        Ok(entry) => RawEntry { grants, ..entry },
+        Err(_) if grants.is_empty() => {
+            anyhow::bail!("the config has no [commands.{}] to take its grants from: give them in the form", upload.name)
+        }
+        Err(_) => RawEntry { grants, ..RawEntry::default() },
     };
     // `check` reads a file: the upload goes to a private temporary one.
     let dir = config.data_dir.join("uploads");
@@ -398,4 +422,34 @@ async fn rollback(
     };
     let status = if outcome.is_ok() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     (status, pages::rolled_back(&session, &form.name, outcome)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_login_only_a_path_of_this_site() {
+        for fine in ["/", "/failures?skip=50", "/corrections?before=9"] {
+            assert_eq!(local_path(fine), fine);
+        }
+        for elsewhere in [
+            "//evil.example",
+            "/\\evil.example",
+            "\\evil.example",
+            "/\t/evil.example",
+            "https://evil.example",
+            "",
+            "/a\nb",
+        ] {
+            assert_eq!(local_path(elsewhere), "/", "{elsewhere:?}");
+        }
+    }
+
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_are_quoted_as_text() {
+        let rows = [serde_json::json!({"id": 1, "text": "=HYPERLINK(\"x\")", "guild": null})];
+        let csv = String::from_utf8(to_csv(&rows).unwrap()).unwrap();
+        assert_eq!(csv, "guild,id,text\n,1,\"'=HYPERLINK(\"\"x\"\")\"\n");
+    }
 }

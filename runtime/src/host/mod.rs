@@ -168,7 +168,12 @@ impl GuestCtx {
             return Ok(());
         }
         tracing::warn!(command = %self.command.name, function = %f, "denied: not granted");
-        crate::telemetry::denied_call(&self.command.name, &f.to_string(), &self.message.author.id);
+        // While a command describes itself there is no message, and no
+        // user to list the denial under (`sandbot check` describes with
+        // nothing granted).
+        if !self.message.id.is_empty() {
+            crate::telemetry::denied_call(&self.command.name, &f.to_string(), &self.message.author.id);
+        }
         Err(HostError::Denied(format!("`{f}` is not granted to `{}`", self.command.name)))
     }
 }

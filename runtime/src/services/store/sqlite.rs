@@ -255,7 +255,7 @@ impl Store for SqliteStore {
     async fn recent_jobs(&self, limit: u32) -> Result<Vec<JobRecord>, StoreError> {
         self.with(move |conn| {
             let mut stmt = conn.prepare(
-                "SELECT id, provider, status, detail, examples FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT ?1",
+                "SELECT id, provider, status, detail, examples FROM jobs ORDER BY created_at DESC, id DESC LIMIT ?1",
             )?;
             let rows = stmt.query_map([limit], job_from_row)?;
             rows.collect()
