@@ -350,7 +350,7 @@ fn join_and_leave_follow_the_author() {
 #[test]
 fn metrics_count_invocations_failures_and_refusals() {
     use prometheus_parse::{Scrape, Value};
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = support::free_port();
     let setup = Setup::new(&format!("[health]\nlisten = \"127.0.0.1:{port}\"\n"));
     let mut bot = setup.spawn();
     let inputs = ["!hi", "!HI", "!frobnicate", "!correct 999999 nothing here"];

@@ -9,7 +9,7 @@ use serde_json::json;
 use support::fake_discord::{
     self, message, FakeDiscord, Posted, ADMIN_ROLE, BOT_ID, FORBIDDEN_CHANNEL, RENAMED_ROLE, TEXT_CHANNEL,
 };
-use support::{Setup, EDIT_AND_WHISPER, SLOW};
+use support::{free_port, Setup, EDIT_AND_WHISPER, SLOW};
 
 /// GUILDS | GUILD_MESSAGES | DIRECT_MESSAGES | MESSAGE_CONTENT | GUILD_VOICE_STATES.
 const EXPECTED_INTENTS: u64 = (1 << 0) | (1 << 9) | (1 << 12) | (1 << 15) | (1 << 7);
@@ -473,11 +473,6 @@ fn answers_slash_commands_through_the_interaction() {
     let answered = fake.wait_answered(&train, 1);
     assert!(answered[0].content.starts_with("Model training started."), "{answered:?}");
     assert_eq!(fake.downloads("facts.jsonl"), 1);
-}
-
-/// A port nobody listens on, for the bot's interactions endpoint.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// `[discord]` for an interactions endpoint on `port`, checked against

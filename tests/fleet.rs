@@ -114,7 +114,7 @@ fn a_killed_process_loses_nothing_it_confirmed() {
 #[test]
 fn the_database_going_away_gets_a_clear_reply_and_the_bot_comes_back() {
     let (pg, url) = database("outage");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = support::free_port();
     let setup = Setup::chatty(&format!("[store]\nurl = {url:?}\n\n[health]\nlisten = \"127.0.0.1:{port}\"\n"));
     let mut bot = setup.spawn();
     bot.send(&say("!feedback before"));

@@ -160,9 +160,6 @@ pub enum StoreError {
     /// The store's url cannot be used.
     #[error("the store url: {0}")]
     BadUrl(String),
-    /// Asked of a store that cannot do it (SQLite and deployments).
-    #[error("{0}")]
-    Unsupported(String),
     #[error("{0}")]
     NotFound(String),
     #[error("database migration: {0}")]
