@@ -5,6 +5,8 @@ CARGO ?= cargo
 GUEST_TARGET := wasm32-wasip2
 # Every guest crate of the workspace (commands, and the hostile test guest).
 GUESTS := $(shell sed -n 's/^name = "\(sandbot-guest-[a-z0-9_-]*\)"/\1/p' guests/*/Cargo.toml tests/guests/*/Cargo.toml)
+# The commands alone: their unit tests run natively on the SDK's fake host.
+COMMANDS := $(shell sed -n 's/^name = "\(sandbot-guest-[a-z0-9_-]*\)"/\1/p' guests/*/Cargo.toml)
 
 .PHONY: run test build setup guests runtime bench fuzz lint clean
 
@@ -17,7 +19,7 @@ run: build
 ## would compile serenity, candle and the rest a second time).
 test: setup guests
 	@./scripts/setup-tests.sh
-	$(CARGO) test --release -p sandbot -p sandbot-sdk -p sandbot-examples
+	$(CARGO) test --release -p sandbot -p sandbot-sdk -p sandbot-examples $(addprefix -p ,$(COMMANDS))
 
 ## Sets up and builds: target/release/sandbot and the guests where config/sandbot.toml points.
 build: setup guests runtime
@@ -25,8 +27,11 @@ build: setup guests runtime
 setup:
 	@./scripts/setup.sh
 
+## The Rust guests, then the Python and JavaScript ones (their tools come
+## from PyPI and npm; see the script).
 guests:
 	$(CARGO) build --profile guest --target $(GUEST_TARGET) $(addprefix -p ,$(GUESTS))
+	@./scripts/build-other-guests.sh
 
 runtime:
 	$(CARGO) build --release -p sandbot
@@ -48,6 +53,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --all-targets -p sandbot -- -D warnings
 	$(CARGO) clippy --profile guest --target $(GUEST_TARGET) $(addprefix -p ,$(GUESTS)) -p sandbot-sdk -- -D warnings
+	$(CARGO) clippy --release --all-targets -p sandbot-sdk $(addprefix -p ,$(COMMANDS)) -- -D warnings
 
 clean:
 	$(CARGO) clean

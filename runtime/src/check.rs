@@ -1,14 +1,15 @@
 //! `sandbot check <file.wasm>`: what an operator wants to know before
 //! deploying a component. Does it fit the world, what does it say about
-//! itself, what does it ask for? It is compiled and described exactly as
-//! the bot would load it (with nothing granted), but nothing is deployed.
+//! itself, what does it ask for, and (with a config) will the entry give
+//! it that? It is compiled and described exactly as the bot would load it
+//! (with nothing granted), but nothing is deployed.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::bindings::types::{CommandOption, OptionKind};
-use crate::config::{CommandConfig, Grants, Limits};
+use crate::config::{CommandConfig, Config, Grants, HostFn, Limits};
 use crate::options;
 use crate::registry::{self, Registry};
 use crate::sandbox::{EngineSettings, GuestPre, Sandbox};
@@ -32,6 +33,13 @@ pub struct Report {
     pub unknown_needs: Vec<String>,
     /// The interfaces the component imports (what it links against).
     pub imports: Vec<String>,
+    /// The host functions its code calls (`chat.send-message`).
+    pub calls: Vec<String>,
+    /// Calls its `needs` do not declare: an operator granting the needs
+    /// would see these denied.
+    pub undeclared: Vec<String>,
+    /// The WASI interfaces it imports that give it nothing here, and why.
+    pub wasi_given_nothing: Vec<String>,
     pub sha256: String,
 }
 
@@ -53,6 +61,14 @@ impl std::fmt::Display for Report {
         if !self.unknown_needs.is_empty() {
             writeln!(f, "unknown:  {} (no host function has these names)", printable(&self.unknown_needs.join(", ")))?;
         }
+        let calls = if self.calls.is_empty() { "nothing of sandbot:bot".into() } else { self.calls.join(", ") };
+        writeln!(f, "calls:    {calls}")?;
+        if !self.undeclared.is_empty() {
+            writeln!(f, "undeclared: {} (called, but not in its needs)", self.undeclared.join(", "))?;
+        }
+        for why in &self.wasi_given_nothing {
+            writeln!(f, "wasi:     {why}")?;
+        }
         writeln!(f, "imports:  {}", printable(&self.imports.join(", ")))?;
         write!(f, "sha256:   {}", self.sha256)
     }
@@ -66,6 +82,7 @@ pub async fn check(wasm: &Path) -> anyhow::Result<Report> {
     let sandbox = Sandbox::new(EngineSettings { max_concurrency: 2, max_memory_bytes: limits.memory_bytes })?;
     let prepared = sandbox.prepare(bytes).await.map_err(|e| anyhow::anyhow!("it does not fit the world: {e:#}"))?;
     let imports = sandbox.imports(&prepared.pre);
+    let imported = sandbox.imported_functions(&prepared.pre);
     // `describe()` runs with nothing granted and nowhere to send: the
     // store is a throwaway in memory.
     let services = Services {
@@ -92,6 +109,14 @@ pub async fn check(wasm: &Path) -> anyhow::Result<Report> {
     }
     let options = info.options.iter().map(describe_option).collect();
     let unknown_needs = info.needs.iter().filter(|n| Grants::parse(&[n.as_str()]).is_err()).cloned().collect();
+    let calls = host_calls(&imported);
+    let declared = Grants::parse(&info.needs).unwrap_or_else(|_| {
+        // Keep what parses: the unknown ones are reported on their own.
+        let known: Vec<&String> = info.needs.iter().filter(|n| Grants::parse(&[n.as_str()]).is_ok()).collect();
+        Grants::parse(&known).unwrap_or_default()
+    });
+    let undeclared = calls.iter().filter(|f| !declared.allows(**f)).map(HostFn::to_string).collect();
+    let wasi_given_nothing = wasi_given_nothing(&imports);
     Ok(Report {
         name: info.name,
         summary: info.summary,
@@ -101,8 +126,149 @@ pub async fn check(wasm: &Path) -> anyhow::Result<Report> {
         needs: info.needs,
         unknown_needs,
         imports,
+        calls: calls.iter().map(HostFn::to_string).collect(),
+        undeclared,
+        wasi_given_nothing,
         sha256: prepared.sha256,
     })
+}
+
+/// The sandbot:bot functions among a component's imports, in the
+/// contract's order.
+fn host_calls(imported: &[(String, Vec<String>)]) -> Vec<HostFn> {
+    let mut calls: Vec<HostFn> = imported
+        .iter()
+        .filter_map(|(name, functions)| Some((name.strip_prefix("sandbot:bot/")?.split('@').next()?, functions)))
+        .flat_map(|(interface, functions)| functions.iter().filter_map(move |f| HostFn::from_wit(interface, f)))
+        .collect();
+    calls.sort_by_key(|f| HostFn::ALL.iter().position(|g| g == f));
+    calls.dedup();
+    calls
+}
+
+/// What the host links but leaves empty: a component importing these
+/// links and runs, and finds nothing there.
+fn wasi_given_nothing(imports: &[String]) -> Vec<String> {
+    const EMPTY: [(&str, &str); 3] = [
+        ("wasi:filesystem/", "wasi:filesystem: no folder is open to a command; ask for a root and use files.*"),
+        ("wasi:sockets/", "wasi:sockets: there is no network; the host's interfaces are the only way out"),
+        ("wasi:cli/environment", "wasi:cli/environment: no variables and no arguments"),
+    ];
+    let mut said = Vec::new();
+    for (prefix, why) in EMPTY {
+        // Rust's std imports the environment whatever the code does: only
+        // say so when something else asks the author's attention too.
+        if prefix == "wasi:cli/environment" {
+            continue;
+        }
+        if imports.iter().any(|i| i.starts_with(prefix)) {
+            said.push(why.to_string());
+        }
+    }
+    said
+}
+
+/// How a config's entry for a checked component compares with what the
+/// component asks for: `problems` make the entry unfit (calls that would
+/// be denied), `notes` are worth a look (grants nothing uses).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fit {
+    /// `[commands.<name>]`, when the config has one for the component.
+    pub entry: Option<String>,
+    pub granted: Vec<String>,
+    /// The roots (from `[roots]`) the entry may read.
+    pub roots: Vec<String>,
+    pub problems: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+impl Fit {
+    pub fn is_fit(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl std::fmt::Display for Fit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(entry) = &self.entry {
+            writeln!(f, "entry:    [commands.{entry}]")?;
+            let granted = if self.granted.is_empty() { "nothing".into() } else { self.granted.join(", ") };
+            writeln!(f, "granted:  {granted}")?;
+            let roots = if self.roots.is_empty() { "none".into() } else { self.roots.join(", ") };
+            writeln!(f, "roots:    {roots}")?;
+        }
+        for problem in &self.problems {
+            writeln!(f, "problem:  {problem}")?;
+        }
+        for note in &self.notes {
+            writeln!(f, "note:     {note}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Compares `report` with the config's entry for the component: the one
+/// named `name`, else the one whose `wasm` is this file, else the one
+/// named as the component describes itself.
+pub fn against(config: &Config, report: &Report, wasm: &Path, name: Option<&str>) -> Fit {
+    let same_file = |entry: &CommandConfig| match (entry.wasm.canonicalize(), wasm.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    let entry = match name {
+        Some(name) => config.commands.get(name),
+        None => config.commands.values().find(|entry| same_file(entry)).or_else(|| config.commands.get(&report.name)),
+    };
+    let Some(entry) = entry else {
+        let name = name.unwrap_or(&report.name);
+        return Fit {
+            problems: vec![format!(
+                "the config has no [commands.{name}] entry for it: the bot does not serve it, and grants nothing"
+            )],
+            ..Fit::default()
+        };
+    };
+    let mut fit = Fit { entry: Some(entry.name.clone()), granted: entry.grants.names(), ..Fit::default() };
+    fit.roots = entry.read.clone();
+    let missing = entry.grants.missing(&report.needs);
+    if !missing.is_empty() {
+        fit.problems.push(format!("needs not granted: {} (those calls are denied)", missing.join(", ")));
+    }
+    let calls: Vec<HostFn> = report.calls.iter().filter_map(|c| wit_call(c)).collect();
+    let denied: Vec<String> = calls
+        .iter()
+        .filter(|f| !entry.grants.allows(**f))
+        .map(HostFn::to_string)
+        .filter(|call| !missing.iter().any(|need| need == call))
+        .collect();
+    if !denied.is_empty() {
+        fit.problems.push(format!("it calls {} and the entry does not grant that: denied", denied.join(", ")));
+    }
+    let reads_files = calls.iter().any(|f| f.wit_name().0 == "files");
+    let may_read = entry.grants.names().iter().any(|g| g.starts_with("files."));
+    if reads_files && may_read && entry.read.is_empty() {
+        fit.problems
+            .push("it calls files.* but the entry names no root (`read = [\"…\"]`): every path is denied".into());
+    }
+    if !entry.read.is_empty() && !reads_files {
+        fit.notes.push(format!("the entry lets it read {} but it never calls files.*", entry.read.join(", ")));
+    }
+    let needed = Grants::parse(&report.needs).unwrap_or_default();
+    let unused: Vec<String> = HostFn::ALL
+        .iter()
+        .filter(|f| entry.grants.allows(**f) && !needed.allows(**f) && !calls.contains(f))
+        .map(HostFn::to_string)
+        .collect();
+    if !unused.is_empty() {
+        fit.notes.push(format!("granted but neither needed nor called: {}", unused.join(", ")));
+    }
+    fit
+}
+
+/// `chat.send-message` back to its function.
+fn wit_call(call: &str) -> Option<HostFn> {
+    let (interface, function) = call.split_once('.')?;
+    HostFn::from_wit(interface, function)
 }
 
 /// `path (string, required): The file to send; choices: a, b`.

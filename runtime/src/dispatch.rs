@@ -118,6 +118,9 @@ impl Dispatcher {
                 tracing::warn!(dir = %dir.display(), error = %e, "compiling without a cache");
             }
         }
+        if let Some(seed) = config.random_seed {
+            sandbox.pin_randomness(seed);
+        }
         let registry = Registry::default();
         registry.load_all(&config, &sandbox, &services).await?;
         tracing::info!(commands = registry.snapshot().len(), "ready");

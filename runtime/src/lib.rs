@@ -44,6 +44,7 @@ pub mod services;
 pub mod shares;
 pub mod telemetry;
 pub mod text;
+pub mod trial;
 
 pub use config::Config;
 pub use dispatch::{Dispatcher, Outcome};

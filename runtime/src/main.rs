@@ -20,9 +20,9 @@ use tracing_subscriber::prelude::*;
 #[derive(Parser)]
 #[command(name = "sandbot", version, about = "A Discord bot whose every command is a sandboxed WebAssembly component")]
 struct Cli {
-    /// The configuration file.
-    #[arg(long, short, env = "SANDBOT_CONFIG", default_value = "config/sandbot.toml", global = true)]
-    config: PathBuf,
+    /// The configuration file [default: config/sandbot.toml].
+    #[arg(long, short, env = "SANDBOT_CONFIG", global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -127,10 +127,48 @@ enum Command {
     /// Lists the commands deployed through the store, every version.
     Versions,
     /// Says whether a component fits the bot's world, what it says about
-    /// itself and what it asks for; exits non-zero when it does not fit.
+    /// itself, what it asks for and what it calls; with `--config`, also
+    /// whether that config's entry grants it. Exits non-zero when it does
+    /// not fit, or when the entry would deny a call it needs or makes.
     Check {
         /// The component (`.wasm`).
         wasm: PathBuf,
+        /// The config entry to compare with [default: the one whose `wasm`
+        /// is this file, else the one named as the component describes
+        /// itself]. Needs `--config`.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Runs one message through one component and prints what it did: no
+    /// config needed and nothing left behind (the model and speech are
+    /// off; `model.*` and `voice.speak` answer `unavailable`).
+    Try {
+        /// The component (`.wasm`).
+        wasm: PathBuf,
+        /// The message: `!name args`, `/name option:value`, or any text.
+        message: String,
+        /// A grant (repeat for more) [default: what the component's
+        /// `describe()` says it needs]. `--grant ''`: nothing.
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+        /// A folder it may read, as `root=folder` (repeat for more).
+        #[arg(long, value_parser = sandbot::trial::parse_read)]
+        read: Vec<(String, PathBuf)>,
+        /// Pins its randomness: the same seed gives the same output.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// The author is an operator.
+        #[arg(long)]
+        operator: bool,
+        /// A file attached to the message (repeat for more).
+        #[arg(long)]
+        attach: Vec<PathBuf>,
+        /// Keeps the files it sends in this folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// One JSON object per effect.
+        #[arg(long)]
+        jsonl: bool,
     },
     /// Creates a command: a guest crate in `guests/<name>` that builds and
     /// runs as it stands, and its `[commands.<name>]` entry in the config.
@@ -151,7 +189,11 @@ const DEFAULT_LOG: &str = "info,serenity=warn,wasmtime=warn,cranelift=warn";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| DEFAULT_LOG.into());
+    // An author's one-shot commands print their own report; the bot's
+    // start-up lines would only bury it.
+    let quiet = matches!(cli.command, Command::Try { .. } | Command::Check { .. });
+    let default_log = if quiet { "warn" } else { DEFAULT_LOG };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_log.into());
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
@@ -178,7 +220,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config_path = cli.config.clone();
+    let explicit_config = cli.config.clone();
+    let config_path = cli.config.clone().unwrap_or_else(|| PathBuf::from("config/sandbot.toml"));
     let config = || Config::load(&config_path);
     match cli.command {
         Command::Run { shards } => {
@@ -225,22 +268,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         // These two need no loaded config.
-        Command::Check { wasm } => {
+        Command::Check { wasm, name } => {
             let report = sandbot::check::check(&wasm).await.with_context(|| format!("{}", wasm.display()))?;
             println!("{} fits sandbot:bot.\n{report}", wasm.display());
+            let Some(path) = explicit_config else {
+                anyhow::ensure!(name.is_none(), "--name picks an entry of the config: give --config too");
+                return Ok(());
+            };
+            let config = Config::load(&path).with_context(|| format!("the config {}", path.display()))?;
+            let fit = sandbot::check::against(&config, &report, &wasm, name.as_deref());
+            print!("\nconfig:   {}\n{fit}", path.display());
+            anyhow::ensure!(fit.is_fit(), "{}: the config's entry does not give it what it calls", wasm.display());
             Ok(())
+        }
+        Command::Try { wasm, message, grants, read, seed, operator, attach, out, jsonl } => {
+            let grants = match grants.as_slice() {
+                [] => None,
+                given => Some(given.iter().filter(|g| !g.is_empty()).cloned().collect()),
+            };
+            let trial =
+                sandbot::trial::Trial { wasm, message, grants, read, seed, operator, attachments: attach, out, jsonl };
+            sandbot::trial::run(trial, Box::new(std::io::stdout())).await
         }
         Command::New { name } => {
             anyhow::ensure!(
                 std::path::Path::new("guests/sdk").is_dir(),
                 "run `sandbot new` from the sandbot workspace (the folder with guests/sdk)"
             );
-            let made = sandbot::scaffold::create(&name, std::path::Path::new("guests"), &cli.config)?;
+            let made = sandbot::scaffold::create(&name, std::path::Path::new("guests"), &config_path)?;
             println!("created {}", made.crate_dir.display());
             if made.config_entry_added {
-                println!("added [commands.{name}] to {}", cli.config.display());
+                println!("added [commands.{name}] to {}", config_path.display());
             } else {
-                println!("{} already has [commands.{name}]; left as it is", cli.config.display());
+                println!("{} already has [commands.{name}]; left as it is", config_path.display());
             }
             println!("next: `make build`, then `!{name} hello` in the console (`make run`)");
             Ok(())

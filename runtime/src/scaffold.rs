@@ -102,7 +102,8 @@ impl Command for {kind} {{
 
     fn handle(invocation: Invocation) -> Result<(), Error> {{
         if invocation.args.trim().is_empty() {{
-            return Err(Error::usage(&invocation.prefix, "{name} <text…>"));
+            // The reason, then the usage from `describe()`.
+            return Err(Self::usage_error(&invocation, "Say something after the command."));
         }}
         reply(format!("{{}} said: {{}}", invocation.message.author.name, invocation.args.trim()))?;
         Ok(())
@@ -110,6 +111,28 @@ impl Command for {kind} {{
 }}
 
 command!({kind});
+
+// `cargo test -p sandbot-guest-{name}` runs `handle()` natively on the
+// SDK's fake host, which records what the command did.
+#[cfg(test)]
+mod tests {{
+    use sandbot_sdk::testing::{{invocation, FakeHost, InvocationExt}};
+
+    use super::{kind};
+
+    #[test]
+    fn says_who_said_what() {{
+        let done = FakeHost::new().run::<{kind}>(invocation("{name}", "hello").by("Ada"));
+        assert_eq!(done.replies, ["Ada said: hello"]);
+    }}
+
+    #[test]
+    fn without_text_says_how_to_call_it() {{
+        let done = FakeHost::new().run::<{kind}>(invocation("{name}", ""));
+        assert_eq!(done.result, Err("Say something after the command.\nUsage: `!{name} <text…>`".into()));
+        assert!(done.replies.is_empty());
+    }}
+}}
 "#
     )
 }

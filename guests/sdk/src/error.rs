@@ -26,6 +26,13 @@ impl Error {
     pub fn usage(prefix: &str, usage: &str) -> Self {
         Error::Usage(format!("Usage: `{prefix}{usage}`"))
     }
+
+    /// Why the arguments do not fit, then the usage: "Give at most 100
+    /// dice.\nUsage: `!roll 2d6+3`". [`crate::Command::usage_error`] takes
+    /// the usage from `describe()`.
+    pub fn usage_because(reason: impl fmt::Display, prefix: &str, usage: &str) -> Self {
+        Error::Usage(format!("{reason}\nUsage: `{prefix}{usage}`"))
+    }
 }
 
 impl fmt::Display for Error {

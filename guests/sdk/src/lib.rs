@@ -29,10 +29,15 @@
 
 mod args;
 mod error;
+mod parse;
+pub mod random;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 mod time;
 
 pub use args::{split_args, ArgsError};
 pub use error::Error;
+pub use parse::number_in;
 pub use time::format_utc;
 
 /// The generated bindings of the `sandbot:bot/command` world.
@@ -57,9 +62,16 @@ pub use bindings::sandbot::bot::types::{
     OptionChoice, OptionKind, OptionValue, Source,
 };
 /// Host interfaces, one module each, exactly as the WIT names them.
+///
+/// Off WebAssembly (in `cargo test`) these are [`testing::host`]'s fakes,
+/// with the same functions, answering from the running
+/// [`testing::FakeHost`].
+#[cfg(target_arch = "wasm32")]
 pub mod host {
     pub use crate::bindings::sandbot::bot::{chat, commands, files, log, model, store, voice};
 }
+#[cfg(not(target_arch = "wasm32"))]
+pub use testing::host;
 
 /// A command: what it says about itself, and what it does with a message.
 pub trait Command {
@@ -67,6 +79,15 @@ pub trait Command {
     fn describe() -> CommandInfo;
     /// Handles one message. An `Err` is shown to the user as the reply.
     fn handle(invocation: Invocation) -> Result<(), Error>;
+
+    /// A usage error: `reason`, then the usage from [`Command::describe`]
+    /// with the invocation's prefix.
+    fn usage_error(invocation: &Invocation, reason: impl std::fmt::Display) -> Error
+    where
+        Self: Sized,
+    {
+        Error::usage_because(reason, &invocation.prefix, &Self::describe().usage)
+    }
 }
 
 impl CommandInfo {
@@ -174,6 +195,28 @@ impl Invocation {
             _ => None,
         }
     }
+    /// A number option's value (an integer given for it counts too).
+    pub fn number(&self, name: &str) -> Option<f64> {
+        match self.option(name)? {
+            OptionValue::Number(n) => Some(*n),
+            OptionValue::Integer(i) => Some(*i as f64),
+            _ => None,
+        }
+    }
+    /// A boolean option's value.
+    pub fn boolean(&self, name: &str) -> Option<bool> {
+        match self.option(name)? {
+            OptionValue::Boolean(b) => Some(*b),
+            _ => None,
+        }
+    }
+    /// A user, channel or role option's id.
+    pub fn id(&self, name: &str) -> Option<&str> {
+        match self.option(name)? {
+            OptionValue::User(id) | OptionValue::Channel(id) | OptionValue::Role(id) => Some(id),
+            _ => None,
+        }
+    }
     /// An attachment option's file.
     pub fn attachment(&self, name: &str) -> Option<&Attachment> {
         match self.option(name)? {
@@ -213,6 +256,12 @@ pub fn edit(id: &str, text: impl AsRef<str>) -> Result<(), Error> {
 /// Writes a line to the operator's log, tagged with the command and message.
 pub fn log_info(text: impl AsRef<str>) {
     host::log::log(host::log::Level::Info, text.as_ref());
+}
+
+/// Writes a debug line to the operator's log (shown with
+/// `RUST_LOG=debug`).
+pub fn log_debug(text: impl AsRef<str>) {
+    host::log::log(host::log::Level::Debug, text.as_ref());
 }
 
 /// Writes a warning to the operator's log.

@@ -116,3 +116,67 @@ fn status(id: &str, prefix: &str) -> Result<(), Error> {
 }
 
 command!(Train);
+
+#[cfg(test)]
+mod tests {
+    use sandbot_sdk::host::model::Example;
+    use sandbot_sdk::testing::{invocation, FakeHost, InvocationExt};
+
+    use super::Train;
+
+    fn example(input: &str, output: &str) -> Example {
+        Example { input: input.into(), output: output.into(), label: None }
+    }
+
+    #[test]
+    fn trains_on_examples_typed_in_the_message() {
+        let done =
+            FakeHost::new().run::<Train>(invocation("train", "Who runs the club? | Mira\nWhen do we meet? | Fridays"));
+        assert_eq!(done.trained, [vec![example("Who runs the club?", "Mira"), example("When do we meet?", "Fridays")]]);
+        assert_eq!(done.replies, ["Model training started. Job ID: job-1 (2 examples)"]);
+    }
+
+    #[test]
+    fn trains_on_an_attached_file() {
+        let jsonl = r#"{"messages":[{"role":"user","content":"Where is the map?"},{"role":"assistant","content":"In #maps."}]}"#;
+        let done = FakeHost::new().attachment("a1", jsonl).run::<Train>(invocation("train", "").attach(
+            "a1",
+            "facts.jsonl",
+            jsonl.len() as u64,
+        ));
+        assert_eq!(done.trained, [vec![example("Where is the map?", "In #maps.")]]);
+    }
+
+    #[test]
+    fn a_named_dataset_is_loaded() {
+        let done = FakeHost::new()
+            .dataset("cats", vec![example("a cat photo", "")])
+            .run::<Train>(invocation("train", "cats positive"));
+        assert_eq!(done.trained.len(), 1);
+        assert_eq!(done.trained[0][0].output, "positive");
+        assert_eq!(done.trained[0][0].label.as_deref(), Some("positive"));
+    }
+
+    #[test]
+    fn bad_input_gets_a_reason_and_trains_nothing() {
+        let nothing = FakeHost::new().run::<Train>(invocation("train", ""));
+        assert!(nothing.answer().is_some_and(|a| a.starts_with("There is nothing to train on.")), "{nothing:?}");
+        let unknown = FakeHost::new().run::<Train>(invocation("train", "dogs"));
+        assert!(unknown.answer().is_some_and(|a| a.starts_with("There is no dataset `dogs`.")), "{unknown:?}");
+        let not_text = FakeHost::new()
+            .attachment("a1", vec![0xff, 0xfe, 0x00])
+            .run::<Train>(invocation("train", "").attach("a1", "photo.png", 3));
+        assert_eq!(not_text.result, Err("`photo.png` is not a text file.".into()));
+        for done in [nothing, unknown, not_text] {
+            assert!(done.trained.is_empty());
+        }
+    }
+
+    #[test]
+    fn reports_a_job_by_id() {
+        let done = FakeHost::new().run::<Train>(invocation("train", "status job-7"));
+        assert_eq!(done.result, Err("There is no training job `job-7`.".into()));
+        let usage = FakeHost::new().run::<Train>(invocation("train", "status"));
+        assert_eq!(usage.result, Err("Usage: `!train status <job id>`".into()));
+    }
+}

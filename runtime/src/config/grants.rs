@@ -91,6 +91,14 @@ impl HostFn {
         }
     }
 
+    /// The function a component imports as `interface`.`function` (the
+    /// WIT's spelling, any version), if the host has one by that name.
+    /// `model.stream-model` is granted with `model.call-model`.
+    pub fn from_wit(interface: &str, function: &str) -> Option<HostFn> {
+        let function = if (interface, function) == ("model", "stream-model") { "call-model" } else { function };
+        HostFn::ALL.into_iter().find(|f| f.wit_name() == (interface, function))
+    }
+
     const fn bit(self) -> u32 {
         1 << (self as u32)
     }

@@ -215,6 +215,10 @@ pub struct Config {
     pub dashboard: Option<DashboardSettings>,
     /// `[limits]`: what a command's own `limits` start from.
     pub default_limits: Limits,
+    /// Every instance's `wasi:random` from this seed, for reproducible
+    /// output. Never read from a file: `sandbot try --seed` sets it, since a
+    /// bot whose dice are known in advance is no bot to serve people.
+    pub random_seed: Option<u64>,
 }
 
 impl Config {
@@ -551,6 +555,7 @@ impl Resolver<'_> {
             default_limits,
             health_listen,
             dashboard,
+            random_seed: None,
         })
     }
 

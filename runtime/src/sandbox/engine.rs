@@ -26,6 +26,9 @@ pub struct EngineSettings {
 /// `SpareSlot`): they have places of their own in the pool.
 pub const SPARES: u32 = 16;
 
+/// Core module instances one component may make (see `build`).
+const MAX_CORE_INSTANCES: u32 = 32;
+
 /// How many freed regions are reset together (see `build`).
 const DECOMMIT_BATCH: usize = 16;
 
@@ -45,18 +48,20 @@ pub fn build(settings: EngineSettings) -> wasmtime::Result<Engine> {
     // guests run.
     let limbo = DECOMMIT_BATCH as u32;
     let mut pool = PoolingAllocationConfig::new();
-    // A Rust wasip2 component is one core module plus a few small shims.
+    // A Rust wasip2 component is one core module plus a few small shims;
+    // a Python one (componentize-py) links CPython, libc and their shims
+    // as 14 core instances sharing one memory and one table.
     // Per-component maxima times `n` fit in the totals, so no guest can
     // starve the pool for others; one memory per component, so the memory
     // limit is the guest's whole budget.
     pool.total_component_instances(instances)
-        .total_core_instances(instances * 8)
+        .total_core_instances(instances * MAX_CORE_INSTANCES)
         .total_memories(instances + limbo)
         .total_tables(instances * 8 + limbo)
         .total_stacks(instances + limbo)
         .max_memories_per_component(1)
         .max_tables_per_component(8)
-        .max_core_instances_per_component(8)
+        .max_core_instances_per_component(MAX_CORE_INSTANCES)
         .max_memory_size(settings.max_memory_bytes)
         .max_component_instance_size(1 << 20)
         .max_core_instance_size(1 << 20)

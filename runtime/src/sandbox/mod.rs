@@ -117,6 +117,8 @@ pub struct Sandbox {
     /// Spare instances alive now, at most [`SPARES`].
     spares: Arc<AtomicU32>,
     cache: Option<Arc<CompileCache>>,
+    /// Set by [`Sandbox::pin_randomness`]; `None`: fresh randomness per instance.
+    random_seed: Option<u64>,
     _ticker: engine::EpochTicker,
 }
 
@@ -250,8 +252,15 @@ impl Sandbox {
             describing: Semaphore::new(1),
             spares: Arc::default(),
             cache: None,
+            random_seed: None,
             _ticker: ticker,
         })
+    }
+
+    /// Every instance's random numbers (secure and insecure alike) from
+    /// `seed`: the same message gets the same output (`sandbot try --seed`).
+    pub fn pin_randomness(&mut self, seed: u64) {
+        self.random_seed = Some(seed);
     }
 
     /// The pool's slots running a message now.
@@ -304,6 +313,27 @@ impl Sandbox {
     /// The interfaces a prepared component imports, as the WIT names them.
     pub fn imports(&self, pre: &GuestPre) -> Vec<String> {
         pre.component().component_type().imports(&self.engine).map(|(name, _)| name.to_string()).collect()
+    }
+
+    /// Each imported interface with the functions the component takes from
+    /// it: the linker trims an instance's type to what the code calls.
+    pub fn imported_functions(&self, pre: &GuestPre) -> Vec<(String, Vec<String>)> {
+        use wasmtime::component::types::ComponentItem;
+        pre.component()
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, item)| {
+                let functions = match item.ty {
+                    ComponentItem::ComponentInstance(instance) => instance
+                        .exports(&self.engine)
+                        .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentFunc(_)))
+                        .map(|(function, _)| function.to_string())
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                (name.to_string(), functions)
+            })
+            .collect()
     }
 
     /// Calls `describe` on a fresh instance; the guest context comes back
@@ -433,7 +463,15 @@ impl Sandbox {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         // Nothing but what Rust's std needs: no env, no args, no preopens,
         // no sockets; stderr captured for the log.
-        let wasi = WasiCtx::builder().stderr(stderr.clone()).max_random_size(MAX_RANDOM_BYTES).build();
+        let mut wasi = WasiCtx::builder();
+        wasi.stderr(stderr.clone()).max_random_size(MAX_RANDOM_BYTES);
+        if let Some(seed) = self.random_seed {
+            use rand::SeedableRng;
+            wasi.secure_random(rand::rngs::StdRng::seed_from_u64(seed))
+                .insecure_random(rand::rngs::StdRng::seed_from_u64(seed.rotate_left(32)))
+                .insecure_random_seed(u128::from(seed));
+        }
+        let wasi = wasi.build();
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
         let state = HostState {
