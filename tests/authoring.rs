@@ -21,7 +21,7 @@ fn check_describes_a_command_that_fits() {
     assert!(stdout.contains("hi.wasm fits sandbot:bot."), "{stdout}");
     assert!(stdout.contains("name:     hi\n") && stdout.contains("summary:  Greets you."), "{stdout}");
     assert!(stdout.contains("needs:    chat.send-message\n"), "{stdout}");
-    assert!(stdout.contains("sandbot:bot/chat@0.2.1"), "{stdout}");
+    assert!(stdout.contains("sandbot:bot/chat@0.2.2"), "{stdout}");
     let sha = stdout.lines().find_map(|l| l.strip_prefix("sha256:   ")).expect("a sha256 line");
     assert_eq!(sha.len(), 64);
 }

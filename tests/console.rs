@@ -395,3 +395,47 @@ fn metrics_count_invocations_failures_and_refusals() {
     assert!(text.contains(r#"sandbot_invocations_total{command="hi",outcome="handled"} 3"#), "{text}");
     bot.finish();
 }
+
+/// A user's bad input, a deliberate error reply, a command that gave up
+/// and one stopped by the host are told apart (`sandbot:bot@0.2.2`'s
+/// `failure`), and `!commands` counts each. A component built for 0.2.1
+/// (kept as built in `tests/fixtures/sandbot-bot-0.2.1/`) still loads; its
+/// errors count as replies, since it cannot say more.
+#[test]
+fn outcomes_are_counted_apart() {
+    let old = support::workspace().join("tests/fixtures/sandbot-bot-0.2.1/correct.wasm");
+    let setup = Setup::new(&format!(
+        "[commands.oldcorrect]\nwasm = {:?}\ngrants = [\"chat.send-message\", \"chat.fetch-message\", \"store.log-correction\"]\n\n\
+         [commands.sneak]\nwasm = \"hostile.wasm\"\ngrants = [\"chat.send-message\"]\n\n\
+         [commands.loop]\nwasm = \"hostile.wasm\"\ngrants = [\"chat.send-message\"]\nlimits = {{ deadline_ms = 200 }}\n",
+        old.display().to_string()
+    ));
+    let out = setup.run(&[
+        say("!correct"),
+        say("!correct 999 better words"),
+        say("!oldcorrect"),
+        say("!sneak"),
+        say("!loop"),
+        say("!hi"),
+        json!({"content": "!commands", "author_id": "42"}),
+    ]);
+    assert!(reply(&out, 0).starts_with("Usage: `!correct"), "{}", reply(&out, 0));
+    assert_eq!(reply(&out, 1), "Message not found.");
+    assert!(reply(&out, 2).starts_with("Usage: `!correct"), "{}", reply(&out, 2));
+    assert!(reply(&out, 3).starts_with("This command is not allowed to do that"), "{}", reply(&out, 3));
+    let listing = replies(&out, 6).join("\n");
+    let line = |name: &str| {
+        let start = format!("`!{name}` ");
+        listing.lines().find(|l| l.starts_with(&start)).unwrap_or_else(|| panic!("no {name}: {listing}")).to_string()
+    };
+    let counted = |name: &str, counts: &str| {
+        let line = line(name);
+        assert!(line.contains(counts), "{name}: {line}");
+    };
+    counted("correct", "answered 0, usage errors 1, error replies 1, failed 0, stopped 0");
+    counted("oldcorrect", "answered 0, usage errors 0, error replies 1, failed 0, stopped 0");
+    counted("sneak", "answered 0, usage errors 0, error replies 0, failed 1, stopped 0");
+    counted("loop", "answered 0, usage errors 0, error replies 0, failed 0, stopped 1");
+    counted("hi", "answered 1, usage errors 0, error replies 0, failed 0, stopped 0");
+    assert!(!line("train").contains("answered"), "an unused command shows no counts: {listing}");
+}

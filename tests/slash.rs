@@ -172,7 +172,9 @@ fn check_names_the_contract_and_the_options() {
     assert!(old.contains("contract: sandbot:bot@0.1.0\n"), "{old}");
     assert!(old.contains("options:  args (string): As in: getfile <path>\n"), "{old}");
     let new = check(support::guests_dir().join("correct.wasm"));
-    assert!(new.contains("contract: sandbot:bot@0.2.1\n"), "{new}");
+    assert!(new.contains("contract: sandbot:bot@0.2.2\n"), "{new}");
+    let last = check(workspace().join("tests/fixtures/sandbot-bot-0.2.1/correct.wasm"));
+    assert!(last.contains("contract: sandbot:bot@0.2.1\n"), "{last}");
     let before = check(workspace().join("tests/fixtures/sandbot-bot-0.2.0/hi.wasm"));
     assert!(before.contains("contract: sandbot:bot@0.2.0\n"), "{before}");
     assert!(

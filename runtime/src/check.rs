@@ -104,7 +104,9 @@ pub async fn check(wasm: &Path) -> anyhow::Result<Report> {
     let (info, _) = registry::describe(&prepared.pre, &command, &sandbox, &services, &Registry::default())
         .await
         .map_err(|why| anyhow::anyhow!("describe() {why}"))?;
-    if let (Err(why), GuestPre::Current(_)) = (options::check_slash(&info.name, &info), &prepared.pre) {
+    if let (Err(why), GuestPre::Current(_) | GuestPre::V0_2_1(_)) =
+        (options::check_slash(&info.name, &info), &prepared.pre)
+    {
         anyhow::bail!("as a slash command, {why}");
     }
     let options = info.options.iter().map(describe_option).collect();

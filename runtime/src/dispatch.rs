@@ -335,9 +335,14 @@ impl Dispatcher {
                 Outcome::Handled
             }
             Err(error) => {
+                // A user's bad input is routine; a command that gave up, or
+                // was stopped, is for the operator to look at.
                 match &error {
+                    InvokeError::Usage(_) => {
+                        tracing::info!(command = name, user, micros, cause = %error.cause(), "refused the input")
+                    }
                     InvokeError::Guest(_) => {
-                        tracing::info!(command = name, user, micros, cause = %error.cause(), "failed")
+                        tracing::info!(command = name, user, micros, cause = %error.cause(), "answered with an error")
                     }
                     _ => tracing::warn!(command = name, user, micros, cause = %error.cause(), "failed"),
                 }

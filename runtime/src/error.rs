@@ -12,9 +12,16 @@ const MAX_GUEST_REPLY_CHARS: usize = 1900;
 /// How one invocation of a guest ended, when it did not end well.
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
-    /// `handle` returned `err(text)`: a message for the user.
+    /// `handle` returned `err(reply(text))` (or, built before 0.2.2, any
+    /// `err(text)`): a message for the user.
     #[error("the command answered with an error")]
     Guest(String),
+    /// `handle` returned `err(usage(text))`: the user's input did not fit.
+    #[error("the user's input did not fit")]
+    Usage(String),
+    /// `handle` returned `err(failed(text))`: something it needed failed.
+    #[error("the command gave up")]
+    GuestFailed(String),
     #[error("deadline of {0:?} exceeded")]
     Deadline(Duration),
     #[error("memory limit of {limit_bytes} bytes exceeded")]
@@ -35,7 +42,7 @@ impl InvokeError {
     /// The reply a user reads. `what` names the command (`` `!hi` ``).
     pub fn user_reply(&self, what: &str) -> String {
         match self {
-            InvokeError::Guest(text) => {
+            InvokeError::Guest(text) | InvokeError::Usage(text) | InvokeError::GuestFailed(text) => {
                 let text = text.trim();
                 if text.is_empty() {
                     return format!("{what} failed.");
@@ -61,6 +68,8 @@ impl InvokeError {
     pub fn kind(&self) -> &'static str {
         match self {
             InvokeError::Guest(_) => "error_reply",
+            InvokeError::Usage(_) => "usage",
+            InvokeError::GuestFailed(_) => "guest_failed",
             InvokeError::Deadline(_) => "deadline",
             InvokeError::OutOfMemory { .. } => "out_of_memory",
             InvokeError::StackOverflow => "stack_overflow",
@@ -75,10 +84,30 @@ impl InvokeError {
     pub fn cause(&self) -> String {
         let text = match self {
             InvokeError::Guest(text) => format!("the command answered with an error: {text}"),
+            InvokeError::Usage(text) => format!("the user's input did not fit: {text}"),
+            InvokeError::GuestFailed(text) => format!("the command gave up: {text}"),
             other => other.to_string(),
         };
         let line = text.replace('\n', " | ");
         line.chars().take(500).collect()
+    }
+}
+
+impl From<crate::bindings::types::Failure> for InvokeError {
+    fn from(failure: crate::bindings::types::Failure) -> Self {
+        use crate::bindings::types::Failure;
+        match failure {
+            Failure::Usage(text) => InvokeError::Usage(text),
+            Failure::Reply(text) => InvokeError::Guest(text),
+            Failure::Failed(text) => InvokeError::GuestFailed(text),
+        }
+    }
+}
+
+impl InvokeError {
+    /// Ended by the guest's own `err` (any kind), not stopped by the host.
+    pub fn is_guests_answer(&self) -> bool {
+        matches!(self, InvokeError::Guest(_) | InvokeError::Usage(_) | InvokeError::GuestFailed(_))
     }
 }
 

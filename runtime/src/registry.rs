@@ -247,7 +247,7 @@ async fn describe_against(next: &mut CommandMap, sandbox: &Sandbox, services: &S
         let Some(loaded) = next.get(&name).cloned() else { continue };
         let described = describe(&loaded.pre, &loaded.config, sandbox, services, &upcoming).await;
         let checked = described.and_then(|(info, _)| match &loaded.pre {
-            GuestPre::Current(_) => crate::options::check_slash(&name, &info).map(|()| info),
+            GuestPre::Current(_) | GuestPre::V0_2_1(_) => crate::options::check_slash(&name, &info).map(|()| info),
             GuestPre::V0_1(_) => Ok(info),
         });
         match checked {
@@ -313,7 +313,7 @@ async fn load(
     }
     if let Err(why) = crate::options::check_slash(&command.name, &info) {
         match prepared.pre {
-            GuestPre::Current(_) => return Err(invalid(format!("as a slash command, {why}"))),
+            GuestPre::Current(_) | GuestPre::V0_2_1(_) => return Err(invalid(format!("as a slash command, {why}"))),
             // Built before slash commands: it keeps answering `!name`.
             GuestPre::V0_1(_) => {
                 tracing::warn!(command = %command.name, reason = %why, "cannot be a slash command; prefix only")

@@ -131,7 +131,7 @@ grants = ["chat.send-message", "voice.leave"]
 
 [commands.commands]
 wasm = "commands.wasm"
-grants = ["chat.send-message", "commands.versions"]
+grants = ["chat.send-message", "commands.versions", "commands.outcomes"]
 
 [commands.reload]
 wasm = "reload.wasm"

@@ -1,6 +1,7 @@
 //! `!commands` — for operators: each loaded command, which version (the
-//! start of its wasm's sha256), when it was loaded, and what it needs
-//! that it is not granted.
+//! start of its wasm's sha256), when it was loaded, how its invocations
+//! ended (with `commands.outcomes`), and what it needs that it is not
+//! granted.
 //!
 //! ```text
 //! !commands
@@ -13,12 +14,17 @@ struct Commands;
 
 impl Command for Commands {
     fn describe() -> CommandInfo {
-        CommandInfo::new("commands", "Lists the loaded commands with their versions.", "commands")
-            .needs(&["chat.send-message", "commands.versions"])
+        CommandInfo::new("commands", "Lists the loaded commands with their versions.", "commands").needs(&[
+            "chat.send-message",
+            "commands.versions",
+            "commands.outcomes",
+        ])
     }
 
     fn handle(invocation: Invocation) -> Result<(), Error> {
         let versions = commands::versions()?;
+        // Without the grant (a config older than it), the list stands alone.
+        let outcomes = commands::outcomes().unwrap_or_default();
         let mut text = format!("{} commands loaded:\n", versions.len());
         for version in &versions {
             let source = if version.cached { "from the cache" } else { "compiled" };
@@ -29,6 +35,14 @@ impl Command for Commands {
                 version.sha256.get(..12).unwrap_or(&version.sha256),
                 format_utc(version.loaded_at),
             ));
+            // Only for commands used since the start: the list stays short.
+            let used = |o: &&commands::OutcomeCounts| o.answered + o.usage + o.replied + o.failed + o.stopped > 0;
+            if let Some(o) = outcomes.iter().filter(used).find(|o| o.name == version.name) {
+                text.push_str(&format!(
+                    " — answered {}, usage errors {}, error replies {}, failed {}, stopped {}",
+                    o.answered, o.usage, o.replied, o.failed, o.stopped
+                ));
+            }
             if !version.missing_grants.is_empty() {
                 text.push_str(&format!(" — needs {}, not granted", version.missing_grants.join(", ")));
             }

@@ -77,7 +77,7 @@ command!(Roll);
 #[cfg(test)]
 mod tests {
     use sandbot_sdk::testing::{invocation, FakeHost, InvocationExt};
-    use sandbot_sdk::OptionValue;
+    use sandbot_sdk::{Failure, OptionValue};
 
     use super::*;
 
@@ -124,6 +124,9 @@ mod tests {
             "The number of sides must be a whole number from 2 to 1000, not `1`.\nUsage: `!roll [dice, like 2d6+3]`"
         );
         assert!(said("banana").starts_with("`banana` is not dice"));
+        // The host logs a usage error as the user's doing, not a failure.
+        let done = FakeHost::new().run::<Roll>(invocation("roll", "0d6"));
+        assert!(matches!(done.failure, Some(Failure::Usage(_))), "{:?}", done.failure);
     }
 
     #[test]

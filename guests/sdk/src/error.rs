@@ -22,6 +22,17 @@ impl Error {
         Error::Reply(text.into())
     }
 
+    /// What the host gets: the text the user reads, and its kind for the
+    /// operator (a usage error is the user's doing, a host error a failure).
+    pub fn into_failure(self) -> crate::Failure {
+        let text = self.to_string();
+        match self {
+            Error::Usage(_) => crate::Failure::Usage(text),
+            Error::Reply(_) => crate::Failure::Reply(text),
+            Error::Host(_) => crate::Failure::Failed(text),
+        }
+    }
+
     /// "Usage: `!name args`" built from the invocation's prefix.
     pub fn usage(prefix: &str, usage: &str) -> Self {
         Error::Usage(format!("Usage: `{prefix}{usage}`"))

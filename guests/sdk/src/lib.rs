@@ -47,7 +47,7 @@ pub use time::format_utc;
 #[allow(missing_docs, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit/0.2.1",
+        path: "../../wit/0.2.2",
         world: "command",
         pub_export_macro: true,
         export_macro_name: "__export_command_world",
@@ -58,8 +58,8 @@ pub mod bindings {
 }
 
 pub use bindings::sandbot::bot::types::{
-    Attachment, Author, CommandInfo, CommandOption, Error as HostError, File, GivenOption, Invocation, Message,
-    OptionChoice, OptionKind, OptionValue, Source,
+    Attachment, Author, CommandInfo, CommandOption, Error as HostError, Failure, File, GivenOption, Invocation,
+    Message, OptionChoice, OptionKind, OptionValue, Source,
 };
 /// Host interfaces, one module each, exactly as the WIT names them.
 ///
@@ -281,8 +281,8 @@ macro_rules! command {
                 <$command as $crate::Command>::describe()
             }
 
-            fn handle(invocation: $crate::Invocation) -> ::core::result::Result<(), String> {
-                <$command as $crate::Command>::handle(invocation).map_err(|e| e.to_string())
+            fn handle(invocation: $crate::Invocation) -> ::core::result::Result<(), $crate::Failure> {
+                <$command as $crate::Command>::handle(invocation).map_err($crate::Error::into_failure)
             }
         }
 

@@ -50,6 +50,9 @@ pub struct Outcome {
     /// `Err(text)`: the command returned an error, and `text` is what the
     /// user reads (as the bot would send it).
     pub result: Result<(), String>,
+    /// The error as the host gets it: its kind (`Usage`, `Reply`,
+    /// `Failed`) with the same text.
+    pub failure: Option<crate::Failure>,
     /// Messages sent to the channel.
     pub replies: Vec<String>,
     /// Messages only the invoking user sees.
@@ -80,6 +83,7 @@ impl Default for Outcome {
     fn default() -> Self {
         Outcome {
             result: Ok(()),
+            failure: None,
             replies: Vec::new(),
             private: Vec::new(),
             files: Vec::new(),
@@ -195,10 +199,11 @@ impl FakeHost {
         }
         self.seed = splitmix(self.seed ^ 0x5eed);
         CURRENT.with(|current| *current.borrow_mut() = Some(self));
-        let result = C::handle(invocation).map_err(|e| e.to_string());
+        let result = C::handle(invocation);
         let host = CURRENT.with(|current| current.borrow_mut().take());
         let mut outcome = host.map(|h| h.outcome).unwrap_or_default();
-        outcome.result = result;
+        outcome.failure = result.as_ref().err().cloned().map(crate::Error::into_failure);
+        outcome.result = result.map_err(|e| e.to_string());
         outcome
     }
 }
@@ -558,7 +563,7 @@ pub mod host {
     /// `sandbot:bot/commands`: the entries given with
     /// [`super::FakeHost::commands`].
     pub mod commands {
-        pub use crate::bindings::sandbot::bot::commands::{Entry, Version};
+        pub use crate::bindings::sandbot::bot::commands::{Entry, OutcomeCounts, Version};
         pub use crate::HostError as Error;
 
         use super::super::with_host;
@@ -576,6 +581,20 @@ pub mod host {
                     missing_grants: Vec::new(),
                 };
                 Ok(h.commands.iter().map(version).collect())
+            })
+        }
+        /// Every listed command, with nothing counted yet.
+        pub fn outcomes() -> Result<Vec<OutcomeCounts>, Error> {
+            with_host("commands", "outcomes", |h| {
+                let none = |e: &Entry| OutcomeCounts {
+                    name: e.name.clone(),
+                    answered: 0,
+                    usage: 0,
+                    replied: 0,
+                    failed: 0,
+                    stopped: 0,
+                };
+                Ok(h.commands.iter().map(none).collect())
             })
         }
         pub fn reload() -> Result<Vec<String>, Error> {
@@ -620,6 +639,7 @@ fn the_fake_has_the_bindings_signatures() {
         log::log,
         commands::list,
         commands::versions,
+        commands::outcomes,
         commands::reload,
     );
 }

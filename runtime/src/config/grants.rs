@@ -31,10 +31,11 @@ pub enum HostFn {
     CommandsList,
     CommandsVersions,
     CommandsReload,
+    CommandsOutcomes,
 }
 
 impl HostFn {
-    pub const ALL: [HostFn; 24] = [
+    pub const ALL: [HostFn; 25] = [
         HostFn::ChatSendMessage,
         HostFn::ChatReadAttachment,
         HostFn::ChatFetchMessage,
@@ -59,6 +60,7 @@ impl HostFn {
         HostFn::CommandsList,
         HostFn::CommandsVersions,
         HostFn::CommandsReload,
+        HostFn::CommandsOutcomes,
     ];
 
     /// `(interface, function)` as the WIT spells them.
@@ -88,6 +90,7 @@ impl HostFn {
             HostFn::CommandsList => ("commands", "list"),
             HostFn::CommandsVersions => ("commands", "versions"),
             HostFn::CommandsReload => ("commands", "reload"),
+            HostFn::CommandsOutcomes => ("commands", "outcomes"),
         }
     }
 

@@ -716,7 +716,9 @@ impl Resolver<'_> {
         let limits = self.limits(&format!("{key}.limits"), &entry.limits, defaults)?;
         // Commands that see or change what is deployed are for operators
         // unless the config says otherwise.
-        let operates = grants.allows(HostFn::CommandsVersions) || grants.allows(HostFn::CommandsReload);
+        let operates = grants.allows(HostFn::CommandsVersions)
+            || grants.allows(HostFn::CommandsReload)
+            || grants.allows(HostFn::CommandsOutcomes);
         let operators_only =
             entry.operators_only.unwrap_or(operates || OPERATORS_ONLY_BY_DEFAULT.contains(&name.as_str()));
         Ok(CommandConfig { name, wasm, grants, read: entry.read, operators_only, limits })

@@ -39,6 +39,32 @@ impl commands::Host for GuestCtx {
             .collect())
     }
 
+    async fn outcomes(&mut self) -> Result<Vec<commands::OutcomeCounts>, HostError> {
+        self.check(HostFn::CommandsOutcomes)?;
+        let recent = crate::telemetry::recent::recent();
+        Ok(self
+            .registry
+            .snapshot()
+            .values()
+            .map(|c| {
+                let summary = recent.command(&c.config.name).summary();
+                let count = |cause: &str| summary.causes.get(cause).copied().unwrap_or(0);
+                // A denied call does not end an invocation: not an outcome.
+                let ended: u64 =
+                    summary.causes.iter().filter(|(cause, _)| **cause != "denied_call").map(|(_, n)| n).sum();
+                let (usage, replied, failed) = (count("usage"), count("error_reply"), count("guest_failed"));
+                commands::OutcomeCounts {
+                    name: c.config.name.clone(),
+                    answered: summary.invocations.saturating_sub(ended),
+                    usage,
+                    replied,
+                    failed,
+                    stopped: ended.saturating_sub(usage + replied + failed),
+                }
+            })
+            .collect())
+    }
+
     async fn reload(&mut self) -> Result<Vec<String>, HostError> {
         self.check(HostFn::CommandsReload)?;
         let report = self.registry.request_reload().await.map_err(HostError::Unavailable)?;

@@ -26,7 +26,8 @@ use wasmtime::{CallHook, Engine, PoolConcurrencyLimitError, ResourceLimiter, Sto
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::{types, v0_1, Command, CommandPre};
+use crate::bindings::types::Failure;
+use crate::bindings::{types, v0_1, v0_2_1, Command, CommandPre};
 use crate::config::Limits;
 use crate::error::InvokeError;
 use crate::host::{self, GuestCtx};
@@ -158,6 +159,7 @@ struct Spare {
 /// An instantiated component, of either contract.
 enum Instance {
     Current(Command),
+    V0_2_1(v0_2_1::Command),
     V0_1(v0_1::Command),
 }
 
@@ -189,6 +191,7 @@ impl Drop for SpareCount {
 async fn instantiate(pre: &GuestPre, store: &mut Store<HostState>) -> wasmtime::Result<Instance> {
     Ok(match pre {
         GuestPre::Current(pre) => Instance::Current(pre.instantiate_async(store).await?),
+        GuestPre::V0_2_1(pre) => Instance::V0_2_1(pre.instantiate_async(store).await?),
         GuestPre::V0_1(pre) => Instance::V0_1(pre.instantiate_async(store).await?),
     })
 }
@@ -196,9 +199,11 @@ async fn instantiate(pre: &GuestPre, store: &mut Store<HostState>) -> wasmtime::
 /// A component linked against the version of the world it was built for.
 #[derive(Clone)]
 pub enum GuestPre {
-    /// `sandbot:bot@0.2.1`, the current contract, which also links
-    /// components built for 0.2.0 (it only adds to it).
+    /// `sandbot:bot@0.2.2`, the current contract.
     Current(CommandPre<HostState>),
+    /// `sandbot:bot@0.2.0` or 0.2.1: the current interfaces (which only
+    /// add to theirs), and a `handle` whose `err` is plain text.
+    V0_2_1(v0_2_1::CommandPre<HostState>),
     /// `sandbot:bot@0.1.0`: described and invoked through `host::v0_1`.
     V0_1(v0_1::CommandPre<HostState>),
 }
@@ -207,6 +212,7 @@ impl GuestPre {
     fn component(&self) -> &Component {
         match self {
             GuestPre::Current(pre) => pre.instance_pre().component(),
+            GuestPre::V0_2_1(pre) => pre.instance_pre().component(),
             GuestPre::V0_1(pre) => pre.instance_pre().component(),
         }
     }
@@ -216,6 +222,7 @@ impl GuestPre {
     pub fn version(&self) -> String {
         let engine = match self {
             GuestPre::Current(pre) => pre.instance_pre().engine(),
+            GuestPre::V0_2_1(pre) => pre.instance_pre().engine(),
             GuestPre::V0_1(pre) => pre.instance_pre().engine(),
         };
         self.component()
@@ -296,10 +303,16 @@ impl Sandbox {
             // the same): the current one first, then the ones kept.
             let pre = match CommandPre::new(instance_pre.clone()) {
                 Ok(pre) => GuestPre::Current(pre),
-                Err(current) => match v0_1::CommandPre::new(instance_pre) {
-                    Ok(pre) => GuestPre::V0_1(pre),
-                    Err(_) => return Err(current.into()),
-                },
+                Err(current) => {
+                    if let Ok(pre) = v0_2_1::CommandPre::new(instance_pre.clone()) {
+                        GuestPre::V0_2_1(pre)
+                    } else if let Ok(pre) = v0_1::CommandPre::new(instance_pre) {
+                        GuestPre::V0_1(pre)
+                    } else {
+                        // The current world's complaint is the useful one.
+                        return Err(current.into());
+                    }
+                }
             };
             // Only what fits the world is worth keeping.
             if let (false, Some(cache)) = (from_cache, &cache) {
@@ -352,6 +365,7 @@ impl Sandbox {
         let run = async {
             match pre {
                 GuestPre::Current(pre) => pre.instantiate_async(&mut store).await?.call_describe(&mut store).await,
+                GuestPre::V0_2_1(pre) => pre.instantiate_async(&mut store).await?.call_describe(&mut store).await,
                 GuestPre::V0_1(pre) => {
                     let info = pre.instantiate_async(&mut store).await?.call_describe(&mut store).await?;
                     Ok(host::v0_1::command_info(info))
@@ -404,16 +418,19 @@ impl Sandbox {
             };
             match instance {
                 Instance::Current(command) => command.call_handle(&mut store, invocation).await,
+                Instance::V0_2_1(command) => {
+                    command.call_handle(&mut store, invocation).await.map(|r| r.map_err(Failure::Reply))
+                }
                 Instance::V0_1(command) => {
                     let invocation = host::v0_1::invocation(invocation);
-                    command.call_handle(&mut store, &invocation).await
+                    command.call_handle(&mut store, &invocation).await.map(|r| r.map_err(Failure::Reply))
                 }
             }
         };
         let result = match tokio::time::timeout(limits.deadline, run).await {
             Err(_) => Err(InvokeError::Deadline(limits.deadline)),
             Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(reply))) => Err(InvokeError::Guest(reply)),
+            Ok(Ok(Err(failure))) => Err(InvokeError::from(failure)),
             Ok(Err(trap)) => Err(classify(trap, store.data(), &limits)),
         };
         (store.into_data().guest, result)
