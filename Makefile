@@ -19,6 +19,7 @@ run: build
 ## would compile serenity, candle and the rest a second time).
 test: setup guests
 	@./scripts/setup-tests.sh
+	@./scripts/test-other-guests.sh
 	$(CARGO) test --release -p sandbot -p sandbot-sdk -p sandbot-examples $(addprefix -p ,$(COMMANDS))
 
 ## Sets up and builds: target/release/sandbot and the guests where config/sandbot.toml points.

@@ -74,6 +74,14 @@ js_guest() {
     mv "$out.tmp" "$out"
 }
 
+# The `wit_world` package as plain Python, for unit tests on CPython
+# (guests/python/testing/sandbot_testing.py fakes its host functions).
+BINDINGS=$TOOLS/python-bindings
+if stale "$BINDINGS/wit_world/__init__.py" "$PY/bin/componentize-py"; then
+    rm -rf "$BINDINGS"
+    env -u VIRTUAL_ENV "$PY/bin/componentize-py" -d "$WIT" -w command bindings "$BINDINGS" >/dev/null
+fi
+
 python_guest pycount guests/python/wordcount app
 js_guest jscount guests/javascript/wordcount/wordcount.js
 # The tests' misbehaving ones.

@@ -149,25 +149,18 @@ fn host_calls(imported: &[(String, Vec<String>)]) -> Vec<HostFn> {
 }
 
 /// What the host links but leaves empty: a component importing these
-/// links and runs, and finds nothing there.
+/// links and runs, and finds nothing there. (The environment is empty too,
+/// but Rust's std imports it whatever the code does: not worth a line.)
 fn wasi_given_nothing(imports: &[String]) -> Vec<String> {
-    const EMPTY: [(&str, &str); 3] = [
+    const EMPTY: [(&str, &str); 2] = [
         ("wasi:filesystem/", "wasi:filesystem: no folder is open to a command; ask for a root and use files.*"),
         ("wasi:sockets/", "wasi:sockets: there is no network; the host's interfaces are the only way out"),
-        ("wasi:cli/environment", "wasi:cli/environment: no variables and no arguments"),
     ];
-    let mut said = Vec::new();
-    for (prefix, why) in EMPTY {
-        // Rust's std imports the environment whatever the code does: only
-        // say so when something else asks the author's attention too.
-        if prefix == "wasi:cli/environment" {
-            continue;
-        }
-        if imports.iter().any(|i| i.starts_with(prefix)) {
-            said.push(why.to_string());
-        }
-    }
-    said
+    EMPTY
+        .iter()
+        .filter(|(prefix, _)| imports.iter().any(|i| i.starts_with(prefix)))
+        .map(|(_, why)| why.to_string())
+        .collect()
 }
 
 /// How a config's entry for a checked component compares with what the
