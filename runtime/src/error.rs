@@ -104,13 +104,6 @@ impl From<crate::bindings::types::Failure> for InvokeError {
     }
 }
 
-impl InvokeError {
-    /// Ended by the guest's own `err` (any kind), not stopped by the host.
-    pub fn is_guests_answer(&self) -> bool {
-        matches!(self, InvokeError::Guest(_) | InvokeError::Usage(_) | InvokeError::GuestFailed(_))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
