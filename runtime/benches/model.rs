@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sandbot::services::model::embedded::EmbeddedModel;
-use sandbot::services::model::embedder::{Embedder, DIM};
+use sandbot::services::model::embedder::Embedder;
 use sandbot::services::model::llm::{LlmSettings, LocalLlm};
 use sandbot::services::model::retrieval::{Entry, Index, Indexed, Scoring};
 use sandbot::services::model::{Asked, Example, ModelProvider, Scope};
@@ -49,10 +49,10 @@ fn models_dir() -> std::path::PathBuf {
     workspace().join("models")
 }
 
-/// A repeatable random unit vector.
-fn unit_vector(seed: u64) -> Vec<f32> {
+/// A repeatable random unit vector of `dim` values.
+fn unit_vector(seed: u64, dim: usize) -> Vec<f32> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut v: Vec<f32> = (0..DIM)
+    let mut v: Vec<f32> = (0..dim)
         .map(|_| {
             state ^= state << 13;
             state ^= state >> 7;
@@ -65,17 +65,17 @@ fn unit_vector(seed: u64) -> Vec<f32> {
     v
 }
 
-fn index_of(n: usize) -> Index {
+fn index_of(n: usize, dim: usize) -> Index {
     let indexed = corpus(n)
         .into_iter()
         .enumerate()
         .map(|(i, e)| Indexed {
-            keys: vec![(e.input.clone(), unit_vector(2 * i as u64))],
-            answer: unit_vector(2 * i as u64 + 1),
+            keys: vec![(e.input.clone(), unit_vector(2 * i as u64, dim))],
+            answer: unit_vector(2 * i as u64 + 1, dim),
             entry: Entry { question: e.input, answer: e.output, correction: false, labelled: false },
         })
         .collect();
-    Index::build(indexed, Arc::new(HashSet::new()))
+    Index::build(indexed, Arc::new(HashSet::new()), dim)
 }
 
 /// Resident memory of this process, in MiB (Linux).
@@ -86,22 +86,37 @@ fn resident_mib() -> f64 {
 }
 
 fn retrieval(c: &mut Criterion) {
-    let embedder = Embedder::load(&models_dir().join("all-MiniLM-L6-v2")).expect("run `make build` first");
+    // Both models a question can be embedded with, one loaded at a time.
+    let query = "how does the river mountain work in case 42 of the river";
+    let mut vectors = Vec::new();
     let mut group = c.benchmark_group("embedding");
-    group.bench_function("query", |b| b.iter(|| embedder.embed_one("who started the music bot club?").expect("embed")));
+    for name in ["all-MiniLM-L6-v2", "all-mpnet-base-v2"] {
+        let before = resident_mib();
+        let started = std::time::Instant::now();
+        let embedder = Embedder::load(&models_dir().join(name)).expect("run `make build` first");
+        println!("{name}: loaded in {:?}, {:.0} MiB resident", started.elapsed(), resident_mib() - before);
+        group.bench_function(BenchmarkId::new("query", name), |b| {
+            b.iter(|| embedder.embed_one("who started the music bot club?").expect("embed"))
+        });
+        vectors.push(embedder.embed_one(query).expect("embed"));
+    }
     group.finish();
 
-    let query = "how does the river mountain work in case 42 of the river";
-    let vector = embedder.embed_one(query).expect("embed");
+    // The shipped model's vectors at every size (`search`), MPNet's twice
+    // as long ones at the largest (`search_768`).
     let scoring = Scoring::default();
     let mut group = c.benchmark_group("retrieval");
-    for size in [1_000usize, 10_000, 100_000] {
-        let before = resident_mib();
-        let index = index_of(size);
-        println!("index of {size}: {:.0} MiB resident", resident_mib() - before);
-        group.bench_with_input(BenchmarkId::new("search", size), &size, |b, _| {
-            b.iter(|| index.search(query, &vector, &scoring))
-        });
+    for (vector, name, sizes) in
+        [(&vectors[0], "search", &[1_000usize, 10_000, 100_000][..]), (&vectors[1], "search_768", &[100_000][..])]
+    {
+        for &size in sizes {
+            let before = resident_mib();
+            let index = index_of(size, vector.len());
+            println!("index of {size} ({} dimensions): {:.0} MiB resident", vector.len(), resident_mib() - before);
+            group.bench_with_input(BenchmarkId::new(name, size), &size, |b, _| {
+                b.iter(|| index.search(query, vector, &scoring))
+            });
+        }
     }
     group.finish();
 }

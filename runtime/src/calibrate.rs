@@ -11,7 +11,7 @@
 //!   `max_near_unrelated` of the unrelated questions would still reach the
 //!   language model as context.
 //!
-//! The defaults in [`Scoring::default`] came from running it on
+//! The defaults in [`Scoring::calibrated`] came from running it on
 //! `tests/data/community/` (see `docs/model.md`).
 
 use std::path::Path;

@@ -78,6 +78,10 @@ enum Command {
         /// Try another penalty for each name the taught question lacks.
         #[arg(long)]
         name_penalty: Option<f32>,
+        /// Another sentence-embedding model's folder than the config's
+        /// (e.g. `models/all-mpnet-base-v2`).
+        #[arg(long)]
+        embeddings: Option<PathBuf>,
     },
     /// Prints stored corrections or feedback as JSON lines (from the
     /// configured store: SQLite, or PostgreSQL with `[store] url`).
@@ -305,11 +309,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("next: `make build`, then `!{name} hello` in the console (`make run`)");
             Ok(())
         }
-        Command::Calibrate { train, dev, test, max_false, misses, words_weight, name_penalty } => {
+        Command::Calibrate { train, dev, test, max_false, misses, words_weight, name_penalty, embeddings } => {
             let config = config()?;
             let answers = config.model.answers().context("the model is turned off in the config (`model.provider`)")?;
-            let embeddings = answers.embeddings.as_deref();
             let mut scoring = answers.scoring;
+            if let Some(dir) = &embeddings {
+                let architecture = sandbot::services::model::embedder::architecture(dir);
+                scoring = sandbot::services::model::retrieval::Scoring::calibrated(architecture.as_deref());
+            }
+            let embeddings = embeddings.as_deref().or(answers.embeddings.as_deref());
             scoring.words_weight = words_weight.unwrap_or(scoring.words_weight);
             scoring.name_penalty = name_penalty.unwrap_or(scoring.name_penalty);
             let (knowledge, _dir) = calibrate::teach(calibrate::read_examples(&train)?, embeddings, scoring).await?;

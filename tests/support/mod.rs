@@ -51,8 +51,11 @@ pub fn guests_dir() -> PathBuf {
 
 /// `extra` with the sentence-embedding model that `make test` fetches put
 /// in its `[model]` table (added when there is none), as the shipped
-/// config has it.
+/// config has it, unless `extra` names one.
 fn with_embeddings(extra: &str) -> String {
+    if extra.lines().any(|l| l.starts_with("embeddings =")) {
+        return extra.to_string();
+    }
     let dir = workspace().join("models/all-MiniLM-L6-v2");
     assert!(dir.join("model.safetensors").is_file(), "{} is missing: run `make test`, which fetches it", dir.display());
     let line = format!("embeddings = {:?}", dir.display().to_string());
@@ -281,15 +284,20 @@ impl Bot {
 
     /// Reads output lines up to and including `done` for input `n`.
     pub fn read_until_done(&mut self, n: u64) -> Vec<Value> {
+        self.read_until(|value| value["type"] == "done" && value["input"] == n)
+    }
+
+    /// Reads output lines up to and including the first that `last` picks.
+    pub fn read_until(&mut self, last: impl Fn(&Value) -> bool) -> Vec<Value> {
         let mut lines = Vec::new();
         loop {
             let mut line = String::new();
             let read = self.stdout.read_line(&mut line).expect("read from sandbot");
-            assert!(read > 0, "sandbot closed its output before input {n} was done; got {lines:?}");
+            assert!(read > 0, "sandbot closed its output before the line awaited; got {lines:?}");
             let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"));
-            let done = value["type"] == "done" && value["input"] == n;
+            let found = last(&value);
             lines.push(value);
-            if done {
+            if found {
                 return lines;
             }
         }

@@ -24,6 +24,7 @@ pub use raw::{RawEntry, Secret};
 use crate::platform::Author;
 use crate::services::files::Root;
 use crate::services::model::answer::Unknown;
+use crate::services::model::embedder::architecture;
 use crate::services::model::llm::LlmSettings;
 use crate::services::model::openai::OpenAiSettings;
 use crate::services::model::retrieval::Scoring;
@@ -418,7 +419,8 @@ impl Resolver<'_> {
             }
         };
 
-        let defaults = Scoring::default();
+        let embeddings = raw.model.embeddings.as_ref().filter(|p| !p.as_os_str().is_empty()).map(|p| self.relative(p));
+        let defaults = Scoring::calibrated(embeddings.as_deref().and_then(architecture).as_deref());
         let accept = raw.model.min_similarity.unwrap_or(defaults.accept);
         if !(0.0..=1.0).contains(&accept) {
             return Err(self.invalid("model.min_similarity", "must be between 0 and 1"));
@@ -435,7 +437,7 @@ impl Resolver<'_> {
             }
         };
         let answers = AnswerSettings {
-            embeddings: raw.model.embeddings.as_ref().filter(|p| !p.as_os_str().is_empty()).map(|p| self.relative(p)),
+            embeddings,
             scoring: Scoring { accept, near, hint: defaults.hint.min(near), ..defaults },
             system_prompt: raw.model.system_prompt.clone().unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.into()),
             context_turns: raw.model.context_turns.unwrap_or(6),
@@ -928,5 +930,25 @@ mod tests {
         assert!(config.commands["getfile"].operators_only);
         let config = load("[commands.getfile]\nwasm = \"hi.wasm\"\noperators_only = false\n").unwrap();
         assert!(!config.commands["getfile"].operators_only);
+    }
+
+    /// Each embedding model comes with its own calibrated thresholds, and
+    /// the config's own still win.
+    #[test]
+    fn thresholds_follow_the_embedding_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("model");
+        std::fs::create_dir(&model).unwrap();
+        std::fs::write(model.join("config.json"), r#"{"model_type": "mpnet"}"#).unwrap();
+        let config = |extra: &str| {
+            let text = format!("[model]\nprovider = \"embedded\"\nembeddings = \"model\"\nllm = \"\"\n{extra}");
+            let config = Config::from_toml(&dir.path().join("sandbot.toml"), &text).unwrap();
+            config.model.answers().unwrap().scoring
+        };
+        assert_eq!(config(""), Scoring::calibrated(Some("mpnet")));
+        assert_ne!(config("").accept, Scoring::default().accept);
+        assert_eq!(config("min_similarity = 0.7\n").accept, 0.7);
+        std::fs::write(model.join("config.json"), r#"{"model_type": "bert"}"#).unwrap();
+        assert_eq!(config(""), Scoring::default());
     }
 }

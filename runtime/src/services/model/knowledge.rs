@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::embedder::{Embedder, DIM};
+use super::embedder::Embedder;
 use super::retrieval::{aliases, home_name, Entry, Hit, Index, Indexed, Scoring};
 use super::{Example, ModelError, Scope};
 use crate::services::store::{CachedVector, Change, Store};
@@ -213,7 +213,7 @@ impl Knowledge {
         if let Some(embedder) = &self.embedder {
             let cached = self.store.vectors(embedder.id()).await?;
             let mut fresh = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
-            fresh.extend(cached.into_iter().filter(|c| c.vector.len() == DIM).map(|c| (c.text, c.vector)));
+            fresh.extend(cached.into_iter().filter(|c| c.vector.len() == embedder.dim()).map(|c| (c.text, c.vector)));
         }
         let mut scopes: HashSet<Scope> = self.store.trained_examples().await?.into_iter().map(|(s, _)| s).collect();
         scopes.extend(self.store.taught_corrections().await?.into_iter().map(|(s, _, _)| s));
@@ -380,7 +380,8 @@ impl Knowledge {
             .collect();
         let dictionary = self.dictionary.clone();
         let semantic = self.embedder.is_some();
-        let index = blocking(move || Ok(Index::build(indexed, dictionary).semantic(semantic))).await?;
+        let dim = self.embedder.as_ref().map_or(0, |e| e.dim());
+        let index = blocking(move || Ok(Index::build(indexed, dictionary, dim).semantic(semantic))).await?;
         let used: HashSet<[u8; 32]> = index.texts().map(|(text, _)| key(text)).collect();
         let questions = index.entries().iter().map(|e| normalise(&e.question)).collect();
         {
@@ -445,7 +446,7 @@ impl Knowledge {
         Ok(out)
     }
 
-    /// The query's vector (zeros without embeddings). Blocking work, done
+    /// The query's vector (none without embeddings). Blocking work, done
     /// on the blocking pool.
     async fn vector(&self, text: &str) -> Result<Vec<f32>, ModelError> {
         match &self.embedder {
@@ -454,7 +455,7 @@ impl Knowledge {
                 let text = text.to_string();
                 blocking(move || e.embed_one(&text)).await
             }
-            None => Ok(vec![0.0; DIM]),
+            None => Ok(Vec::new()),
         }
     }
 

@@ -29,8 +29,6 @@ use vectors::{Quantised, Rows};
 use words::Lexicon;
 pub use words::{contains_term, names_in, terms};
 
-use super::embedder::DIM;
-
 /// One thing the bot can say, and the question that leads to it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
@@ -72,13 +70,25 @@ pub struct Scoring {
 }
 
 impl Default for Scoring {
-    /// Calibrated on the development set; see `docs/model.md`.
+    /// Calibrated on the development set for all-MiniLM-L6-v2 (and used
+    /// without embeddings); see `docs/model.md`.
     fn default() -> Self {
         Scoring { words_weight: 0.2, name_penalty: 0.5, accept: 0.52, near: 0.4, hint: 0.3 }
     }
 }
 
 impl Scoring {
+    /// The calibrated defaults for the embedding model of this
+    /// architecture (`config.json`'s `model_type`): each model has its own
+    /// scale of cosines.
+    pub fn calibrated(architecture: Option<&str>) -> Scoring {
+        match architecture {
+            // all-mpnet-base-v2: same rule, same development set.
+            Some("mpnet") => Scoring { accept: 0.58, ..Scoring::default() },
+            _ => Scoring::default(),
+        }
+    }
+
     pub fn score(&self, meaning: f32, words: f32, missing_names: usize) -> f32 {
         meaning + self.words_weight * (words - 0.5) - self.name_penalty * missing_names as f32
     }
@@ -124,15 +134,19 @@ pub struct Index {
     /// Whether the vectors mean anything; without them, meaning is
     /// judged by the shared words alone.
     semantic: bool,
+    /// The length of the vectors (the embedding model's).
+    dim: usize,
 }
 
 impl Index {
-    pub fn build(indexed: Vec<Indexed>, dictionary: Arc<HashSet<String>>) -> Index {
+    /// The index of `indexed`, whose vectors have `dim` values (a missing
+    /// one counts as zeros).
+    pub fn build(indexed: Vec<Indexed>, dictionary: Arc<HashSet<String>>, dim: usize) -> Index {
         let mut entries = Vec::with_capacity(indexed.len());
-        let mut keys = Rows::with_capacity(indexed.len());
+        let mut keys = Rows::with_capacity(dim, indexed.len());
         let mut key_owner = Vec::with_capacity(indexed.len());
         let mut key_texts = Vec::new();
-        let mut answers = Rows::with_capacity(indexed.len());
+        let mut answers = Rows::with_capacity(dim, indexed.len());
         for (i, item) in indexed.into_iter().enumerate() {
             for (k, (text, vector)) in item.keys.into_iter().enumerate() {
                 keys.push(&vector);
@@ -144,7 +158,7 @@ impl Index {
         }
         let texts: Vec<String> = entries.iter().map(|e: &Entry| format!("{} {}", e.question, e.answer)).collect();
         let lexicon = Lexicon::build(texts.iter().map(String::as_str));
-        Index { entries, keys, key_owner, key_texts, answers, lexicon, dictionary, semantic: true }
+        Index { entries, keys, key_owner, key_texts, answers, lexicon, dictionary, semantic: true, dim }
     }
 
     /// Marks the vectors as meaningless (no embedding model): candidates
@@ -200,10 +214,10 @@ impl Index {
     /// The entries nearest to `query` (whose vector is `vector`), best
     /// first, with their scores.
     pub fn search(&self, query: &str, vector: &[f32], scoring: &Scoring) -> Vec<Hit> {
-        if self.entries.is_empty() || vector.len() != DIM {
+        if self.entries.is_empty() || (self.semantic && vector.len() != self.dim) {
             return Vec::new();
         }
-        let quantised = Quantised::new(vector);
+        let quantised = Quantised::new(vector, self.dim);
         let query_terms = terms(query);
         let mut candidates: Vec<usize> = Vec::new();
         // The best key of each entry, for those the vectors bring up.
@@ -343,13 +357,13 @@ mod tests {
     #[test]
     fn a_name_the_entry_lacks_costs_its_score() {
         let entry = |q: &str| Entry { question: q.into(), answer: "yes".into(), correction: false, labelled: false };
-        let mut vector = vec![0f32; DIM];
+        let mut vector = vec![0f32; 384];
         vector[0] = 1.0;
         let indexed = ["Who founded Lanternmoor?", "Who founded the music bot?"]
             .iter()
             .map(|q| Indexed { entry: entry(q), keys: vec![(q.to_string(), vector.clone())], answer: vector.clone() })
             .collect();
-        let index = Index::build(indexed, Arc::new(dictionary()));
+        let index = Index::build(indexed, Arc::new(dictionary()), vector.len());
         let scoring = Scoring::default();
         let hits = index.search("Who founded Stonebrook?", &vector, &scoring);
         assert_eq!(hits.len(), 2);

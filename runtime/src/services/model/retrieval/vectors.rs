@@ -4,8 +4,6 @@
 //! arithmetic); a cosine moves by about 0.001, well under the thresholds'
 //! steps.
 
-use crate::services::model::embedder::DIM;
-
 /// One vector, quantised.
 pub struct Quantised {
     values: Vec<i8>,
@@ -13,15 +11,16 @@ pub struct Quantised {
 }
 
 impl Quantised {
-    pub fn new(vector: &[f32]) -> Quantised {
-        let (values, scale) = quantise(vector);
+    /// `vector` as `dim` bytes (cut or padded with zeros).
+    pub fn new(vector: &[f32], dim: usize) -> Quantised {
+        let (values, scale) = quantise(vector, dim);
         Quantised { values, scale }
     }
 }
 
-fn quantise(vector: &[f32]) -> (Vec<i8>, f32) {
-    let mut values = vec![0i8; DIM];
-    let largest = vector.iter().take(DIM).fold(0f32, |m, x| m.max(x.abs()));
+fn quantise(vector: &[f32], dim: usize) -> (Vec<i8>, f32) {
+    let mut values = vec![0i8; dim];
+    let largest = vector.iter().take(dim).fold(0f32, |m, x| m.max(x.abs()));
     if largest == 0.0 || !largest.is_finite() {
         return (values, 0.0);
     }
@@ -32,21 +31,23 @@ fn quantise(vector: &[f32]) -> (Vec<i8>, f32) {
     (values, scale)
 }
 
-/// Many vectors, one after another.
-#[derive(Default)]
+/// Many vectors of `dim` values, one after another.
 pub struct Rows {
+    dim: usize,
     values: Vec<i8>,
     scales: Vec<f32>,
 }
 
 impl Rows {
-    pub fn with_capacity(rows: usize) -> Rows {
-        Rows { values: Vec::with_capacity(rows * DIM), scales: Vec::with_capacity(rows) }
+    /// `dim` is at least 1, so that rows can be told apart.
+    pub fn with_capacity(dim: usize, rows: usize) -> Rows {
+        let dim = dim.max(1);
+        Rows { dim, values: Vec::with_capacity(rows * dim), scales: Vec::with_capacity(rows) }
     }
 
     /// Adds a vector (a missing one, without an embedding model, is zeros).
     pub fn push(&mut self, vector: &[f32]) {
-        let (values, scale) = quantise(vector);
+        let (values, scale) = quantise(vector, self.dim);
         self.values.extend(values);
         self.scales.push(scale);
     }
@@ -58,18 +59,18 @@ impl Rows {
     /// Row `i` as floats again.
     pub fn get(&self, i: usize) -> Vec<f32> {
         let scale = self.scales[i];
-        self.values[i * DIM..(i + 1) * DIM].iter().map(|&q| q as f32 * scale).collect()
+        self.values[i * self.dim..(i + 1) * self.dim].iter().map(|&q| q as f32 * scale).collect()
     }
 
     /// The cosine of row `i` with `query`.
     pub fn dot(&self, i: usize, query: &Quantised) -> f32 {
-        dot_i8(&self.values[i * DIM..(i + 1) * DIM], &query.values) as f32 * self.scales[i] * query.scale
+        dot_i8(&self.values[i * self.dim..(i + 1) * self.dim], &query.values) as f32 * self.scales[i] * query.scale
     }
 
     /// The `k` rows most like `query`, best first.
     pub fn top(&self, query: &Quantised, k: usize) -> Vec<(usize, f32)> {
         let mut top: Vec<(usize, f32)> = Vec::with_capacity(k + 1);
-        for (i, (row, scale)) in self.values.chunks_exact(DIM).zip(&self.scales).enumerate() {
+        for (i, (row, scale)) in self.values.chunks_exact(self.dim).zip(&self.scales).enumerate() {
             let s = dot_i8(row, &query.values) as f32 * scale * query.scale;
             if top.len() < k || s > top[top.len() - 1].1 {
                 let at = top.partition_point(|&(_, t)| t >= s);
@@ -110,6 +111,8 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 mod tests {
     use super::*;
 
+    const DIM: usize = 384;
+
     /// A repeatable random unit vector (xorshift).
     fn unit(seed: u32) -> Vec<f32> {
         let mut state = (seed as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -128,11 +131,11 @@ mod tests {
 
     #[test]
     fn quantised_cosines_are_within_a_thousandth() {
-        let mut rows = Rows::default();
+        let mut rows = Rows::with_capacity(DIM, 20);
         let vectors: Vec<Vec<f32>> = (0..20).map(unit).collect();
         vectors.iter().for_each(|v| rows.push(v));
         let query = unit(99);
-        let q = Quantised::new(&query);
+        let q = Quantised::new(&query, DIM);
         for (i, v) in vectors.iter().enumerate() {
             assert!((rows.dot(i, &q) - dot(v, &query)).abs() < 1e-3, "row {i}");
             let back = rows.get(i);
@@ -146,8 +149,8 @@ mod tests {
 
     #[test]
     fn a_missing_vector_is_zeros() {
-        let mut rows = Rows::default();
+        let mut rows = Rows::with_capacity(DIM, 1);
         rows.push(&[]);
-        assert_eq!(rows.dot(0, &Quantised::new(&unit(1))), 0.0);
+        assert_eq!(rows.dot(0, &Quantised::new(&unit(1), DIM)), 0.0);
     }
 }

