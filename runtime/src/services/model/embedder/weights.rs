@@ -10,7 +10,8 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use candle_core::{DType, Device, Shape, Tensor};
+use candle_core::{DType, Device, Tensor};
+use safetensors::tensor::Metadata;
 use sha2::{Digest, Sha256};
 
 /// The header may not be larger (the format's own limit).
@@ -26,13 +27,6 @@ pub enum WeightsError {
     Tensor(#[from] candle_core::Error),
 }
 
-#[derive(serde::Deserialize)]
-struct Info {
-    dtype: String,
-    shape: Vec<usize>,
-    data_offsets: (u64, u64),
-}
-
 /// Every tensor of the file (floats as `F32`), and the file's sha256.
 pub fn read(mut file: impl Read) -> Result<(HashMap<String, Tensor>, [u8; 32]), WeightsError> {
     let mut hash = Sha256::new();
@@ -46,54 +40,24 @@ pub fn read(mut file: impl Read) -> Result<(HashMap<String, Tensor>, [u8; 32]), 
     let mut header = vec![0u8; length as usize];
     file.read_exact(&mut header)?;
     hash.update(&header);
-    let mut infos: HashMap<String, serde_json::Value> =
-        serde_json::from_slice(&header).map_err(|e| WeightsError::Format(e.to_string()))?;
-    infos.remove("__metadata__");
-    let mut infos: Vec<(String, Info)> = infos
-        .into_iter()
-        .map(|(name, value)| {
-            let info = serde_json::from_value(value).map_err(|e| WeightsError::Format(format!("{name}: {e}")))?;
-            Ok((name, info))
-        })
-        .collect::<Result<_, WeightsError>>()?;
-    infos.sort_by_key(|(_, info)| info.data_offsets);
+    // Checked by safetensors: the tensors lie back to back, in offset
+    // order, each the size its shape and type say.
+    let metadata: Metadata = serde_json::from_slice(&header).map_err(|e| WeightsError::Format(e.to_string()))?;
 
-    // The data follow the header in offset order; bytes between tensors
-    // (there should be none) are hashed and skipped.
-    let mut at = 0u64;
-    let mut tensors = HashMap::with_capacity(infos.len());
+    let mut tensors = HashMap::new();
     let mut bytes = Vec::new();
-    for (name, info) in infos {
+    for name in metadata.offset_keys() {
+        let Some(info) = metadata.info(&name) else { continue };
+        let dtype = DType::try_from(info.dtype)?;
         let (start, end) = info.data_offsets;
-        let dtype = match info.dtype.as_str() {
-            "F32" => DType::F32,
-            "F16" => DType::F16,
-            "BF16" => DType::BF16,
-            "F64" => DType::F64,
-            // BERT's `position_ids`.
-            "I64" => DType::I64,
-            "U32" => DType::U32,
-            "U8" => DType::U8,
-            other => return Err(WeightsError::Format(format!("{name} is {other}, which candle does not hold"))),
-        };
-        let shape = Shape::from(info.shape);
-        let size = shape.elem_count() as u64 * dtype.size_in_bytes() as u64;
-        if start < at || end < start || end - start != size {
-            return Err(WeightsError::Format(format!("{name}'s offsets {start}..{end} do not fit")));
-        }
-        let gap = std::io::copy(&mut (&mut file).take(start - at), &mut hash)?;
-        if gap != start - at {
-            return Err(WeightsError::Format("the file ends early".into()));
-        }
-        bytes.resize(size as usize, 0);
+        bytes.resize(end - start, 0);
         file.read_exact(&mut bytes)?;
         hash.update(&bytes);
-        let mut tensor = Tensor::from_raw_buffer(&bytes, dtype, shape.dims(), &Device::Cpu)?;
+        let mut tensor = Tensor::from_raw_buffer(&bytes, dtype, &info.shape, &Device::Cpu)?;
         if dtype.is_float() {
             tensor = tensor.to_dtype(DType::F32)?;
         }
         tensors.insert(name, tensor);
-        at = end;
     }
     std::io::copy(&mut file, &mut hash)?;
     Ok((tensors, hash.finalize().into()))
