@@ -155,6 +155,37 @@ impl SpareSlot {
     pub fn ready(&self) -> bool {
         self.spare.lock().unwrap_or_else(|p| p.into_inner()).is_some()
     }
+
+    /// Whether the command gets no more spares.
+    pub fn refused(&self) -> bool {
+        self.refused.load(Ordering::Acquire)
+    }
+
+    /// Keeps a spare made in time: the late start-ups before it were the
+    /// machine's load.
+    fn keep(&self, spare: Spare) {
+        self.on_time();
+        *self.spare.lock().unwrap_or_else(|p| p.into_inner()) = Some(spare);
+    }
+
+    fn on_time(&self) {
+        self.late.store(0, Ordering::Release);
+    }
+
+    /// A start-up past the deadline (the timeout, or the epoch callback's
+    /// interrupt) may be only a busy machine: tried again after the next
+    /// message, unless it keeps happening.
+    fn ran_late(&self) {
+        let strikes = self.late.fetch_add(1, Ordering::AcqRel) + 1;
+        tracing::debug!(strikes, "a spare's start-up ran past the deadline");
+        if strikes >= LATE_START_UPS {
+            self.refuse();
+        }
+    }
+
+    fn refuse(&self) {
+        self.refused.store(true, Ordering::Release);
+    }
 }
 
 struct Spare {
@@ -448,7 +479,7 @@ impl Sandbox {
     /// start-up may not call the host at all (the call traps, and the
     /// command gets no spares), so it never serves one.
     pub async fn warm(&self, pre: &GuestPre, slot: &SpareSlot, nobody: impl FnOnce() -> GuestCtx, limits: &Limits) {
-        if slot.refused.load(Ordering::Acquire) || slot.ready() || slot.warming.swap(true, Ordering::AcqRel) {
+        if slot.refused() || slot.ready() || slot.warming.swap(true, Ordering::AcqRel) {
             return;
         }
         // Given back however this ends, even if the caller goes away.
@@ -462,33 +493,17 @@ impl Sandbox {
             });
             let made = tokio::time::timeout(limits.deadline, instantiate(pre, &mut store)).await;
             store.data().slow_turn.lock().unwrap_or_else(|p| p.into_inner()).take();
-            // Past the deadline (the timeout, or the epoch callback's
-            // interrupt) may be only a busy machine: another time, unless
-            // it keeps happening.
-            let late = || {
-                let strikes = slot.late.fetch_add(1, Ordering::AcqRel) + 1;
-                tracing::debug!(strikes, "a spare's start-up ran past the deadline");
-                strikes
-            };
-            let strikes = match made {
-                Ok(Ok(instance)) => {
-                    slot.late.store(0, Ordering::Release);
-                    *slot.spare.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some(Spare { store, instance, _counted: counted });
-                    return;
-                }
+            match made {
+                Ok(Ok(instance)) => slot.keep(Spare { store, instance, _counted: counted }),
                 // The pool is busy now; another time.
-                Ok(Err(e)) if e.chain().any(|c| c.is::<PoolConcurrencyLimitError>()) => return,
-                Err(_) => late(),
-                Ok(Err(e)) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => late(),
+                Ok(Err(e)) if e.chain().any(|c| c.is::<PoolConcurrencyLimitError>()) => {}
+                Err(_) => slot.ran_late(),
+                Ok(Err(e)) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => slot.ran_late(),
                 Ok(Err(e)) => {
                     let why = format!("{e:#}");
                     tracing::debug!(command = %store.data().guest.command.name, %why, "no spare instances");
-                    LATE_START_UPS
+                    slot.refuse();
                 }
-            };
-            if strikes >= LATE_START_UPS {
-                slot.refused.store(true, Ordering::Release);
             }
         }
     }
@@ -585,5 +600,29 @@ fn classify(error: wasmtime::Error, state: &HostState, limits: &Limits) -> Invok
                 InvokeError::Crashed(text)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One late start-up can be the machine's load; only
+    /// [`LATE_START_UPS`] in a row stop a command's spares.
+    #[test]
+    fn spares_stop_after_late_start_ups_in_a_row_only() {
+        let slot = SpareSlot::default();
+        for _ in 1..LATE_START_UPS {
+            slot.ran_late();
+        }
+        assert!(!slot.refused(), "refused before {LATE_START_UPS} late start-ups");
+        // A spare made in time starts the count again.
+        slot.on_time();
+        for _ in 1..LATE_START_UPS {
+            slot.ran_late();
+        }
+        assert!(!slot.refused(), "a start-up in time did not reset the count");
+        slot.ran_late();
+        assert!(slot.refused(), "still making spares after {LATE_START_UPS} late start-ups in a row");
     }
 }
