@@ -87,20 +87,22 @@ fn community_specifics() -> Vec<String> {
 
 #[test]
 fn taught_facts_are_found_in_other_words_and_unrelated_questions_are_not_answered() {
-    taught_facts_are_found_in_other_words(Setup::chatty(""), "all-MiniLM-L6-v2");
+    taught_facts_are_found_in_other_words(Setup::chatty(""), "all-MiniLM-L6-v2", 65);
 }
 
-/// The larger embedding model, at its own calibrated thresholds: the same
-/// floors, and its figures printed beside MiniLM's.
+/// The larger embedding model, at its own calibrated thresholds: the
+/// issue's floors, and its figures printed beside MiniLM's.
 #[test]
 fn with_mpnet_taught_facts_are_found_in_other_words_too() {
     let mpnet = support::workspace().join("models/all-mpnet-base-v2");
     assert!(mpnet.join("model.safetensors").is_file(), "{} is missing: `make test` fetches it", mpnet.display());
     let setup = Setup::chatty(&format!("[model]\nembeddings = {:?}\n", mpnet.display().to_string()));
-    taught_facts_are_found_in_other_words(setup, "all-mpnet-base-v2");
+    taught_facts_are_found_in_other_words(setup, "all-mpnet-base-v2", 85);
 }
 
-fn taught_facts_are_found_in_other_words(setup: Setup, model: &str) {
+/// `floor`: the share of the test set's paraphrases (in %) that must get
+/// their fact; the 85% holds for MPNet, not yet for MiniLM.
+fn taught_facts_are_found_in_other_words(setup: Setup, model: &str, floor: u32) {
     let mut bot = setup.spawn();
     bot.send(&train_file(&community("train.jsonl")));
     // MPNet takes longer than `!train` waits: the job's end is reported
@@ -126,8 +128,8 @@ fn taught_facts_are_found_in_other_words(setup: Setup, model: &str) {
         assert!(taught >= 50 && untaught >= 20, "the {set} set is too small: {report}");
         if set == "test" {
             // Held out: never used to choose the thresholds.
-            assert!(answered * 100 >= taught * 65, "too few paraphrases answered: {report}");
-            assert!((untaught - declined) * 100 <= untaught * 10, "unrelated questions answered: {report}");
+            assert!(answered * 100 >= taught * floor, "too few paraphrases answered: {report}");
+            assert!((untaught - declined) * 100 <= untaught * 5, "unrelated questions answered: {report}");
             assert!(wrong * 100 <= (taught + untaught) * 5, "too many wrong answers: {report}");
         }
     }

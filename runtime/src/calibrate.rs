@@ -152,6 +152,34 @@ pub async fn ask(knowledge: &Knowledge, questions: &[(String, Option<String>)]) 
     Ok(out)
 }
 
+/// Every question's best `n` entries, as JSON lines: what the score is
+/// made of, for looking into a miss.
+pub async fn hits(knowledge: &Knowledge, questions: &[(String, Option<String>)], n: usize) -> anyhow::Result<String> {
+    let mut out = String::new();
+    for (question, expected) in questions {
+        let (found, _) = knowledge.search(&Scope::global(), question).await?;
+        let best: Vec<serde_json::Value> = found
+            .iter()
+            .take(n)
+            .map(|f| {
+                serde_json::json!({
+                    "question": f.entry().question,
+                    "answer": f.entry().answer,
+                    "score": f.hit.score,
+                    "meaning": f.hit.meaning,
+                    "words": f.hit.words,
+                    "missing_names": f.hit.missing_names,
+                    "wrong_kind": f.hit.wrong_kind,
+                })
+            })
+            .collect();
+        let line = serde_json::json!({ "input": question, "expected": expected, "hits": best });
+        out.push_str(&line.to_string());
+        out.push('\n');
+    }
+    Ok(out)
+}
+
 /// The thresholds the development set calls for.
 pub fn choose(asked: &[Asked], max_false: f32, max_near_unrelated: f32) -> (f32, f32) {
     let steps = || (20..=95).map(|s| s as f32 / 100.0);

@@ -72,12 +72,20 @@ enum Command {
         /// Also list every question not answered as expected.
         #[arg(long)]
         misses: bool,
+        /// Print instead each question's best entries with the parts of
+        /// their scores, as JSON lines (the development set's, then the
+        /// test set's).
+        #[arg(long)]
+        hits: bool,
         /// Try another weight for the shared words (see docs/model.md).
         #[arg(long)]
         words_weight: Option<f32>,
         /// Try another penalty for each name the taught question lacks.
         #[arg(long)]
         name_penalty: Option<f32>,
+        /// Try another penalty for an answer of the wrong kind.
+        #[arg(long)]
+        kind_penalty: Option<f32>,
         /// Another sentence-embedding model's folder than the config's
         /// (e.g. `models/all-mpnet-base-v2`).
         #[arg(long)]
@@ -309,7 +317,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("next: `make build`, then `!{name} hello` in the console (`make run`)");
             Ok(())
         }
-        Command::Calibrate { train, dev, test, max_false, misses, words_weight, name_penalty, embeddings } => {
+        Command::Calibrate {
+            train,
+            dev,
+            test,
+            max_false,
+            misses,
+            hits,
+            words_weight,
+            name_penalty,
+            kind_penalty,
+            embeddings,
+        } => {
             let config = config()?;
             let answers = config.model.answers().context("the model is turned off in the config (`model.provider`)")?;
             let mut scoring = answers.scoring;
@@ -320,7 +339,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let embeddings = embeddings.as_deref().or(answers.embeddings.as_deref());
             scoring.words_weight = words_weight.unwrap_or(scoring.words_weight);
             scoring.name_penalty = name_penalty.unwrap_or(scoring.name_penalty);
+            scoring.kind_penalty = kind_penalty.unwrap_or(scoring.kind_penalty);
             let (knowledge, _dir) = calibrate::teach(calibrate::read_examples(&train)?, embeddings, scoring).await?;
+            if hits {
+                for set in std::iter::once(&dev).chain(test.as_ref()) {
+                    print!("{}", calibrate::hits(&knowledge, &calibrate::read_questions(set)?, 8).await?);
+                }
+                return Ok(());
+            }
             let asked = calibrate::ask(&knowledge, &calibrate::read_questions(&dev)?).await?;
             println!("{} taught answers; {} questions in {}\n", knowledge.len(), asked.len(), dev.display());
             println!("{}", calibrate::table(&asked));

@@ -563,7 +563,9 @@ pub fn verdict(found: &[Found], scoring: &Scoring) -> Verdict {
     }
     let near: Vec<(String, String)> = found
         .iter()
-        .filter(|f| f.hit.score >= scoring.near && f.hit.missing_names.is_empty() && !f.entry().labelled)
+        .filter(|f| {
+            f.hit.score >= scoring.near && f.hit.missing_names.is_empty() && !f.hit.wrong_kind && !f.entry().labelled
+        })
         .take(CONTEXT_FACTS)
         .map(|f| (f.entry().question.clone(), f.entry().answer.clone()))
         .collect();

@@ -13,11 +13,14 @@
 //!   digit, an acronym, or a word no dictionary knows) that the entry does
 //!   not contain. "Who founded Stonebrook?" means something else than
 //!   "Who founded Lanternmoor?", however close the two sentences' vectors.
+//! - *kind*: whether the entry gives the kind of answer the query asks
+//!   for (a time for "when", a number for "how many"; see [`kind`]).
 //!
-//! [`Scoring`] folds the three into one score; its thresholds were
+//! [`Scoring`] folds the four into one score; its thresholds were
 //! calibrated on a development set (`tests/data/community/dev.json`, see
 //! `docs/model.md`).
 
+mod kind;
 mod vectors;
 mod words;
 
@@ -50,6 +53,9 @@ pub struct Hit {
     pub words: f32,
     /// Names in the query that the entry lacks.
     pub missing_names: Vec<String>,
+    /// The entry does not give the kind of answer asked for ("when…?"
+    /// answered without a time).
+    pub wrong_kind: bool,
 }
 
 /// The weights and thresholds of the score.
@@ -59,6 +65,8 @@ pub struct Scoring {
     pub words_weight: f32,
     /// Taken off for each name of the query that the entry lacks.
     pub name_penalty: f32,
+    /// Taken off when the entry does not give the kind of answer asked for.
+    pub kind_penalty: f32,
     /// At or above: the taught answer is the answer.
     pub accept: f32,
     /// At or above (and under `accept`): near enough to give the language
@@ -73,7 +81,7 @@ impl Default for Scoring {
     /// Calibrated on the development set for all-MiniLM-L6-v2 (and used
     /// without embeddings); see `docs/model.md`.
     fn default() -> Self {
-        Scoring { words_weight: 0.2, name_penalty: 0.5, accept: 0.52, near: 0.4, hint: 0.3 }
+        Scoring { words_weight: 0.2, name_penalty: 0.5, kind_penalty: 0.25, accept: 0.52, near: 0.4, hint: 0.3 }
     }
 }
 
@@ -84,13 +92,15 @@ impl Scoring {
     pub fn calibrated(architecture: Option<&str>) -> Scoring {
         match architecture {
             // all-mpnet-base-v2: same rule, same development set.
-            Some("mpnet") => Scoring { accept: 0.58, ..Scoring::default() },
+            Some("mpnet") => Scoring { accept: 0.44, ..Scoring::default() },
             _ => Scoring::default(),
         }
     }
 
-    pub fn score(&self, meaning: f32, words: f32, missing_names: usize) -> f32 {
-        meaning + self.words_weight * (words - 0.5) - self.name_penalty * missing_names as f32
+    pub fn score(&self, meaning: f32, words: f32, missing_names: usize, wrong_kind: bool) -> f32 {
+        meaning + self.words_weight * (words - 0.5)
+            - self.name_penalty * missing_names as f32
+            - if wrong_kind { self.kind_penalty } else { 0.0 }
     }
 }
 
@@ -235,6 +245,7 @@ impl Index {
         candidates.dedup();
 
         let names = names_in(query, &self.dictionary, |t| self.lexicon.knows(t));
+        let asked = kind::asked(query);
         let mut hits: Vec<Hit> = candidates
             .into_iter()
             .map(|i| {
@@ -252,8 +263,11 @@ impl Index {
                     to_question.max((to_question + to_answer) / 2.0)
                 };
                 let missing_names: Vec<String> = names.iter().filter(|n| !self.lexicon.has(i, n)).cloned().collect();
-                let score = scoring.score(meaning, words, missing_names.len());
-                Hit { entry: i, score, meaning, words, missing_names }
+                let entry = &self.entries[i];
+                let wrong_kind =
+                    asked.is_some_and(|k| !entry.labelled && !kind::answers(&entry.question, &entry.answer, k));
+                let score = scoring.score(meaning, words, missing_names.len(), wrong_kind);
+                Hit { entry: i, score, meaning, words, missing_names, wrong_kind }
             })
             .collect();
         hits.sort_by(|a, b| b.score.total_cmp(&a.score));
