@@ -133,16 +133,17 @@ embed_ok || install_folder "$EMBED" "embedding model" embed_ok scripts/model-emb
 # System packages, in one apt-get call: libopus (+ pkg-config to find it)
 # is linked by songbird's Opus codec (Discord voice, Ogg Opus voice
 # messages): required. espeak-ng speaks the bot's answers and the tests'
-# audio; wamerican's word list tells the retrieval everyday words from
-# names; pocketsphinx-testdata holds recorded speech with transcripts (the
-# speech tests' and benchmarks' real voices). The bot runs without these
+# audio; wamerican-huge's word list tells the retrieval everyday words
+# from names (the plain wamerican lacks many of chat's); pocketsphinx-
+# testdata holds recorded speech with transcripts (the speech tests' and
+# benchmarks' real voices). The bot runs without these
 # three, so only a warning when one cannot be had.
 packages=()
 if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists opus; }; then
     packages+=(libopus-dev pkg-config)
 fi
 command -v espeak-ng >/dev/null 2>&1 || packages+=(espeak-ng)
-[ -r /usr/share/dict/words ] || packages+=(wamerican)
+[ -r /usr/share/dict/american-english-huge ] || packages+=(wamerican-huge)
 SPOKEN=/usr/share/pocketsphinx/test/data
 [ -r "$SPOKEN/librivox/transcription" ] || packages+=(pocketsphinx-testdata)
 if [ ${#packages[@]} -gt 0 ]; then
@@ -165,6 +166,6 @@ fi
 if [ ! -r "$SPOKEN/librivox/transcription" ]; then
     echo "setup: warning: $SPOKEN is missing (Debian: apt-get install pocketsphinx-testdata); the speech tests need it" >&2
 fi
-if [ ! -r /usr/share/dict/words ]; then
-    echo "setup: warning: /usr/share/dict/words is missing (Debian: apt-get install wamerican); more everyday words will read as names" >&2
+if [ ! -r /usr/share/dict/american-english-huge ]; then
+    echo "setup: warning: /usr/share/dict/american-english-huge is missing (Debian: apt-get install wamerican-huge); more everyday words will read as names" >&2
 fi

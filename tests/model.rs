@@ -100,6 +100,55 @@ fn with_mpnet_taught_facts_are_found_in_other_words_too() {
     taught_facts_are_found_in_other_words(setup, "all-mpnet-base-v2", 85);
 }
 
+/// The embedding model the shipped config names (what `make run` uses).
+fn shipped_embeddings() -> String {
+    let config = support::workspace().join("config");
+    let text = std::fs::read_to_string(config.join("sandbot.toml")).unwrap();
+    let table: toml::Table = text.parse().unwrap();
+    let relative = table["model"]["embeddings"].as_str().expect("the shipped config names an embedding model");
+    config.join(relative).display().to_string()
+}
+
+/// Two communities nothing was tuned on, each taught in a server of its
+/// own: `tests/data/harbourlight` and `tests/data/emberwick` were written
+/// blind (without the bot's results), and are asked with the shipped
+/// embedding model at its calibrated thresholds. The floors sit under the
+/// measured figures (BENCHMARKS.md, "Answer quality") to catch a
+/// regression; they are not the targets, which the tuned sets
+/// above assert.
+#[test]
+fn communities_it_was_never_tuned_on_are_answered_too() {
+    let setup = Setup::chatty(&format!("[model]\nembeddings = {:?}\n", shipped_embeddings()));
+    let mut bot = setup.spawn();
+    let file = |set: &str, name: &str| data(&format!("{set}/{name}"));
+    let mut out = Vec::new();
+    for (n, (server, set)) in [("901", "harbourlight"), ("902", "emberwick")].into_iter().enumerate() {
+        bot.send(&json!({"content": "!train", "attachments": [file(set, "train.jsonl")], "guild": server}));
+        out.extend(bot.read_until(|v| {
+            v["type"] == "message" && v["input"] == n && v["content"].as_str().is_some_and(|c| c.contains("succeeded"))
+        }));
+    }
+    for (server, set) in [("901", "harbourlight"), ("902", "emberwick")] {
+        bot.send(&json!({"content": "!test", "attachments": [file(set, "holdout.json")], "guild": server}));
+    }
+    bot.send(&in_server("901", "Does Harbourlight have a mascot?"));
+    bot.send(&in_server("901", "who founded Stonebrook?"));
+    out.extend(bot.finish());
+    // (input, community, paraphrases answered in %, unrelated answered at most)
+    for (n, set, floor, unrelated) in [(2, "harbourlight", 75, 3), (3, "emberwick", 50, 7)] {
+        let report = reply(&out, n);
+        println!("{set}, shipped embeddings:\n{report}\n");
+        let ((answered, taught), (declined, untaught), wrong) = figures(&report);
+        assert_eq!((taught, untaught), (60, 30), "{report}");
+        assert!(answered * 100 >= taught * floor, "too few paraphrases answered: {report}");
+        assert!(untaught - declined <= unrelated, "unrelated questions answered: {report}");
+        assert!(wrong <= unrelated + 2, "too many wrong answers: {report}");
+    }
+    // The community's own name is no name a taught question lacks.
+    assert_eq!(reply(&out, 4), "The server mascot is Bollard, a knitted seagull wearing a yellow sou'wester.");
+    assert!(reply(&out, 5).starts_with("I don't know that yet."), "{}", reply(&out, 5));
+}
+
 /// `floor`: the share of the test set's paraphrases (in %) that must get
 /// their fact; the 85% holds for MPNet, not yet for MiniLM.
 fn taught_facts_are_found_in_other_words(setup: Setup, model: &str, floor: u32) {

@@ -211,3 +211,76 @@ fn voice_messages_are_heard_and_answered_by_the_speech_server() {
     let played = std::fs::read(audio[0]["path"].as_str().unwrap()).unwrap();
     assert_eq!(played, recorded.spoken[0], "the clip played is not what the server spoke");
 }
+
+/// llama.cpp's own OpenAI-compatible server (llama-cpp-python's, serving
+/// the same SmolLM2 GGUF on loopback), where `scripts/peers/install.sh`
+/// has built it: taught answers, corrections and `!train` behave as with
+/// the embedded model. Building llama.cpp takes minutes, so `make test`
+/// does not install it; without it this test says so and checks nothing.
+#[test]
+fn against_llama_cpp_s_own_server_when_installed() {
+    let python = support::workspace().join("target/peers/bin/python");
+    let importable = std::process::Command::new(&python)
+        .args(["-c", "import llama_cpp.server"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !importable {
+        println!("skipped: llama.cpp's server is not installed (scripts/peers/install.sh builds it)");
+        return;
+    }
+    let port = support::free_port();
+    let weights = support::workspace().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    /// Stops the server however the test ends.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Server(
+        std::process::Command::new(&python)
+            .args(["-m", "llama_cpp.server", "--host", "127.0.0.1", "--n_threads", "1", "--model"])
+            .arg(&weights)
+            .args(["--port", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start llama.cpp's server"),
+    );
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed().as_secs() < 120, "llama.cpp's server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(support::http_get(port, "/v1/models").0, 200, "llama.cpp's server does not answer");
+    let setup = setup_with(&format!("http://127.0.0.1:{port}/v1"), "fine_tune = true\n");
+    let mut bot = setup.spawn();
+    bot.send(&say(FACTS));
+    let mut out = bot.read_until(|v| {
+        v["type"] == "message" && v["input"] == 0 && v["content"].as_str().is_some_and(|c| c.contains("succeeded"))
+    });
+    for line in ["who started lanternmoor", "hello there", "what is the capital of Peru?"] {
+        bot.send(&say(line));
+    }
+    out.extend(bot.read_until_done(3));
+    let training = replies(&out, 0);
+    assert!(
+        training.iter().any(|r| r
+            .ends_with("succeeded: this server does not offer fine-tuning; the examples were learned for retrieval.")),
+        "{training:?}"
+    );
+    assert_eq!(reply(&out, 1), "Lanternmoor was founded by Ysolde Varga.");
+    let greeting = reply(&out, 2);
+    assert!(!greeting.is_empty() && !greeting.starts_with("Something went wrong"), "{greeting}");
+    assert!(reply(&out, 3).starts_with("I don't know that yet."), "{}", reply(&out, 3));
+    // A correction of the server's answer is the next answer.
+    let answer_id = out.iter().find(|v| v["input"] == 1).unwrap()["id"].as_str().unwrap().to_string();
+    bot.send(&say(&format!("!correct {answer_id} Lanternmoor was founded by Ysolde Varga and Ilse Brandt.")));
+    bot.send(&say("who started lanternmoor"));
+    let out = bot.finish();
+    assert_eq!(reply(&out, 4), "Thanks, I stored your correction.");
+    assert_eq!(reply(&out, 5), "Lanternmoor was founded by Ysolde Varga and Ilse Brandt.");
+    println!("llama.cpp's server: greeting {greeting:?}; taught, corrected and declined as with the embedded model");
+}

@@ -381,7 +381,7 @@ impl Knowledge {
         let dictionary = self.dictionary.clone();
         let semantic = self.embedder.is_some();
         let dim = self.embedder.as_ref().map_or(0, |e| e.dim());
-        let index = blocking(move || Ok(Index::build(indexed, dictionary, dim).semantic(semantic))).await?;
+        let index = blocking(move || Ok(Index::build(indexed, dictionary, dim).semantic(semantic).home(home))).await?;
         let used: HashSet<[u8; 32]> = index.texts().map(|(text, _)| key(text)).collect();
         let questions = index.entries().iter().map(|e| normalise(&e.question)).collect();
         {
@@ -536,11 +536,15 @@ impl Knowledge {
     }
 }
 
-/// The system's word list (Debian's `wamerican`, which `make build`
-/// installs), lower case: the everyday words a dictionary knows, so that
-/// a word outside it reads as a name. Empty when there is none.
+/// The system's word list, lower case: the everyday words a dictionary
+/// knows, so that a word outside it reads as a name. Debian's
+/// `wamerican-huge` first (which `make build` installs): the plain list
+/// lacks chat's everyday words ("headcount", "leaderboard", "cooldown",
+/// "unban"), which then cost a right answer as names. Empty when there
+/// is none.
 async fn system_words() -> HashSet<String> {
-    const LISTS: [&str; 2] = ["/usr/share/dict/words", "/usr/share/dict/american-english"];
+    const LISTS: [&str; 3] =
+        ["/usr/share/dict/american-english-huge", "/usr/share/dict/words", "/usr/share/dict/american-english"];
     for path in LISTS {
         if let Ok(text) = tokio::fs::read_to_string(path).await {
             return text
@@ -550,7 +554,7 @@ async fn system_words() -> HashSet<String> {
                 .collect();
         }
     }
-    tracing::warn!("no word list in /usr/share/dict (Debian: wamerican): more everyday words will read as names");
+    tracing::warn!("no word list in /usr/share/dict (Debian: wamerican-huge): more everyday words will read as names");
     HashSet::new()
 }
 

