@@ -391,15 +391,25 @@ mod tests {
         assert_eq!(home_name(&entries[..2], &dictionary()), None);
     }
 
-    #[test]
-    fn a_name_the_entry_lacks_costs_its_score() {
-        let entry = |q: &str| Entry { question: q.into(), answer: "yes".into(), correction: false, labelled: false };
+    /// One vector for every text, so that only words, names and kinds
+    /// tell the entries apart.
+    fn same_vectors(questions: &[&str]) -> (Vec<Indexed>, Vec<f32>) {
         let mut vector = vec![0f32; 384];
         vector[0] = 1.0;
-        let indexed = ["Who founded Lanternmoor?", "Who founded the music bot?"]
+        let indexed = questions
             .iter()
-            .map(|q| Indexed { entry: entry(q), keys: vec![(q.to_string(), vector.clone())], answer: vector.clone() })
+            .map(|q| Indexed {
+                entry: Entry { question: q.to_string(), answer: "yes".into(), correction: false, labelled: false },
+                keys: vec![(q.to_string(), vector.clone())],
+                answer: vector.clone(),
+            })
             .collect();
+        (indexed, vector)
+    }
+
+    #[test]
+    fn a_name_the_entry_lacks_costs_its_score() {
+        let (indexed, vector) = same_vectors(&["Who founded Lanternmoor?", "Who founded the music bot?"]);
         let index = Index::build(indexed, Arc::new(dictionary()), vector.len());
         let scoring = Scoring::default();
         let hits = index.search("Who founded Stonebrook?", &vector, &scoring);
@@ -413,13 +423,7 @@ mod tests {
 
     #[test]
     fn the_community_s_own_name_is_read_as_this_server() {
-        let entry = |q: &str| Entry { question: q.into(), answer: "yes".into(), correction: false, labelled: false };
-        let mut vector = vec![0f32; 384];
-        vector[0] = 1.0;
-        let indexed = ["What is the mascot?", "How many members does Lanternmoor have?"]
-            .iter()
-            .map(|q| Indexed { entry: entry(q), keys: vec![(q.to_string(), vector.clone())], answer: vector.clone() })
-            .collect();
+        let (indexed, vector) = same_vectors(&["What is the mascot?", "How many members does Lanternmoor have?"]);
         let build = |home: Option<&str>| {
             Index::build(Vec::clone(&indexed), Arc::new(dictionary()), vector.len()).home(home.map(String::from))
         };
