@@ -134,10 +134,10 @@ embed_ok || install_folder "$EMBED" "embedding model" embed_ok scripts/model-emb
 # is linked by songbird's Opus codec (Discord voice, Ogg Opus voice
 # messages): required. espeak-ng speaks the bot's answers and the tests'
 # audio; wamerican-huge's word list tells the retrieval everyday words
-# from names (the plain wamerican lacks many of chat's); pocketsphinx-
-# testdata holds recorded speech with transcripts (the speech tests' and
-# benchmarks' real voices). The bot runs without these
-# three, so only a warning when one cannot be had.
+# from names (the plain wamerican lacks many of chat's);
+# pocketsphinx-testdata holds recorded speech with transcripts (the speech
+# tests' and benchmarks' real voices). The bot runs without these three,
+# so only a warning when one cannot be had.
 packages=()
 if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists opus; }; then
     packages+=(libopus-dev pkg-config)

@@ -121,14 +121,15 @@ fn communities_it_was_never_tuned_on_are_answered_too() {
     let setup = Setup::chatty(&format!("[model]\nembeddings = {:?}\n", shipped_embeddings()));
     let mut bot = setup.spawn();
     let file = |set: &str, name: &str| data(&format!("{set}/{name}"));
+    let communities = [("901", "harbourlight"), ("902", "emberwick")];
     let mut out = Vec::new();
-    for (n, (server, set)) in [("901", "harbourlight"), ("902", "emberwick")].into_iter().enumerate() {
+    for (n, (server, set)) in communities.into_iter().enumerate() {
         bot.send(&json!({"content": "!train", "attachments": [file(set, "train.jsonl")], "guild": server}));
         out.extend(bot.read_until(|v| {
             v["type"] == "message" && v["input"] == n && v["content"].as_str().is_some_and(|c| c.contains("succeeded"))
         }));
     }
-    for (server, set) in [("901", "harbourlight"), ("902", "emberwick")] {
+    for (server, set) in communities {
         bot.send(&json!({"content": "!test", "attachments": [file(set, "holdout.json")], "guild": server}));
     }
     bot.send(&in_server("901", "Does Harbourlight have a mascot?"));
