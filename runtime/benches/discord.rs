@@ -10,8 +10,8 @@
 //! log, a line per message) and a plain serenity bot that answers `!hi` itself
 //! (`examples/plain_serenity_bot.rs`), alternating three times on the same
 //! fake, each one message at a time and then in a burst; the ratio of the
-//! medians is the cost of everything sandbot adds. `PEER_GAP_US` pauses
-//! before each of those messages, so both bots are idle when it comes.
+//! medians is the cost of everything sandbot adds. Once with the bots idle
+//! as each message comes (a pause before it), once back to back.
 //!
 //! `make build && cargo build --release -p sandbot --example plain_serenity_bot
 //!  && cargo bench -p sandbot --bench discord`
@@ -34,6 +34,8 @@ const ROUNDS: usize = 3;
 /// profiler (`perf record -p`) a few seconds of each bot.
 const PEER_SEQUENTIAL: usize = 400;
 const PEER_BURST: usize = 1000;
+/// The pause before each message when the bots are to be idle as it comes.
+const IDLE_GAP_US: u64 = 2000;
 const BURST: usize = 2000;
 /// Requests in flight at once in the HTTP burst.
 const CONCURRENT: usize = 64;
@@ -236,17 +238,30 @@ fn plain_bot() -> std::path::PathBuf {
     path
 }
 
-/// Sandbot and the plain bot in turn on the same fake: medians, p99s,
-/// burst rates, and the ratio of the medians in each round.
+/// Sandbot and the plain bot in turn on the same fake, in both ways
+/// messages come: to an idle bot (a pause of [`IDLE_GAP_US`] before each,
+/// as a real bot mostly gets them) and back to back (both bots and the
+/// fake then compete for the machine's cores, so the ratio follows CPU
+/// time per message). `PEER_GAP_US` runs one pause only.
 fn against_the_plain_bot(setup: &Setup, fake: &FakeDiscord) {
+    let gaps = match std::env::var("PEER_GAP_US").ok().and_then(|n| n.parse().ok()) {
+        Some(gap) => vec![gap],
+        None => vec![IDLE_GAP_US, 0],
+    };
+    let mut user = 400_000;
+    for gap in gaps {
+        let mode = if gap == 0 { "back to back".to_string() } else { format!("idle, {gap} µs apart") };
+        println!("discord/peer, messages {mode}:");
+        rounds_against_the_plain_bot(setup, fake, std::time::Duration::from_micros(gap), &mut user);
+    }
+}
+
+/// [`ROUNDS`] rounds of each bot, `gap` before each message: medians,
+/// p99s, burst rates, and the ratio of the medians in each round.
+fn rounds_against_the_plain_bot(setup: &Setup, fake: &FakeDiscord, gap: std::time::Duration, user: &mut usize) {
     let plain = plain_bot();
     let sequential = std::env::var("PEER_SEQUENTIAL").ok().and_then(|n| n.parse().ok()).unwrap_or(PEER_SEQUENTIAL);
-    // `PEER_GAP_US`: a pause before each message, so the bots are idle
-    // when it comes, as a real bot mostly is.
-    let gap =
-        std::time::Duration::from_micros(std::env::var("PEER_GAP_US").ok().and_then(|n| n.parse().ok()).unwrap_or(0));
     let mut identified = fake.identifies();
-    let mut user = 400_000;
     let mut medians: Vec<(f64, f64)> = Vec::new();
     for round in 1..=ROUNDS {
         let mut round_medians = [0.0; 2];
@@ -277,14 +292,14 @@ fn against_the_plain_bot(setup: &Setup, fake: &FakeDiscord) {
                 post.at - fake.sent_at(&id).expect("sent")
             };
             for _ in 0..50 {
-                user += 1;
-                one(user);
+                *user += 1;
+                one(*user);
             }
             let cpu_before = cpu_time(bot.id());
             let mut latencies: Vec<_> = (0..sequential)
                 .map(|_| {
-                    user += 1;
-                    one(user)
+                    *user += 1;
+                    one(*user)
                 })
                 .collect();
             let cpu = (cpu_time(bot.id()) - cpu_before).as_secs_f64() * 1e6 / sequential as f64;
@@ -293,7 +308,7 @@ fn against_the_plain_bot(setup: &Setup, fake: &FakeDiscord) {
             let before = fake.post_count();
             let started = Instant::now();
             for _ in 0..PEER_BURST {
-                user += 1;
+                *user += 1;
                 fake.say(message(&user.to_string(), "!hi"));
             }
             let last = fake.wait_post(before + PEER_BURST).at;
