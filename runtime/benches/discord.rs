@@ -8,10 +8,12 @@
 //!
 //! Then the Discord path against its peer: sandbot (with its default
 //! log, a line per message) and a plain serenity bot that answers `!hi` itself
-//! (`examples/plain_serenity_bot.rs`), alternating three times on the same
-//! fake, each one message at a time and then in a burst; the ratio of the
-//! medians is the cost of everything sandbot adds. Once with the bots idle
-//! as each message comes (a pause before it), once back to back.
+//! (`examples/plain_serenity_bot.rs`), three rounds, each one message at
+//! a time and then in a burst; the ratio of the medians is the cost of
+//! everything sandbot adds. Once with the bots idle as each message comes
+//! (a pause before it; both bots up, each on a fake of its own, the
+//! messages alternating between them), once back to back (each bot alone
+//! in turn).
 //!
 //! `make build && cargo build --release -p sandbot --example plain_serenity_bot
 //!  && cargo bench -p sandbot --bench discord`
@@ -238,11 +240,11 @@ fn plain_bot() -> std::path::PathBuf {
     path
 }
 
-/// Sandbot and the plain bot in turn on the same fake, in both ways
-/// messages come: to an idle bot (a pause of [`IDLE_GAP_US`] before each,
-/// as a real bot mostly gets them) and back to back (both bots and the
-/// fake then compete for the machine's cores, so the ratio follows CPU
-/// time per message). `PEER_GAP_US` runs one pause only.
+/// Sandbot against the plain bot in both ways messages come: to an idle
+/// bot (a pause of [`IDLE_GAP_US`] before each, as a real bot mostly gets
+/// them) and back to back (both bots and the fake then compete for the
+/// machine's cores, so the ratio follows CPU time per message).
+/// `PEER_GAP_US` runs one pause only.
 fn against_the_plain_bot(setup: &Setup, fake: &FakeDiscord) {
     let gaps = match std::env::var("PEER_GAP_US").ok().and_then(|n| n.parse().ok()) {
         Some(gap) => vec![gap],
@@ -250,81 +252,170 @@ fn against_the_plain_bot(setup: &Setup, fake: &FakeDiscord) {
     };
     let mut user = 400_000;
     for gap in gaps {
-        let mode = if gap == 0 { "back to back".to_string() } else { format!("idle, {gap} µs apart") };
-        println!("discord/peer, messages {mode}:");
-        rounds_against_the_plain_bot(setup, fake, std::time::Duration::from_micros(gap), &mut user);
+        let gap = std::time::Duration::from_micros(gap);
+        if gap.is_zero() {
+            println!("discord/peer, messages back to back, each bot alone in turn:");
+            in_turn(setup, fake, &mut user);
+        } else {
+            println!("discord/peer, messages idle, {} µs apart, alternating between the bots:", gap.as_micros());
+            interleaved(setup, fake, gap, &mut user);
+        }
     }
 }
 
-/// [`ROUNDS`] rounds of each bot, `gap` before each message: medians,
-/// p99s, burst rates, and the ratio of the medians in each round.
-fn rounds_against_the_plain_bot(setup: &Setup, fake: &FakeDiscord, gap: std::time::Duration, user: &mut usize) {
-    let plain = plain_bot();
-    let sequential = std::env::var("PEER_SEQUENTIAL").ok().and_then(|n| n.parse().ok()).unwrap_or(PEER_SEQUENTIAL);
-    let mut identified = fake.identifies();
-    let mut medians: Vec<(f64, f64)> = Vec::new();
+/// The two bots of the comparison.
+const BOTS: [&str; 2] = ["sandbot", "plain serenity"];
+
+/// Starts bot `slot` of [`BOTS`] against `fake` and waits for its IDENTIFY.
+fn start_bot(setup: &Setup, fake: &FakeDiscord, slot: usize) -> std::process::Child {
+    let mut command = if slot == 0 {
+        let mut command = setup.discord_command(&fake.api_base(), "fake-token", &[]);
+        // What an operator runs: the default log, a line per message.
+        command.env_remove("RUST_LOG");
+        if let Ok(log) = std::env::var("SANDBOT_LOG") {
+            command.env("RUST_LOG", log);
+        }
+        command
+    } else {
+        let mut command = std::process::Command::new(plain_bot());
+        command.env("DISCORD_TOKEN", "fake-token").env("SANDBOT_DISCORD_API_BASE", fake.api_base());
+        command
+    };
+    let identified = fake.identifies();
+    let bot = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start a bot");
+    fake.wait_identified(identified + 1);
+    bot
+}
+
+/// One `!hi` from a new user, after `gap`: MESSAGE_CREATE out to POST in.
+fn one_hi(fake: &FakeDiscord, user: &mut usize, gap: std::time::Duration) -> std::time::Duration {
+    if !gap.is_zero() {
+        std::thread::sleep(gap);
+    }
+    *user += 1;
+    let posted = fake.post_count();
+    let id = fake.say(message(&user.to_string(), "!hi"));
+    let post = fake.wait_post(posted + 1);
+    post.at - fake.sent_at(&id).expect("sent")
+}
+
+/// [`PEER_BURST`] `!hi` at once: messages a second.
+fn burst(fake: &FakeDiscord, user: &mut usize) -> f64 {
+    let before = fake.post_count();
+    let started = Instant::now();
+    for _ in 0..PEER_BURST {
+        *user += 1;
+        fake.say(message(&user.to_string(), "!hi"));
+    }
+    let last = fake.wait_post(before + PEER_BURST).at;
+    PEER_BURST as f64 / (last - started).as_secs_f64()
+}
+
+fn peer_sequential() -> usize {
+    std::env::var("PEER_SEQUENTIAL").ok().and_then(|n| n.parse().ok()).unwrap_or(PEER_SEQUENTIAL)
+}
+
+/// What one bot did in a round: its latencies (sorted), CPU per message
+/// and burst rate.
+struct RoundOf {
+    latencies: Vec<std::time::Duration>,
+    cpu_us: f64,
+    rate: f64,
+}
+
+impl RoundOf {
+    fn at(&self, q: f64) -> f64 {
+        let n = self.latencies.len();
+        self.latencies[((n as f64 * q) as usize).min(n - 1)].as_secs_f64() * 1e6
+    }
+}
+
+/// Prints each bot's round and the ratio of the medians; returns the medians.
+fn report_round(round: usize, of: &[RoundOf; 2]) -> (f64, f64) {
+    for (who, of) in BOTS.iter().zip(of) {
+        println!(
+            "discord/peer round {round}, {who}: !hi median {:.0} µs, p99 {:.0} µs, CPU {:.0} µs a message; burst of {PEER_BURST}: {:.0} messages/s",
+            of.at(0.5),
+            of.at(0.99),
+            of.cpu_us,
+            of.rate,
+        );
+    }
+    let medians = (of[0].at(0.5), of[1].at(0.5));
+    println!("discord/peer round {round}: sandbot / plain serenity = {:.2}×", medians.0 / medians.1);
+    medians
+}
+
+/// With a pause before each message, both bots run at once, each on a
+/// fake of its own, and the messages alternate between them: whatever
+/// the machine does meanwhile (another VM, a frequency change) falls on
+/// both alike, where rounds in turn showed it as a different ratio each
+/// round. Each bot is idle as its message comes; the other's last one
+/// was answered a pause ago.
+fn interleaved(setup: &Setup, fake: &FakeDiscord, gap: std::time::Duration, user: &mut usize) {
+    let fakes = [fake, &FakeDiscord::start()];
+    let sequential = peer_sequential();
+    let mut medians = Vec::new();
     for round in 1..=ROUNDS {
-        let mut round_medians = [0.0; 2];
-        for (slot, who) in ["sandbot", "plain serenity"].into_iter().enumerate() {
-            let mut command = if slot == 0 {
-                let mut command = setup.discord_command(&fake.api_base(), "fake-token", &[]);
-                // What an operator runs: the default log, a line per message.
-                command.env_remove("RUST_LOG");
-                if let Ok(log) = std::env::var("SANDBOT_LOG") {
-                    command.env("RUST_LOG", log);
-                }
-                command
-            } else {
-                let mut command = std::process::Command::new(&plain);
-                command.env("DISCORD_TOKEN", "fake-token").env("SANDBOT_DISCORD_API_BASE", fake.api_base());
-                command
-            };
-            let mut bot = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start a bot");
-            identified += 1;
-            fake.wait_identified(identified);
-            let one = |user: usize| {
-                if !gap.is_zero() {
-                    std::thread::sleep(gap);
-                }
-                let posted = fake.post_count();
-                let id = fake.say(message(&user.to_string(), "!hi"));
-                let post = fake.wait_post(posted + 1);
-                post.at - fake.sent_at(&id).expect("sent")
-            };
-            for _ in 0..50 {
-                *user += 1;
-                one(*user);
+        let mut bots: Vec<_> = (0..2).map(|slot| start_bot(setup, fakes[slot], slot)).collect();
+        for _ in 0..50 {
+            for fake in fakes {
+                one_hi(fake, user, gap);
             }
-            let cpu_before = cpu_time(bot.id());
-            let mut latencies: Vec<_> = (0..sequential)
-                .map(|_| {
-                    *user += 1;
-                    one(*user)
-                })
-                .collect();
-            let cpu = (cpu_time(bot.id()) - cpu_before).as_secs_f64() * 1e6 / sequential as f64;
+        }
+        let cpu_before: Vec<_> = bots.iter().map(|bot| cpu_time(bot.id())).collect();
+        let mut latencies = [Vec::with_capacity(sequential), Vec::with_capacity(sequential)];
+        for _ in 0..sequential {
+            for (slot, fake) in fakes.iter().enumerate() {
+                latencies[slot].push(one_hi(fake, user, gap));
+            }
+        }
+        let of = std::array::from_fn(|slot| {
+            let cpu = (cpu_time(bots[slot].id()) - cpu_before[slot]).as_secs_f64() * 1e6 / sequential as f64;
+            let mut latencies = std::mem::take(&mut latencies[slot]);
             latencies.sort();
-            let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-            let before = fake.post_count();
-            let started = Instant::now();
-            for _ in 0..PEER_BURST {
-                *user += 1;
-                fake.say(message(&user.to_string(), "!hi"));
-            }
-            let last = fake.wait_post(before + PEER_BURST).at;
-            let rate = PEER_BURST as f64 / (last - started).as_secs_f64();
-            round_medians[slot] = at(0.5).as_secs_f64() * 1e6;
-            println!(
-                "discord/peer round {round}, {who}: !hi median {:.0} µs, p99 {:.0} µs, CPU {cpu:.0} µs a message; burst of {PEER_BURST}: {rate:.0} messages/s",
-                round_medians[slot],
-                at(0.99).as_secs_f64() * 1e6,
-            );
+            // The burst with the other bot idle.
+            let rate = burst(fakes[slot], user);
+            RoundOf { latencies, cpu_us: cpu, rate }
+        });
+        medians.push(report_round(round, &of));
+        for bot in &mut bots {
             let _ = bot.kill();
             let _ = bot.wait();
         }
-        println!("discord/peer round {round}: sandbot / plain serenity = {:.2}×", round_medians[0] / round_medians[1]);
-        medians.push((round_medians[0], round_medians[1]));
     }
+    report_mean(&medians);
+}
+
+/// Back to back: each bot alone on the fake in turn, [`ROUNDS`] times.
+/// (Both at once would put one bot's work after an answer beside the
+/// other's next message.)
+fn in_turn(setup: &Setup, fake: &FakeDiscord, user: &mut usize) {
+    let sequential = peer_sequential();
+    let mut medians = Vec::new();
+    for round in 1..=ROUNDS {
+        let of = std::array::from_fn(|slot| {
+            let mut bot = start_bot(setup, fake, slot);
+            for _ in 0..50 {
+                one_hi(fake, user, std::time::Duration::ZERO);
+            }
+            let cpu_before = cpu_time(bot.id());
+            let mut latencies: Vec<_> =
+                (0..sequential).map(|_| one_hi(fake, user, std::time::Duration::ZERO)).collect();
+            let cpu_us = (cpu_time(bot.id()) - cpu_before).as_secs_f64() * 1e6 / sequential as f64;
+            latencies.sort();
+            let rate = burst(fake, user);
+            let _ = bot.kill();
+            let _ = bot.wait();
+            RoundOf { latencies, cpu_us, rate }
+        });
+        medians.push(report_round(round, &of));
+    }
+    report_mean(&medians);
+}
+
+/// The mean of each bot's medians over the rounds, and their ratio.
+fn report_mean(medians: &[(f64, f64)]) {
     let mean = |pick: fn(&(f64, f64)) -> f64| medians.iter().map(pick).sum::<f64>() / medians.len() as f64;
     println!(
         "discord/peer: mean of the medians, sandbot {:.0} µs, plain serenity {:.0} µs: {:.2}×",
