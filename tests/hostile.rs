@@ -298,3 +298,33 @@ fn a_spare_instance_is_fresh_and_its_deadline_starts_with_its_message() {
         assert!(replies[remembered..].iter().all(|r| *r == "`!loop` took too long and was stopped."), "{text}");
     });
 }
+
+/// wasmtime enters the host for its own reasons while a spare is made:
+/// at every epoch tick (10 ms) that lands in the component's start-up.
+/// That is not the component calling the host, and must not cost the
+/// command its spares: before this was told apart, one start-up in a few
+/// hundred met a tick, and from then on every message of the command paid
+/// for its instance on its way.
+#[test]
+fn a_command_keeps_its_spares_when_the_epoch_ticks_in_a_start_up() {
+    use sandbot::platform::console::{Console, InputLine, Mode};
+    use sandbot::{Config, Dispatcher, Outcome};
+
+    let setup = Setup::new(HOSTILE);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let dispatcher = Dispatcher::start(Config::load(&setup.config).unwrap()).await.unwrap();
+        let console = Console::new(Box::new(std::io::sink()), Mode::JsonLines, &setup.path("out")).unwrap();
+        let slot = &dispatcher.registry().get("hi").unwrap().spare;
+        // A start-up takes tens of microseconds: one in a few hundred
+        // meets a tick, so many thousands do for certain.
+        let (mut with_spare, messages) = (0, 20_000);
+        for _ in 0..messages {
+            with_spare += usize::from(slot.ready());
+            let hi = dispatcher.dispatch(console.event(10, InputLine::text("!hi")).unwrap()).await;
+            assert_eq!(hi, Outcome::Handled);
+        }
+        assert!(!slot.refused(), "`hi` lost its spares after {with_spare} of {messages} messages found one");
+        assert!(with_spare >= messages * 9 / 10, "only {with_spare} of {messages} messages found a spare");
+    });
+}

@@ -2,7 +2,7 @@
 //! epoch. wasmtime is narrowed here to what sandbot uses: async calls,
 //! the pooling allocator with copy-on-write memory images, and epochs.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -88,21 +88,32 @@ pub fn build(settings: EngineSettings) -> wasmtime::Result<Engine> {
 /// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
 pub struct EpochTicker {
     stop: Arc<AtomicBool>,
+    ticks: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl EpochTicker {
     pub fn start(engine: &Engine) -> std::io::Result<EpochTicker> {
         let stop = Arc::new(AtomicBool::new(false));
+        let ticks = Arc::new(AtomicU64::new(0));
         let engine = engine.clone();
-        let flag = stop.clone();
+        let (flag, count) = (stop.clone(), ticks.clone());
         let thread = std::thread::Builder::new().name("sandbot-epoch".into()).spawn(move || {
             while !flag.load(Ordering::Relaxed) {
                 std::thread::sleep(EPOCH_TICK);
+                // Counted before the engine's epoch moves: a guest that
+                // sees the new epoch finds this count moved too.
+                count.fetch_add(1, Ordering::SeqCst);
                 engine.increment_epoch();
             }
         })?;
-        Ok(EpochTicker { stop, thread: Some(thread) })
+        Ok(EpochTicker { stop, ticks, thread: Some(thread) })
+    }
+
+    /// The ticks so far. wasmtime cannot be asked its epoch; this tells
+    /// whether one passed (see `Sandbox::warm`).
+    pub fn ticks(&self) -> Arc<AtomicU64> {
+        self.ticks.clone()
     }
 }
 

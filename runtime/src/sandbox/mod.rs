@@ -16,7 +16,7 @@ pub mod cache;
 pub mod engine;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -117,6 +117,8 @@ pub struct Sandbox {
     describing: Semaphore,
     /// Spare instances alive now, at most [`SPARES`].
     spares: Arc<AtomicU32>,
+    /// The epoch's ticks so far (see [`Sandbox::warm`]).
+    ticks: Arc<AtomicU64>,
     cache: Option<Arc<CompileCache>>,
     /// Set by [`Sandbox::pin_randomness`]; `None`: fresh randomness per instance.
     random_seed: Option<u64>,
@@ -137,14 +139,15 @@ pub struct SpareSlot {
     warming: AtomicBool,
     /// Its start-up failed or called the host: no spares for it.
     refused: AtomicBool,
-    /// Start-ups in a row that ran past the deadline. One can be the
-    /// machine's load, not the component's; [`LATE_START_UPS`] are not.
-    late: AtomicU32,
+    /// Start-ups in a row that missed, for a reason that can be the
+    /// moment's rather than the component's (see [`SpareSlot::missed`]);
+    /// [`MISSED_START_UPS`] are the component's.
+    missed: AtomicU32,
 }
 
-/// Start-ups in a row past the deadline after which a command gets no
-/// more spares (each costs a worker the whole deadline).
-const LATE_START_UPS: u32 = 3;
+/// Start-ups in a row that missed after which a command gets no more
+/// spares (a late one costs a worker the whole deadline).
+const MISSED_START_UPS: u32 = 3;
 
 impl SpareSlot {
     fn take(&self) -> Option<Spare> {
@@ -161,32 +164,41 @@ impl SpareSlot {
         self.refused.load(Ordering::Acquire)
     }
 
-    /// Keeps a spare made in time: the late start-ups before it were the
-    /// machine's load.
+    /// Keeps a spare made in time: the start-ups that missed before it
+    /// were the moment's.
     fn keep(&self, spare: Spare) {
-        self.on_time();
+        self.made_one();
         *self.spare.lock().unwrap_or_else(|p| p.into_inner()) = Some(spare);
     }
 
-    fn on_time(&self) {
-        self.late.store(0, Ordering::Release);
+    fn made_one(&self) {
+        self.missed.store(0, Ordering::Release);
     }
 
-    /// A start-up past the deadline (the timeout, or the epoch callback's
-    /// interrupt) may be only a busy machine: tried again after the next
-    /// message, unless it keeps happening.
-    fn ran_late(&self) {
-        let strikes = self.late.fetch_add(1, Ordering::AcqRel) + 1;
-        tracing::debug!(strikes, "a spare's start-up ran past the deadline");
-        if strikes >= LATE_START_UPS {
-            self.refuse();
+    /// A start-up that ran past the deadline (a busy machine, maybe), or
+    /// that entered the host just as the epoch ticked (which can be
+    /// wasmtime's own call for the tick, see [`Sandbox::warm`]): tried
+    /// again after the next message, unless it keeps happening.
+    fn missed(&self, command: &str, why: &str) {
+        let strikes = self.missed.fetch_add(1, Ordering::AcqRel) + 1;
+        tracing::debug!(command, strikes, why, "a spare's start-up missed");
+        if strikes >= MISSED_START_UPS {
+            self.refuse(command, why);
         }
     }
 
-    fn refuse(&self) {
-        self.refused.store(true, Ordering::Release);
+    fn refuse(&self, command: &str, why: &str) {
+        if !self.refused.swap(true, Ordering::AcqRel) {
+            tracing::info!(command, why, "no more spare instances: each message instantiates the command");
+        }
     }
 }
+
+/// A spare's start-up called the host: what a message's instance does
+/// must wait for its message.
+#[derive(Debug, thiserror::Error)]
+#[error("called the host while made ahead of a message")]
+struct CalledTheHost;
 
 struct Spare {
     store: Store<HostState>,
@@ -296,6 +308,7 @@ impl Sandbox {
             slow_lane: Arc::new(Semaphore::new(slow_lane_turns())),
             describing: Semaphore::new(1),
             spares: Arc::default(),
+            ticks: ticker.ticks(),
             cache: None,
             random_seed: None,
             _ticker: ticker,
@@ -486,24 +499,44 @@ impl Sandbox {
         let _warming = Warming(&slot.warming);
         if let Some(counted) = SpareCount::take(&self.spares) {
             let mut store = self.new_store(nobody(), limits);
+            // Read before the deadline is set: the epoch cannot have
+            // passed it without this count moving.
+            let ticks = self.ticks.clone();
+            let mut seen = ticks.load(Ordering::SeqCst);
             self.arm(&mut store, limits);
-            store.call_hook(|_, hook| match hook {
-                CallHook::CallingHost => Err(wasmtime::format_err!("called the host while made ahead of a message")),
+            // wasmtime enters the host for the component's imports, and
+            // for its own reasons too, the epoch's callback among them (at
+            // every tick). One entry a tick is the callback's; any other
+            // is refused before it runs.
+            store.call_hook(move |_, hook| match hook {
+                CallHook::CallingHost => {
+                    let now = ticks.load(Ordering::SeqCst);
+                    if now == seen {
+                        return Err(wasmtime::Error::new(CalledTheHost));
+                    }
+                    seen = now;
+                    Ok(())
+                }
                 _ => Ok(()),
             });
             let made = tokio::time::timeout(limits.deadline, instantiate(pre, &mut store)).await;
             store.data().slow_turn.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let command = |store: &Store<HostState>| store.data().guest.command.name.clone();
             match made {
                 Ok(Ok(instance)) => slot.keep(Spare { store, instance, _counted: counted }),
                 // The pool is busy now; another time.
                 Ok(Err(e)) if e.chain().any(|c| c.is::<PoolConcurrencyLimitError>()) => {}
-                Err(_) => slot.ran_late(),
-                Ok(Err(e)) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => slot.ran_late(),
-                Ok(Err(e)) => {
-                    let why = format!("{e:#}");
-                    tracing::debug!(command = %store.data().guest.command.name, %why, "no spare instances");
-                    slot.refuse();
+                Err(_) => slot.missed(&command(&store), "its start-up ran past the deadline"),
+                Ok(Err(e)) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
+                    slot.missed(&command(&store), "its start-up ran past the deadline")
                 }
+                // Most likely the component's doing; possibly a host call
+                // at the very instant of a tick, counted before the epoch
+                // moved.
+                Ok(Err(e)) if e.chain().any(|c| c.is::<CalledTheHost>()) => {
+                    slot.missed(&command(&store), "its start-up calls the host")
+                }
+                Ok(Err(e)) => slot.refuse(&command(&store), &format!("its start-up failed: {e:#}")),
             }
         }
     }
@@ -608,21 +641,21 @@ mod tests {
     use super::*;
 
     /// One late start-up can be the machine's load; only
-    /// [`LATE_START_UPS`] in a row stop a command's spares.
+    /// [`MISSED_START_UPS`] in a row stop a command's spares.
     #[test]
     fn spares_stop_after_late_start_ups_in_a_row_only() {
         let slot = SpareSlot::default();
-        for _ in 1..LATE_START_UPS {
-            slot.ran_late();
+        for _ in 1..MISSED_START_UPS {
+            slot.missed("test", "late");
         }
-        assert!(!slot.refused(), "refused before {LATE_START_UPS} late start-ups");
+        assert!(!slot.refused(), "refused before {MISSED_START_UPS} late start-ups");
         // A spare made in time starts the count again.
-        slot.on_time();
-        for _ in 1..LATE_START_UPS {
-            slot.ran_late();
+        slot.made_one();
+        for _ in 1..MISSED_START_UPS {
+            slot.missed("test", "late");
         }
         assert!(!slot.refused(), "a start-up in time did not reset the count");
-        slot.ran_late();
-        assert!(slot.refused(), "still making spares after {LATE_START_UPS} late start-ups in a row");
+        slot.missed("test", "late");
+        assert!(slot.refused(), "still making spares after {MISSED_START_UPS} late start-ups in a row");
     }
 }
