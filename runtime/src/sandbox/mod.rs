@@ -48,6 +48,9 @@ pub struct HostState {
     /// The slow lane's turn this invocation holds while its code runs, if
     /// any (see [`SLOW_AFTER`]).
     slow_turn: Arc<std::sync::Mutex<Option<OwnedSemaphorePermit>>>,
+    /// Times the epoch's callback ran: tells wasmtime's entries into the
+    /// host for a tick from the component's calls (see [`Sandbox::warm`]).
+    epoch_callbacks: u64,
     pub guest: GuestCtx,
 }
 
@@ -506,17 +509,25 @@ impl Sandbox {
             self.arm(&mut store, limits);
             // wasmtime enters the host for the component's imports, and
             // for its own reasons too, the epoch's callback among them (at
-            // every tick). One entry a tick is the callback's; any other
-            // is refused before it runs.
-            store.call_hook(move |_, hook| match hook {
+            // every tick). One entry a tick may be the callback's; any other
+            // is refused before it runs. The one let through is checked on
+            // its way out: if the callback did not run, it was a call (made
+            // just after a tick), and the start-up fails all the same.
+            let mut let_through: Option<u64> = None;
+            store.call_hook(move |store, hook| match hook {
                 CallHook::CallingHost => {
                     let now = ticks.load(Ordering::SeqCst);
                     if now == seen {
                         return Err(wasmtime::Error::new(CalledTheHost));
                     }
                     seen = now;
+                    let_through = Some(store.data().epoch_callbacks);
                     Ok(())
                 }
+                CallHook::ReturningFromHost => match let_through.take() {
+                    Some(before) if store.data().epoch_callbacks == before => Err(wasmtime::Error::new(CalledTheHost)),
+                    _ => Ok(()),
+                },
                 _ => Ok(()),
             });
             let made = tokio::time::timeout(limits.deadline, instantiate(pre, &mut store)).await;
@@ -564,6 +575,7 @@ impl Sandbox {
             limiter: MemoryLimiter { max_bytes: limits.memory_bytes, exceeded: false },
             stderr,
             slow_turn: Arc::default(),
+            epoch_callbacks: 0,
             guest,
         };
         let mut store = Store::new(&self.engine, state);
@@ -588,7 +600,8 @@ impl Sandbox {
             Ok(())
         });
         let mut ticks = 0u64;
-        store.epoch_deadline_callback(move |_| {
+        store.epoch_deadline_callback(move |mut store| {
+            store.data_mut().epoch_callbacks += 1;
             if Instant::now() >= deadline {
                 return Err(Trap::Interrupt.into());
             }
