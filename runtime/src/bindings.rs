@@ -14,6 +14,30 @@
 //! the rules is stopped, not answered). `result<_, error>` returns become
 //! `Result<_, HostError>` so host code can use `?`.
 
+/// `CommandPre::instantiate_async` without its type check of every
+/// export on every instance: `CommandPre::new` checked them against the
+/// component's type when the command was loaded, and each instance of a
+/// component has its exports, so here they are only looked up (a few µs
+/// of each message's instance). Expanded in each version's module, where
+/// the generated fields are visible.
+macro_rules! instantiate_checked_at_load {
+    () => {
+        impl<T: Send + 'static> CommandPre<T> {
+            pub async fn instantiate_checked_at_load(
+                &self,
+                mut store: impl wasmtime::AsContextMut<Data = T>,
+            ) -> wasmtime::Result<Command> {
+                let mut store = store.as_context_mut();
+                let instance = self.instance_pre.instantiate_async(&mut store).await?;
+                let mut export = |index: &wasmtime::component::ComponentExportIndex| {
+                    instance.get_func(&mut store, index).ok_or_else(|| wasmtime::format_err!("an export is missing"))
+                };
+                Ok(Command { handle: export(&self.indices.handle)?, describe: export(&self.indices.describe)? })
+            }
+        }
+    };
+}
+
 /// `sandbot:bot@0.2.2`, the current contract (and 0.2.0's and 0.2.1's
 /// superset).
 pub mod v0_2 {
@@ -30,6 +54,7 @@ pub mod v0_2 {
             "sandbot:bot/types.error" => crate::host::HostError,
         },
     });
+    instantiate_checked_at_load!();
 }
 
 /// The exports of `sandbot:bot@0.2.0` and 0.2.1 (`handle` returns
@@ -55,6 +80,7 @@ pub mod v0_2_1 {
             "sandbot:bot/types.error" => crate::host::HostError,
         },
     });
+    instantiate_checked_at_load!();
 }
 
 /// `sandbot:bot@0.1.0`, kept so that components built for it still load.
@@ -68,6 +94,7 @@ pub mod v0_1 {
             "sandbot:bot/types.error" => crate::host::HostError,
         },
     });
+    instantiate_checked_at_load!();
 
     pub use self::sandbot::bot::{chat, commands, files, log, model, store, types, voice};
 }

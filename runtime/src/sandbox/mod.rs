@@ -243,9 +243,9 @@ impl Drop for SpareCount {
 
 async fn instantiate(pre: &GuestPre, store: &mut Store<HostState>) -> wasmtime::Result<Instance> {
     Ok(match pre {
-        GuestPre::Current(pre) => Instance::Current(pre.instantiate_async(store).await?),
-        GuestPre::V0_2_1(pre) => Instance::V0_2_1(pre.instantiate_async(store).await?),
-        GuestPre::V0_1(pre) => Instance::V0_1(pre.instantiate_async(store).await?),
+        GuestPre::Current(pre) => Instance::Current(pre.instantiate_checked_at_load(store).await?),
+        GuestPre::V0_2_1(pre) => Instance::V0_2_1(pre.instantiate_checked_at_load(store).await?),
+        GuestPre::V0_1(pre) => Instance::V0_1(pre.instantiate_checked_at_load(store).await?),
     })
 }
 

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serenity::all::{
     ChannelId, CreateAllowedMentions, CreateAttachment, CreateMessage, EditMessage, GuildId, Http, MessageId, UserId,
 };
-use serenity::http::HttpError;
+use serenity::http::{HttpError, LightMethod, Request, Route};
 
 use super::download::Downloader;
 use super::voice::Voice;
@@ -132,14 +132,18 @@ impl DiscordConversation {
         }
         *self.answered.lock().await = true;
         // Guests' text reaches the channel verbatim: it may not ping anyone.
-        let builder = CreateMessage::new()
-            .content(message.content)
-            .allowed_mentions(CreateAllowedMentions::new())
-            .add_files(message.files.into_iter().map(|f| CreateAttachment::bytes(f.data, f.name)));
-        // The HTTP client alone: with the cache, serenity would second-guess
-        // permissions from a cache that may be stale; Discord decides.
-        match channel.send_message(self.http.as_ref(), builder).await {
-            Ok(sent) => Ok(sent.id.to_string()),
+        let builder = CreateMessage::new().content(message.content).allowed_mentions(CreateAllowedMentions::new());
+        let sent = if message.files.is_empty() {
+            post_text(&self.http, channel, &builder).await
+        } else {
+            let builder = builder.add_files(message.files.into_iter().map(|f| CreateAttachment::bytes(f.data, f.name)));
+            // The HTTP client alone: with the cache, serenity would
+            // second-guess permissions from a cache that may be stale;
+            // Discord decides.
+            channel.send_message(self.http.as_ref(), builder).await.map(|sent| sent.id)
+        };
+        match sent {
+            Ok(id) => Ok(id.to_string()),
             Err(e) => {
                 let e = refusal(e);
                 tracing::warn!(channel = %channel, error = %e, "Discord did not take a message");
@@ -272,6 +276,21 @@ impl Conversation for DiscordConversation {
     async fn play_audio(&self, audio: Vec<u8>) -> Result<(), PlatformError> {
         self.voice()?.play(self.guild()?, self.author_voice, audio).await
     }
+}
+
+/// Posts a message of text alone: the request serenity's `send_message`
+/// makes (through its rate limiter), reading only the new message's id
+/// from Discord's answer, where serenity would parse the whole message
+/// (author, member, mentions, embeds) to hand back an id.
+async fn post_text(http: &Http, channel: ChannelId, message: &CreateMessage) -> serenity::Result<MessageId> {
+    #[derive(serde::Deserialize)]
+    struct Created {
+        id: MessageId,
+    }
+    let body = serde_json::to_vec(message)?;
+    let request = Request::new(Route::ChannelMessages { channel_id: channel }, LightMethod::Post).body(Some(body));
+    let answer = http.request(request).await?.bytes().await?;
+    Ok(serde_json::from_slice::<Created>(&answer)?.id)
 }
 
 /// A failed REST call, in words for the log and the guest.
