@@ -88,6 +88,10 @@ grants = ["chat.send-message"]
 [commands.fetch]
 wasm = "hostile.wasm"
 grants = ["chat.send-message", "chat.fetch-message"]
+
+[commands.eager]
+wasm = "eager.wasm"
+grants = ["chat.send-message"]
 "#;
 
 /// Runs `!command` then `!hi`; returns the reply to the first and checks
@@ -326,5 +330,44 @@ fn a_command_keeps_its_spares_when_the_epoch_ticks_in_a_start_up() {
         }
         assert!(!slot.refused(), "`hi` lost its spares after {with_spare} of {messages} messages found one");
         assert!(with_spare >= messages * 9 / 10, "only {with_spare} of {messages} messages found a spare");
+    });
+}
+
+/// A component whose start-up calls the host (`tests/guests/eager`: a
+/// constructor says "starting up" in the channel). A spare is made for no
+/// message, so there the call is refused before it runs; after three such
+/// start-ups the command is instantiated per message, where the start-up
+/// speaks in the message's own channel. Every message is answered, and
+/// no start-up ever answers a message twice or none.
+#[test]
+fn a_start_up_that_calls_the_host_gets_no_spares_and_still_answers() {
+    use sandbot::platform::console::{Console, InputLine, Mode};
+    use sandbot::{Config, Dispatcher, Outcome};
+
+    let setup = Setup::new(HOSTILE);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let dispatcher = Dispatcher::start(Config::load(&setup.config).unwrap()).await.unwrap();
+        let out = Shared::default();
+        let console = Console::new(Box::new(out.clone()), Mode::JsonLines, &setup.path("out")).unwrap();
+        let slot = &dispatcher.registry().get("eager").unwrap().spare;
+        let messages = 6;
+        for sent in 1..=messages {
+            let outcome = dispatcher.dispatch(console.event(10, InputLine::text("!eager")).unwrap()).await;
+            assert_eq!(outcome, Outcome::Handled);
+            assert!(!slot.ready(), "a spare was made after message {sent}");
+        }
+        assert!(slot.refused(), "still trying to make spares after {messages} start-ups that call the host");
+
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let replies: Vec<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter_map(|l| l["content"].as_str().map(str::to_string))
+            .collect();
+        let expected: Vec<&str> = (0..messages).flat_map(|_| ["starting up", "answered"]).collect();
+        assert_eq!(replies, expected, "{text}");
+        let hi = dispatcher.dispatch(console.event(10, InputLine::text("!hi")).unwrap()).await;
+        assert_eq!(hi, Outcome::Handled);
     });
 }
