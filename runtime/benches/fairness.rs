@@ -6,7 +6,8 @@
 //! command's share lifted (`concurrency = 1000`, `per_server = 1000`), so
 //! that only the slow lane keeps `!hi` apart from the spinners.
 //!
-//! `cargo bench -p sandbot --bench fairness` (after `make build`).
+//! `cargo bench -p sandbot --bench fairness` (after `make build`); add
+//! `-- shares` or `-- "no shares"` for one case.
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -40,11 +41,16 @@ per_server = 1000
 "#;
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--bench") {
         return;
     }
+    // `-- shares` or `-- "no shares"` runs that case alone.
+    let only: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     for (what, config) in [("shares", SPINNER), ("no shares", UNSHARED)] {
-        measure(what, config);
+        if only.is_empty() || only.iter().any(|o| *o == what) {
+            measure(what, config);
+        }
     }
 }
 
