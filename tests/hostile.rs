@@ -4,11 +4,34 @@
 
 mod support;
 
+use std::sync::Arc;
+
+use sandbot::platform::console::{Console, Mode};
 use support::{reply, say, Setup};
 
 /// The console's output, kept for the test to read.
 #[derive(Clone, Default)]
 struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Shared {
+    /// The text of every message the console printed, in order.
+    fn replies(&self) -> Vec<String> {
+        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+        let lines = text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap());
+        lines.filter_map(|l| l["content"].as_str().map(str::to_string)).collect()
+    }
+}
+
+/// A dispatcher on `setup`'s config in a multi-threaded runtime, and a
+/// console (JSON lines) whose output the test reads.
+fn start(setup: &Setup) -> (tokio::runtime::Runtime, sandbot::Dispatcher, Arc<Console>, Shared) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let dispatcher =
+        runtime.block_on(sandbot::Dispatcher::start(sandbot::Config::load(&setup.config).unwrap())).unwrap();
+    let out = Shared::default();
+    let console = Console::new(Box::new(out.clone()), Mode::JsonLines, &setup.path("out")).unwrap();
+    (runtime, dispatcher, console, out)
+}
 
 impl std::io::Write for Shared {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -88,10 +111,6 @@ grants = ["chat.send-message"]
 [commands.fetch]
 wasm = "hostile.wasm"
 grants = ["chat.send-message", "chat.fetch-message"]
-
-[commands.eager]
-wasm = "eager.wasm"
-grants = ["chat.send-message"]
 "#;
 
 /// Runs `!command` then `!hi`; returns the reply to the first and checks
@@ -231,10 +250,8 @@ fn a_spinning_guest_does_not_stall_other_users() {
         assert!(!spinning.is_finished(), "!hi had to wait for the spinning guest");
         assert_eq!(spinning.await.unwrap(), Outcome::Failed);
 
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(lines[0]["content"], "HI, you!");
-        assert_eq!(lines[1]["content"], "`!loop` took too long and was stopped.");
+        let replies = out.replies();
+        assert_eq!(replies[..2], ["HI, you!", "`!loop` took too long and was stopped."], "{replies:?}");
     });
 }
 
@@ -243,16 +260,13 @@ fn a_spinning_guest_does_not_stall_other_users() {
 /// deadline counts from that message, however long the spare waited.
 #[test]
 fn a_spare_instance_is_fresh_and_its_deadline_starts_with_its_message() {
-    use sandbot::platform::console::{Console, InputLine, Mode};
-    use sandbot::{Config, Dispatcher, Outcome};
+    use sandbot::platform::console::InputLine;
+    use sandbot::Outcome;
 
     assert!(HOSTILE.contains("deadline_ms = 300"));
     let setup = Setup::new(HOSTILE);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let (runtime, dispatcher, console, out) = start(&setup);
     runtime.block_on(async {
-        let dispatcher = Dispatcher::start(Config::load(&setup.config).unwrap()).await.unwrap();
-        let out = Shared::default();
-        let console = Console::new(Box::new(out.clone()), Mode::JsonLines, &setup.path("out")).unwrap();
         let remember = dispatcher.registry().get("remember").unwrap();
         assert!(!remember.spare.ready(), "nothing is made before the first message");
 
@@ -294,12 +308,10 @@ fn a_spare_instance_is_fresh_and_its_deadline_starts_with_its_message() {
         let ran = started.elapsed();
         assert!(ran >= std::time::Duration::from_millis(300), "stopped after {ran:?}");
 
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        let replies: Vec<&str> = lines.iter().filter_map(|l| l["content"].as_str()).collect();
-        assert!(replies[..remembered].iter().all(|r| *r == "seen 1"), "{text}");
-        assert_eq!(replies.len(), remembered + spun.len() + 1, "{text}");
-        assert!(replies[remembered..].iter().all(|r| *r == "`!loop` took too long and was stopped."), "{text}");
+        let replies = out.replies();
+        assert!(replies[..remembered].iter().all(|r| *r == "seen 1"), "{replies:?}");
+        assert_eq!(replies.len(), remembered + spun.len() + 1, "{replies:?}");
+        assert!(replies[remembered..].iter().all(|r| *r == "`!loop` took too long and was stopped."), "{replies:?}");
     });
 }
 
@@ -311,14 +323,12 @@ fn a_spare_instance_is_fresh_and_its_deadline_starts_with_its_message() {
 /// for its instance on its way.
 #[test]
 fn a_command_keeps_its_spares_when_the_epoch_ticks_in_a_start_up() {
-    use sandbot::platform::console::{Console, InputLine, Mode};
-    use sandbot::{Config, Dispatcher, Outcome};
+    use sandbot::platform::console::InputLine;
+    use sandbot::Outcome;
 
     let setup = Setup::new(HOSTILE);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let (runtime, dispatcher, console, _out) = start(&setup);
     runtime.block_on(async {
-        let dispatcher = Dispatcher::start(Config::load(&setup.config).unwrap()).await.unwrap();
-        let console = Console::new(Box::new(std::io::sink()), Mode::JsonLines, &setup.path("out")).unwrap();
         let slot = &dispatcher.registry().get("hi").unwrap().spare;
         // A start-up takes tens of microseconds: one in a few hundred
         // meets a tick, so many thousands do for certain.
@@ -333,6 +343,14 @@ fn a_command_keeps_its_spares_when_the_epoch_ticks_in_a_start_up() {
     });
 }
 
+/// `tests/guests/eager`, alone: its start-up calls the host in every
+/// instance, `describe()`'s included.
+const EAGER: &str = r#"
+[commands.eager]
+wasm = "eager.wasm"
+grants = ["chat.send-message"]
+"#;
+
 /// A component whose start-up calls the host (`tests/guests/eager`: a
 /// constructor says "starting up" in the channel). A spare is made for no
 /// message, so there the call is refused before it runs; after three such
@@ -341,15 +359,12 @@ fn a_command_keeps_its_spares_when_the_epoch_ticks_in_a_start_up() {
 /// no start-up ever answers a message twice or none.
 #[test]
 fn a_start_up_that_calls_the_host_gets_no_spares_and_still_answers() {
-    use sandbot::platform::console::{Console, InputLine, Mode};
-    use sandbot::{Config, Dispatcher, Outcome};
+    use sandbot::platform::console::InputLine;
+    use sandbot::Outcome;
 
-    let setup = Setup::new(HOSTILE);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let setup = Setup::new(EAGER);
+    let (runtime, dispatcher, console, out) = start(&setup);
     runtime.block_on(async {
-        let dispatcher = Dispatcher::start(Config::load(&setup.config).unwrap()).await.unwrap();
-        let out = Shared::default();
-        let console = Console::new(Box::new(out.clone()), Mode::JsonLines, &setup.path("out")).unwrap();
         let slot = &dispatcher.registry().get("eager").unwrap().spare;
         let messages = 6;
         for sent in 1..=messages {
@@ -359,14 +374,8 @@ fn a_start_up_that_calls_the_host_gets_no_spares_and_still_answers() {
         }
         assert!(slot.refused(), "still trying to make spares after {messages} start-ups that call the host");
 
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        let replies: Vec<String> = text
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .filter_map(|l| l["content"].as_str().map(str::to_string))
-            .collect();
         let expected: Vec<&str> = (0..messages).flat_map(|_| ["starting up", "answered"]).collect();
-        assert_eq!(replies, expected, "{text}");
+        assert_eq!(out.replies(), expected);
         let hi = dispatcher.dispatch(console.event(10, InputLine::text("!hi")).unwrap()).await;
         assert_eq!(hi, Outcome::Handled);
     });
