@@ -3,7 +3,7 @@
 //! in the channel. A spare is made with no message to answer, so this
 //! start-up must never run there; made for a message, it speaks in that
 //! message's channel. (Rust's static constructors would not do: they run
-//! at the first export's call.)
+//! when an export is called.)
 
 use sandbot_sdk::host::chat;
 use sandbot_sdk::{command, reply, Command, CommandInfo, Error, Invocation};
