@@ -351,8 +351,8 @@ wasm = "eager.wasm"
 grants = ["chat.send-message"]
 "#;
 
-/// A component whose start-up calls the host (`tests/guests/eager`: a
-/// constructor says "starting up" in the channel). A spare is made for no
+/// A component whose start-up calls the host (`tests/guests/eager`: its
+/// `_initialize` says "starting up" in the channel). A spare is made for no
 /// message, so there the call is refused before it runs; after three such
 /// start-ups the command is instantiated per message, where the start-up
 /// speaks in the message's own channel. Every message is answered, and
