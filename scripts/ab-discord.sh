@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# A/B of sandbot builds against the plain serenity bot, whole runs
+# alternating in one script so that the machine's drift falls on every
+# build alike (BENCHMARKS.md, "Against a plain serenity bot").
+#
+#   cp target/release/sandbot /tmp/landed     # one build per change, then
+#   RUNS=3 scripts/ab-discord.sh landed=/tmp/landed change=/tmp/change
+#
+# Each run copies the build to target/release/sandbot (the bench starts
+# that binary) and prints each round's sandbot line and the mean ratio.
+# GAP (µs, default 0: back to back) and N (messages a round, default
+# 1500) set PEER_GAP_US and PEER_SEQUENTIAL. Rebuild afterwards: the
+# last build copied stays in target/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for run in $(seq 1 "${RUNS:-3}"); do
+  for pair in "$@"; do
+    name=${pair%%=*}
+    cp "${pair#*=}" target/release/sandbot
+    echo "== $name, run $run"
+    PEER_GAP_US=${GAP:-0} PEER_SEQUENTIAL=${N:-1500} cargo bench -q -p sandbot --bench discord 2>/dev/null \
+      | grep -E '^discord/peer (round [0-9]+, sandbot|: mean)' | sed 's/; burst.*//'
+  done
+done
