@@ -19,6 +19,6 @@ for run in $(seq 1 "${RUNS:-3}"); do
     cp "${pair#*=}" target/release/sandbot
     echo "== $name, run $run"
     PEER_GAP_US=${GAP:-0} PEER_SEQUENTIAL=${N:-1500} cargo bench -q -p sandbot --bench discord 2>/dev/null \
-      | grep -E '^discord/peer (round [0-9]+, sandbot|: mean)' | sed 's/; burst.*//'
+      | grep -E '^discord/peer( round [0-9]+, sandbot|: mean)' | sed 's/; burst.*//'
   done
 done
