@@ -9,10 +9,13 @@
 # Each run copies the build to target/release/sandbot (the bench starts
 # that binary) and prints each round's sandbot line and the mean ratio.
 # GAP (µs, default 0: back to back) and N (messages a round, default
-# 1500) set PEER_GAP_US and PEER_SEQUENTIAL. Rebuild afterwards: the
-# last build copied stays in target/.
+# 1500) set PEER_GAP_US and PEER_SEQUENTIAL. The build that was in
+# target/ is put back at the end (cargo would not notice the swap).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+kept=$(mktemp)
+cp target/release/sandbot "$kept"
+trap 'cp "$kept" target/release/sandbot; rm -f "$kept"' EXIT
 for run in $(seq 1 "${RUNS:-3}"); do
   for pair in "$@"; do
     name=${pair%%=*}
