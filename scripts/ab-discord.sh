@@ -9,19 +9,25 @@
 # Each run copies the build to target/release/sandbot (the bench starts
 # that binary) and prints each round's sandbot line and the mean ratio.
 # GAP (µs, default 0: back to back) and N (messages a round, default
-# 1500) set PEER_GAP_US and PEER_SEQUENTIAL. The build that was in
-# target/ is put back at the end (cargo would not notice the swap).
+# 1500) set PEER_GAP_US and PEER_SEQUENTIAL; ALTERNATE=1 with GAP=0
+# alternates the bots with no pause instead of running them in turn.
+# The build that was in target/ is put back at the end (cargo would not
+# notice the swap).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-kept=$(mktemp)
+kept=$(mktemp) out=$(mktemp) err=$(mktemp)
 cp target/release/sandbot "$kept"
-trap 'cp "$kept" target/release/sandbot; rm -f "$kept"' EXIT
+trap 'cp "$kept" target/release/sandbot; rm -f "$kept" "$out" "$err"' EXIT
 for run in $(seq 1 "${RUNS:-3}"); do
   for pair in "$@"; do
     name=${pair%%=*}
     cp "${pair#*=}" target/release/sandbot
     echo "== $name, run $run"
-    PEER_GAP_US=${GAP:-0} PEER_SEQUENTIAL=${N:-1500} cargo bench -q -p sandbot --bench discord 2>/dev/null \
-      | grep -E '^discord/peer( round [0-9]+, sandbot|: mean)' | sed 's/; burst.*//'
+    # A run that fails says why, and the others go on.
+    if ! PEER_ALTERNATE=${ALTERNATE:-0} PEER_GAP_US=${GAP:-0} PEER_SEQUENTIAL=${N:-1500} \
+      cargo bench -q -p sandbot --bench discord >"$out" 2>"$err"; then
+      echo "the bench failed:"; tail -5 "$err"
+    fi
+    grep -E '^discord/peer( round [0-9]+, sandbot|: mean)' "$out" | sed 's/; burst.*//' || true
   done
 done

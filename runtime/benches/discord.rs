@@ -10,10 +10,10 @@
 //! log, a line per message) and a plain serenity bot that answers `!hi` itself
 //! (`examples/plain_serenity_bot.rs`), three rounds, each one message at
 //! a time and then in a burst; the ratio of the medians is the cost of
-//! everything sandbot adds. Once with the bots idle as each message comes
-//! (a pause before it; both bots up, each on a fake of its own, the
-//! messages alternating between them), once back to back (each bot alone
-//! in turn).
+//! everything sandbot adds. With both bots up, each on a fake of its own
+//! and the messages alternating between them: once with a pause before
+//! each message (the bots idle as it comes), once with none. Then back
+//! to back, each bot alone in turn.
 //!
 //! `make build && cargo build --release -p sandbot --example plain_serenity_bot
 //!  && cargo bench -p sandbot --bench discord`
@@ -240,22 +240,30 @@ fn plain_bot() -> std::path::PathBuf {
     path
 }
 
-/// Sandbot against the plain bot in both ways messages come: to an idle
-/// bot (a pause of [`IDLE_GAP_US`] before each, as a real bot mostly gets
-/// them) and back to back (both bots and the fake then compete for the
-/// machine's cores, so the ratio follows CPU time per message).
-/// `PEER_GAP_US` runs one pause only.
+/// Sandbot against the plain bot in three ways messages come, each a
+/// run of [`ROUNDS`]: to an idle bot (a pause of [`IDLE_GAP_US`] before
+/// each, as a real bot mostly gets them), alternating between the bots
+/// with no pause (each bot idle only while the other answers), and back
+/// to back to one bot at a time (both bots and the fake then compete for
+/// the machine's cores, so the ratio follows CPU time per message).
+/// `PEER_GAP_US` runs one pause only: 0 is back to back, in turn, unless
+/// `PEER_ALTERNATE=1` asks for the bots alternating with no pause.
 fn against_the_plain_bot(setup: &Setup, fake: &FakeDiscord) {
-    let gaps = match std::env::var("PEER_GAP_US").ok().and_then(|n| n.parse().ok()) {
-        Some(gap) => vec![gap],
-        None => vec![IDLE_GAP_US, 0],
+    let alternate = std::env::var("PEER_ALTERNATE").is_ok_and(|v| v == "1");
+    let ways = match std::env::var("PEER_GAP_US").ok().and_then(|n| n.parse().ok()) {
+        Some(0) => vec![(0, alternate)],
+        Some(gap) => vec![(gap, true)],
+        None => vec![(IDLE_GAP_US, true), (0, true), (0, false)],
     };
     let mut user = 400_000;
-    for gap in gaps {
+    for (gap, alternating) in ways {
         let gap = std::time::Duration::from_micros(gap);
-        if gap.is_zero() {
+        if !alternating {
             println!("discord/peer, messages back to back, each bot alone in turn:");
             in_turn(setup, fake, &mut user);
+        } else if gap.is_zero() {
+            println!("discord/peer, messages alternating between the bots, no pause:");
+            interleaved(setup, fake, gap, &mut user);
         } else {
             println!("discord/peer, messages idle, {} µs apart, alternating between the bots:", gap.as_micros());
             interleaved(setup, fake, gap, &mut user);
@@ -346,12 +354,11 @@ fn report_round(round: usize, of: &[RoundOf; 2]) -> (f64, f64) {
     medians
 }
 
-/// With a pause before each message, both bots run at once, each on a
-/// fake of its own, and the messages alternate between them: whatever
-/// the machine does meanwhile (another VM, a frequency change) falls on
-/// both alike, where rounds in turn showed it as a different ratio each
-/// round. Each bot is idle as its message comes; the other's last one
-/// was answered a pause ago.
+/// Both bots run at once, each on a fake of its own, and the messages
+/// alternate between them: whatever the machine does meanwhile (another
+/// VM, a frequency change) falls on both alike, where rounds in turn
+/// showed it as a different ratio each round. Between two of its own
+/// messages a bot has `gap` twice and the other's answer.
 fn interleaved(setup: &Setup, fake: &FakeDiscord, gap: std::time::Duration, user: &mut usize) {
     let fakes = [fake, &FakeDiscord::start()];
     let sequential = peer_sequential();
