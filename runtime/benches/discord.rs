@@ -261,13 +261,14 @@ fn against_the_plain_bot(setup: &Setup, fake: &FakeDiscord) {
         if !alternating {
             println!("discord/peer, messages back to back, each bot alone in turn:");
             in_turn(setup, fake, &mut user);
-        } else if gap.is_zero() {
-            println!("discord/peer, messages alternating between the bots, no pause:");
-            interleaved(setup, fake, gap, &mut user);
-        } else {
-            println!("discord/peer, messages idle, {} µs apart, alternating between the bots:", gap.as_micros());
-            interleaved(setup, fake, gap, &mut user);
+            continue;
         }
+        let pause = match gap.as_micros() {
+            0 => "no pause".to_string(),
+            us => format!("idle, {us} µs apart"),
+        };
+        println!("discord/peer, messages alternating between the bots, {pause}:");
+        interleaved(setup, fake, gap, &mut user);
     }
 }
 
